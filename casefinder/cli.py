@@ -1,0 +1,90 @@
+"""`casefinder <stage>`: one command per stage. Commands parse arguments, call the stage's public
+API and print; the work itself lives in the stage packages."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from casefinder.progress import progress_bar
+
+app = typer.Typer(
+    help="casefinder: find older people with complex multi-agency need early.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the extract into.")],
+    people: Annotated[int, typer.Option("--people", min=1, help="Number of people.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 1,
+    start: Annotated[str | None, typer.Option("--start", help="First day of history.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Extract date (last day).")] = None,
+    messy: Annotated[
+        bool, typer.Option("--messy", help="Add a small share of rows breaking each loader rule.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Generate a synthetic linked-records extract, with each person's true risk (oracle)."""
+    from synthetic import SynthConfig, generate
+
+    config = SynthConfig(
+        people=people,
+        seed=seed,
+        start=_parse_date(start, "--start") or SynthConfig.start,
+        end=_parse_date(end, "--end") or SynthConfig.end,
+        messy=messy,
+        file_format=fmt,
+    )
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with progress_bar(console) as progress:
+        summary = generate(config, out, progress=progress)
+    console.print(summary.describe())
+
+
+@app.command()
+def validate(
+    extract: Annotated[Path, typer.Argument(help="Extract folder (manifest.json + tables).")],
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Folder to write rejected rows to.")
+    ] = None,
+) -> None:
+    """Load and check an extract. Exit 0 all rows loaded, 1 rows rejected, 2 extract unusable."""
+    from records import ExtractError, load_extract, write_rejects
+    from records.report import print_validation
+
+    try:
+        with progress_bar(console) as progress:
+            loaded = load_extract(extract, progress=progress)
+    except ExtractError as exc:
+        err_console.print(f"[bold red]Extract unusable:[/] {exc}")
+        raise typer.Exit(2) from None
+    print_validation(loaded, console)
+    if rejects is not None:
+        written = write_rejects(loaded, rejects)
+        console.print(f"Rejected rows written to {written}")
+    raise typer.Exit(1 if loaded.n_rejected else 0)
+
+
+if __name__ == "__main__":
+    app()

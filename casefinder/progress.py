@@ -1,0 +1,41 @@
+"""Progress reporting shared by the stages.
+
+Stage functions take an optional `progress` callable, `progress(task, fraction)`, so they stay free
+of any terminal library; the CLI passes one that drives rich progress bars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+ProgressFn = Callable[[str, float], None]
+
+
+def no_progress(task: str, fraction: float) -> None:
+    """A progress callback that does nothing."""
+
+
+@contextmanager
+def progress_bar(console: Console | None = None) -> Iterator[ProgressFn]:
+    """Yield a `progress(task, fraction)` callback that shows one rich bar per task name."""
+    bars = Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(task: str, fraction: float) -> None:
+        if task not in tasks:
+            tasks[task] = bars.add_task(task, total=1.0)
+        bars.update(tasks[task], completed=min(max(fraction, 0.0), 1.0))
+
+    with bars:
+        yield update

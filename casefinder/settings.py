@@ -1,0 +1,96 @@
+"""One settings object for every command: defaults, then a TOML config file, then environment.
+
+Precedence (highest first): environment variables `CASEFINDER_*` (nested with `__`, e.g.
+`CASEFINDER_MLFLOW__REGISTERED_MODEL=...`), the config file, the defaults below.
+The config file is `$CASEFINDER_CONFIG` if set, else `casefinder.toml` inside the home folder.
+
+All working state (MLflow store, score store, audit log) lives under `home`, set by
+`CASEFINDER_HOME`, so two runs can be kept apart by giving them different homes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_HOME = Path(".casefinder")
+
+
+def home_dir() -> Path:
+    """The working-state folder: `$CASEFINDER_HOME`, else `./.casefinder`."""
+    return Path(os.environ.get("CASEFINDER_HOME", DEFAULT_HOME)).expanduser()
+
+
+def config_path() -> Path:
+    """The config file read by `Settings`: `$CASEFINDER_CONFIG`, else `<home>/casefinder.toml`."""
+    explicit = os.environ.get("CASEFINDER_CONFIG")
+    return Path(explicit).expanduser() if explicit else home_dir() / "casefinder.toml"
+
+
+class MlflowSettings(BaseModel):
+    """Where runs and model versions are tracked."""
+
+    # None means SQLite under home; MLFLOW_TRACKING_URI, when set, wins over both.
+    tracking_uri: str | None = None
+    experiment: str = "casefinder"
+    registered_model: str = "casefinder-risk"
+
+
+class Settings(BaseSettings):
+    """Everything a casefinder command can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CASEFINDER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    home: Path = Field(default_factory=home_dir)
+    mlflow: MlflowSettings = MlflowSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, toml)
+
+    # Paths of working state, all under home.
+    @property
+    def tracking_uri(self) -> str:
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def score_store(self) -> Path:
+        return self.home / "scores"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.home / "audit.log"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from defaults, config file and environment; keyword overrides win."""
+    return Settings(**overrides)
