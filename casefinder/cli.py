@@ -86,5 +86,13 @@ def validate(
     raise typer.Exit(1 if loaded.n_rejected else 0)
 
 
+def _register_demo() -> None:
+    from casefinder.demo import demo
+
+    app.command(name="demo")(demo)
+
+
+_register_demo()
+
 if __name__ == "__main__":
     app()
