@@ -1,0 +1,487 @@
+"""Load a linked-records extract into DuckDB, enforcing the contract's loader rules in SQL.
+
+After `load_extract`, the connection holds one clean typed table per contract table (named as in
+the contract, contract columns in contract order, then any extra columns from the file), a
+`rejects` table (table_name, row_number, reason, record) and `hospital_diagnoses`, one row per
+diagnosis of each loaded spell. Every rule is checked set-based, one statement per table.
+
+A rejected row gets one reason: the first of these that applies (columns in contract order):
+
+1. `missing required value COL`
+2. `unparseable date in COL`, `malformed COL` (pattern, boolean, number, non-integer),
+   `value not allowed in COL` (closed code sets; imd_decile outside 1..10)
+3. `date before 1900 in COL`, `date after extract_date in COL` (every date column)
+4. `discharge_date before admission_date`, `end_date before start_date`,
+   `date_of_death before birth_date`
+5. `duplicate person_id` (people), `duplicate spell_id` (hospital_spells): every occurrence after
+   the first in file order, whatever became of the first; an id seen twice is ambiguous, so the
+   loader never guesses which row is right
+6. `unknown person_id`: not among the *loaded* people
+7. `dated before birth` (the table's record date), `dated after death` (the record date and, for
+   hospital spells, discharge_date; a record on the death date is fine)
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from casefinder.progress import ProgressFn, no_progress
+from records.contract import BOOL_FALSE, BOOL_TRUE, TABLES, Column, Table
+from records.manifest import ExtractError, Manifest, read_manifest
+
+MIN_DATE = date(1900, 1, 1)
+REJECTS_TABLE = "rejects"
+DIAGNOSES_TABLE = "hospital_diagnoses"
+
+# Rules the contract states in prose that contract.py does not carry as data.
+INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {("people", "imd_decile"): (1, 10)}
+ORDERED_DATES: dict[str, tuple[tuple[str, str], ...]] = {  # (later, earlier): later >= earlier
+    "people": (("date_of_death", "birth_date"),),
+    "hospital_spells": (("discharge_date", "admission_date"),),
+    "social_care": (("end_date", "start_date"),),
+    "caseloads": (("end_date", "start_date"),),
+}
+AFTER_DEATH_EXTRA: dict[str, tuple[str, ...]] = {"hospital_spells": ("discharge_date",)}
+DIAGNOSES = ("hospital_spells", "diagnoses")  # normalised: uppercase, no dots, no spaces
+
+_ROW = "__cf_row"
+_REASON = "__cf_reason"
+_DUP = "__cf_dup"
+_RAW = "__cf_raw"
+_TYPED = "__cf_typed"
+_ISO_DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_INTEGER = "[+-]?[0-9]+"
+_INT_TYPES = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+}  # fmt: skip
+
+
+@dataclass
+class TableReport:
+    """Row counts for one table: read == loaded + rejected, with rejected rows by reason."""
+
+    table: str
+    source: Path | None
+    read: int
+    loaded: int
+    rejected: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Extract:
+    """A loaded extract: clean tables, `rejects` and `hospital_diagnoses` live in `con`."""
+
+    path: Path
+    con: duckdb.DuckDBPyConnection
+    manifest: Manifest
+    reports: dict[str, TableReport]
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(r.rejected for r in self.reports.values())
+
+
+@dataclass(frozen=True)
+class _Source:
+    table: Table
+    path: Path
+    kind: str  # "csv" or "parquet"
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in file order
+
+    def by_contract_name(self) -> dict[str, tuple[str, str]]:
+        wanted = {c.name for c in self.table.columns}
+        return {n.lower(): (n, t) for n, t in self.columns if n.lower() in wanted}
+
+    def extras(self) -> list[tuple[str, str]]:
+        wanted = {c.name for c in self.table.columns}
+        return [(n, t) for n, t in self.columns if n.lower() not in wanted]
+
+
+# ---------------------------------------------------------------------------- SQL helpers
+
+
+def _q(name: str) -> str:
+    """Quote an identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    """Quote a string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")"
+
+
+def _kind(duck_type: str) -> str:
+    t = duck_type.upper()
+    if t == "VARCHAR":
+        return "str"
+    if t == "DATE":
+        return "date"
+    if t.startswith("TIMESTAMP"):
+        return "timestamp"
+    if t == "BOOLEAN":
+        return "bool"
+    if t in _INT_TYPES:
+        return "int"
+    if t in ("FLOAT", "DOUBLE") or t.startswith("DECIMAL"):
+        return "float"
+    return "other"
+
+
+def _clean_text(x: str, kind: str) -> str:
+    text = x if kind == "str" else f"CAST({x} AS VARCHAR)"
+    return f"nullif(trim({text}, ' \t\r\n'), '')"
+
+
+def _parse(table: str, col: Column, x: str, kind: str) -> tuple[str, str]:
+    """SQL for one contract column: (source value, NULL when missing; typed value from `s`).
+
+    The typed expression refers to the source value as `{s}`; it is NULL when the source value
+    is missing or cannot be parsed.
+    """
+    if col.type == "date":
+        if kind == "date":
+            return x, "{s}"
+        if kind == "timestamp":
+            return x, "CAST({s} AS DATE)"
+        typed = f"CASE WHEN regexp_full_match({{s}}, '{_ISO_DATE}') THEN try_cast({{s}} AS DATE) END"
+        return _clean_text(x, kind), typed
+    if col.type == "int":
+        if kind == "int":
+            return x, "try_cast({s} AS INTEGER)"
+        if kind == "float":
+            typed = "CASE WHEN isfinite({s}) AND {s} = trunc({s}) THEN try_cast({s} AS INTEGER) END"
+            return f"CAST({x} AS DOUBLE)", typed
+        typed = f"CASE WHEN regexp_full_match({{s}}, '{_INTEGER}') THEN try_cast({{s}} AS INTEGER) END"
+        return _clean_text(x, kind), typed
+    if col.type == "float":
+        if kind in ("int", "float"):
+            return f"CAST({x} AS DOUBLE)", "CASE WHEN isfinite({s}) THEN {s} END"
+        typed = "CASE WHEN isfinite(try_cast({s} AS DOUBLE)) THEN try_cast({s} AS DOUBLE) END"
+        return _clean_text(x, kind), typed
+    if col.type == "bool":
+        if kind == "bool":
+            return x, "{s}"
+        typed = (
+            f"CASE WHEN lower({{s}}) IN {_in_list(BOOL_TRUE)} THEN true "
+            f"WHEN lower({{s}}) IN {_in_list(BOOL_FALSE)} THEN false END"
+        )
+        return _clean_text(x, kind), typed
+    if (table, col.name) == DIAGNOSES:
+        # Checked against the pattern uppercased with tidy separators; stored without dots.
+        source = f"upper(regexp_replace({_clean_text(x, kind)}, '\\s*;\\s*', ';', 'g'))"
+        return source, "replace({s}, '.', '')"
+    return _clean_text(x, kind), "{s}"
+
+
+def _format_checks(table: str, col: Column, s: str, v: str) -> list[tuple[str, str]]:
+    """(condition, reason) pairs for one column's value format."""
+    name = col.name
+    checks: list[tuple[str, str]] = []
+    if col.type == "date":
+        checks.append((f"{s} IS NOT NULL AND {v} IS NULL", f"unparseable date in {name}"))
+    elif col.type in ("int", "float", "bool"):
+        checks.append((f"{s} IS NOT NULL AND {v} IS NULL", f"malformed {name}"))
+    if (table, name) in INT_RANGES:
+        lo, hi = INT_RANGES[(table, name)]
+        checks.append((f"{v} NOT BETWEEN {lo} AND {hi}", f"value not allowed in {name}"))
+    if col.pattern is not None:
+        checks.append((f"NOT regexp_full_match({s}, {_lit(col.pattern)})", f"malformed {name}"))
+    if col.allowed is not None:
+        checks.append((f"{s} NOT IN {_in_list(col.allowed)}", f"value not allowed in {name}"))
+    return checks
+
+
+def _typed_sql(source: _Source, raw: str, extract_date: date) -> str:
+    """One statement: parse every column and give each row its reject reason (or NULL)."""
+    table = source.table
+    present = source.by_contract_name()
+    s_cols = [f"{_ROW}"]
+    v_cols = ["*"]
+    checks: list[tuple[str, str]] = []
+    out_cols = [f"t.{_ROW}"]
+
+    for col in table.columns:
+        s = _q(col.name + "__s")
+        v = f"t.{_q(col.name)}"
+        if col.name in present:
+            src_name, src_type = present[col.name]
+            s_expr, v_expr = _parse(table.name, col, _q(src_name), _kind(src_type))
+        else:
+            s_expr, v_expr = _parse(table.name, col, "CAST(NULL AS VARCHAR)", "str")
+        s_cols.append(f"{s_expr} AS {s}")
+        v_cols.append(f"{v_expr.replace('{s}', s)} AS {_q(col.name)}")
+        out_cols.append(v)
+
+    for name, duck_type in source.extras():
+        expr = _clean_text(_q(name), "str") if _kind(duck_type) == "str" else _q(name)
+        s_cols.append(f"{expr} AS {_q(name)}")
+        out_cols.append(f"t.{_q(name)}")
+
+    def s_of(name: str) -> str:
+        return f"t.{_q(name + '__s')}"
+
+    def v_of(name: str) -> str:
+        return f"t.{_q(name)}"
+
+    # 1. missing required values
+    checks += [(f"{s_of(c.name)} IS NULL", f"missing required value {c.name}") for c in table.columns if c.required]
+    # 2. formats and code sets
+    for col in table.columns:
+        checks += _format_checks(table.name, col, s_of(col.name), v_of(col.name))
+    # 3. dates out of range
+    for col in table.columns:
+        if col.type == "date":
+            checks.append((f"{v_of(col.name)} < DATE '{MIN_DATE}'", f"date before 1900 in {col.name}"))
+            checks.append(
+                (f"{v_of(col.name)} > DATE '{extract_date}'", f"date after extract_date in {col.name}")
+            )
+    # 4. dates out of order
+    for later, earlier in ORDERED_DATES.get(table.name, ()):
+        checks.append((f"{v_of(later)} < {v_of(earlier)}", f"{later} before {earlier}"))
+    # 5. duplicate ids
+    if table.unique_key:
+        key = _q(table.unique_key)
+        v_cols.append(
+            f"CASE WHEN {key} IS NOT NULL THEN row_number() OVER "
+            f"(PARTITION BY {key} ORDER BY {_ROW}) END AS {_DUP}"
+        )
+        checks.append((f"t.{_DUP} > 1", f"duplicate {table.unique_key}"))
+    # 6-7. linkage to people
+    join = ""
+    if table.name != "people":
+        join = 'LEFT JOIN people AS __p ON t."person_id" = __p."person_id"'
+        checks.append(('__p."person_id" IS NULL', "unknown person_id"))
+        if table.date_column:
+            checks.append((f'{v_of(table.date_column)} < __p."birth_date"', "dated before birth"))
+            for name in (table.date_column, *AFTER_DEATH_EXTRA.get(table.name, ())):
+                checks.append((f'{v_of(name)} > __p."date_of_death"', "dated after death"))
+
+    reason = "CASE " + " ".join(f"WHEN {c} THEN {_lit(r)}" for c, r in checks) + " END"
+    return (
+        f"CREATE OR REPLACE TEMP TABLE {_TYPED} AS "
+        f"WITH s AS (SELECT {', '.join(s_cols)} FROM {raw}), "
+        f"t AS (SELECT {', '.join(v_cols)} FROM s) "
+        f"SELECT {', '.join(out_cols)}, {reason} AS {_REASON} FROM t {join}"
+    )
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def _find_file(folder: Path, table: Table) -> Path:
+    csv_path, pq_path = folder / f"{table.name}.csv", folder / f"{table.name}.parquet"
+    if csv_path.is_file() and pq_path.is_file():
+        raise ExtractError(
+            f"{pq_path.name}, {csv_path.name}: both present; keep one file per table"
+        )
+    if pq_path.is_file():
+        return pq_path
+    if csv_path.is_file():
+        return csv_path
+    raise ExtractError(f"{pq_path.name} / {csv_path.name}: missing file for table {table.name!r}")
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header row, read with Python's csv module (the loader reads the rows with DuckDB)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError:
+        raise ExtractError(f"{path.name}: unreadable file (header row is not UTF-8)") from None
+    except (OSError, csv.Error) as exc:
+        raise ExtractError(f"{path.name}: unreadable file ({type(exc).__name__})") from None
+    if not header:
+        raise ExtractError(f"{path.name}: empty file (no header row)")
+    return [h.strip() for h in header]
+
+
+def _inspect(con: duckdb.DuckDBPyConnection, folder: Path, table: Table) -> _Source:
+    path = _find_file(folder, table)
+    if path.suffix == ".csv":
+        source = _Source(table, path, "csv", tuple((n, "VARCHAR") for n in _csv_header(path)))
+    else:
+        try:
+            rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(path))})").fetchall()
+        except duckdb.Error as exc:
+            raise ExtractError(f"{path.name}: unreadable file ({_duckdb_reason(exc, path)})") from None
+        source = _Source(table, path, "parquet", tuple((r[0], r[1]) for r in rows))
+
+    seen: set[str] = set()
+    for name, _ in source.columns:
+        if not name:
+            raise ExtractError(f"{path.name}: a column has an empty name")
+        if name.lower() in seen:
+            raise ExtractError(f"{path.name}: column {name!r} appears more than once")
+        seen.add(name.lower())
+    missing = [c for c in table.required if c not in seen]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        plural = "s" if len(missing) > 1 else ""
+        raise ExtractError(f"{path.name}: missing required column{plural} {names}")
+    return source
+
+
+def _duckdb_reason(exc: duckdb.Error, path: Path) -> str:
+    """A short reason from a DuckDB read error, without any row contents it may quote."""
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    parts = [f"line {int(line.group(1))}"] if line else []
+    if m := re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text):
+        parts.append(f"expected {m.group(1)} columns, found {m.group(2)}")
+    elif "unterminated quote" in text:
+        parts.append("unterminated quote")
+    elif "Invalid unicode" in text:
+        parts.append("not UTF-8")
+    elif line:
+        parts.append("malformed CSV row")
+    elif path.suffix == ".parquet":
+        first = text.splitlines()[0] if text else type(exc).__name__
+        first = first.split("Error: ", 1)[-1].replace(str(path), path.name)
+        parts.append(first[:200])
+    else:
+        parts.append(type(exc).__name__)
+    return ": ".join(parts)
+
+
+def _raw_relation(con: duckdb.DuckDBPyConnection, source: _Source) -> tuple[str, int]:
+    """Make the source readable as SQL with a 1-based file row number; return it and its rows."""
+    path = _lit(str(source.path))
+    if source.kind == "parquet":
+        (read,) = con.execute(f"SELECT count(*) FROM read_parquet({path})").fetchone()
+        relation = (
+            f"(SELECT file_row_number + 1 AS {_ROW}, * EXCLUDE (file_row_number) "
+            f"FROM read_parquet({path}, file_row_number = true))"
+        )
+        return relation, read
+    columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n, _ in source.columns) + "}"
+    # A materialised table keeps file order in its rowid (CSV scans have no row number).
+    (read,) = con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_RAW} AS SELECT * FROM read_csv({path}, "
+        f"auto_detect = false, header = true, delim = ',', quote = '\"', escape = '\"', "
+        f"comment = '', encoding = 'utf-8', strict_mode = true, columns = {columns})"
+    ).fetchone()
+    return f"(SELECT rowid + 1 AS {_ROW}, * FROM {_RAW})", read
+
+
+def _load_table(
+    con: duckdb.DuckDBPyConnection, source: _Source, extract_date: date, progress: ProgressFn
+) -> TableReport:
+    """Load one table: clean rows to the table named as in the contract, the rest to rejects."""
+    table = source.table
+    name = table.name
+    progress(name, 0.0)
+    try:
+        raw, read = _raw_relation(con, source)
+        progress(name, 0.3)
+        (typed,) = con.execute(_typed_sql(source, raw, extract_date)).fetchone()
+        progress(name, 0.7)
+        reasons = dict(
+            con.execute(
+                f"SELECT {_REASON}, count(*) FROM {_TYPED} WHERE {_REASON} IS NOT NULL "
+                "GROUP BY ALL ORDER BY 2 DESC, 1"
+            ).fetchall()
+        )
+        rejected = 0
+        if reasons:
+            record = ", ".join(f"{_lit(n)}, r.{_q(n)}" for n, _ in source.columns)
+            (rejected,) = con.execute(
+                f"INSERT INTO {REJECTS_TABLE} SELECT {_lit(name)}, t.{_ROW}, t.{_REASON}, "
+                f"CAST(json_object({record}) AS VARCHAR) FROM {_TYPED} AS t JOIN {raw} AS r "
+                f"ON r.{_ROW} = t.{_ROW} WHERE t.{_REASON} IS NOT NULL ORDER BY t.{_ROW}"
+            ).fetchone()
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        raise ExtractError(
+            f"{source.path.name}: unreadable file ({_duckdb_reason(exc, source.path)})"
+        ) from None
+    keep = [_q(c.name) for c in table.columns] + [_q(n) for n, _ in source.extras()]
+    (loaded,) = con.execute(
+        f"CREATE OR REPLACE TABLE {_q(name)} AS SELECT {', '.join(keep)} FROM {_TYPED} "
+        f"WHERE {_REASON} IS NULL ORDER BY {_ROW}"
+    ).fetchone()
+    con.execute(f"DROP TABLE IF EXISTS {_TYPED}; DROP TABLE IF EXISTS {_RAW}")
+    if not (typed == read == loaded + rejected and rejected == sum(reasons.values())):
+        raise RuntimeError(
+            f"loader bug: {name} read {read}, typed {typed}, loaded {loaded}, "
+            f"rejected {rejected}, by reason {sum(reasons.values())}"
+        )
+    progress(name, 1.0)
+    return TableReport(name, source.path, read, loaded, rejected, reasons)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def load_extract(
+    path: Path,
+    con: duckdb.DuckDBPyConnection | None = None,
+    progress: ProgressFn | None = None,
+) -> Extract:
+    """Load and check the extract in folder `path` into `con` (a new in-memory DuckDB if None).
+
+    Raises `ExtractError` for whole-file problems (bad manifest, missing or unreadable file,
+    missing required column), before any table is loaded where the file's header shows it.
+    Row-level problems go to the `rejects` table and the per-table reports.
+    """
+    path = Path(path)
+    progress = progress or no_progress
+    if not path.is_dir():
+        raise ExtractError(f"{path}: not a folder")
+    manifest = read_manifest(path)
+    if con is None:
+        con = duckdb.connect()
+        con.execute(f"SET threads = {_cpu_count()}")
+    # File order must survive CREATE TABLE AS (CSV row numbers come from rowid).
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
+
+    sources = [_inspect(con, path, table) for table in TABLES.values()]
+    con.execute(
+        f"CREATE OR REPLACE TABLE {REJECTS_TABLE} (table_name VARCHAR, row_number BIGINT, "
+        "reason VARCHAR, record VARCHAR)"
+    )
+    reports: dict[str, TableReport] = {}
+    for source in sources:  # people first: the other tables link to the loaded people
+        reports[source.table.name] = _load_table(con, source, manifest.extract_date, progress)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {DIAGNOSES_TABLE} AS SELECT s.spell_id, s.person_id, "
+        "s.admission_date, CAST(d.position AS INTEGER) AS position, d.icd10 "
+        "FROM hospital_spells AS s, "
+        "unnest(string_split(s.diagnoses, ';')) WITH ORDINALITY AS d(icd10, position) "
+        "ORDER BY s.rowid, d.position"
+    )
+    return Extract(path=path, con=con, manifest=manifest, reports=reports)
+
+
+def write_rejects(extract: Extract, out_dir: Path) -> Path:
+    """Write every rejected row to `out_dir/rejects.csv` (table, row_number, reason, record)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "rejects.csv"
+    order = "CASE table_name " + " ".join(
+        f"WHEN {_lit(name)} THEN {i}" for i, name in enumerate(TABLES)
+    )
+    extract.con.execute(
+        f'COPY (SELECT table_name AS "table", row_number, reason, record FROM {REJECTS_TABLE} '
+        f"ORDER BY {order} END, row_number) TO {_lit(str(out))} (FORMAT csv, HEADER true)"
+    )
+    return out
