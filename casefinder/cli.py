@@ -3,13 +3,13 @@ API and print; the work itself lives in the stage packages."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from casefinder.commands import explain, features, lists, serving, training
+from casefinder.commands.common import console, err_console, parse_date
 from casefinder.progress import progress_bar
 
 app = typer.Typer(
@@ -17,17 +17,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _parse_date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
 
 
 @app.command()
@@ -48,8 +37,8 @@ def synth(
     config = SynthConfig(
         people=people,
         seed=seed,
-        start=_parse_date(start, "--start") or SynthConfig.start,
-        end=_parse_date(end, "--end") or SynthConfig.end,
+        start=parse_date(start, "--start") or SynthConfig.start,
+        end=parse_date(end, "--end") or SynthConfig.end,
         messy=messy,
         file_format=fmt,
     )
@@ -86,13 +75,15 @@ def validate(
     raise typer.Exit(1 if loaded.n_rejected else 0)
 
 
-def _register_demo() -> None:
+def _register_stages() -> None:
     from casefinder.demo import demo
 
+    for stage in (features, training, explain, lists, serving):
+        stage.register(app)
     app.command(name="demo")(demo)
 
 
-_register_demo()
+_register_stages()
 
 if __name__ == "__main__":
     app()

@@ -38,7 +38,8 @@ def demo(
     console.rule("1. Synthetic linked records")
     if fresh or not (extract_dir / "manifest.json").exists():
         with progress_bar(console) as progress:
-            summary = generate(SynthConfig(people=people, seed=seed), extract_dir, progress=progress)
+            config = SynthConfig(people=people, seed=seed)
+            summary = generate(config, extract_dir, progress=progress)
         console.print(summary.describe())
     else:
         console.print(f"Using the extract already at {extract_dir} (--fresh to regenerate)")

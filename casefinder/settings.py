@@ -44,6 +44,22 @@ class MlflowSettings(BaseModel):
     registered_model: str = "casefinder-risk"
 
 
+class OutcomeSettings(BaseModel):
+    """The outcome definition (features stage). Defaults: the contract's default outcome."""
+
+
+class TrainingSettings(BaseModel):
+    """Training, evaluation, fairness and the promotion gate (training stage)."""
+
+
+class ListSettings(BaseModel):
+    """Monthly MDT list rules: capacity, exclusions, flags, drift limits (lists stage)."""
+
+
+class ServingSettings(BaseModel):
+    """The web service: host, port, users store (serving stage)."""
+
+
 class Settings(BaseSettings):
     """Everything a casefinder command can be configured with."""
 
@@ -55,6 +71,10 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=home_dir)
     mlflow: MlflowSettings = MlflowSettings()
+    outcome: OutcomeSettings = OutcomeSettings()
+    training: TrainingSettings = TrainingSettings()
+    lists: ListSettings = ListSettings()
+    serving: ServingSettings = ServingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -58,15 +58,17 @@ ICD10 = r"[A-Z][0-9]{2}(\.?[0-9A-Z]{1,4})?"  # I50, I50.0, I500, with or without
 ICD10_LIST = rf"{ICD10}(;{ICD10})*"
 
 SEX_CODES = ("0", "1", "2", "9")  # NHS Person Stated Gender Code
-ETHNIC_CODES = tuple("ABCDEFGHJKLMNPRS") + ("Z", "99")  # NHS ethnic category 2001
-ADMISSION_METHODS = (
-    ("11", "12", "13")  # elective
-    + ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")  # emergency
-    + ("31", "32")  # maternity
-    + ("81", "82", "83")  # other
-)
-EMERGENCY_ADMISSION_METHODS = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")
+ETHNIC_CODES = (*"ABCDEFGHJKLMNPRS", "Z", "99")  # NHS ethnic category 2001
 ELECTIVE_ADMISSION_METHODS = ("11", "12", "13")
+EMERGENCY_ADMISSION_METHODS = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")
+MATERNITY_ADMISSION_METHODS = ("31", "32")
+OTHER_ADMISSION_METHODS = ("81", "82", "83")
+ADMISSION_METHODS = (
+    *ELECTIVE_ADMISSION_METHODS,
+    *EMERGENCY_ADMISSION_METHODS,
+    *MATERNITY_ADMISSION_METHODS,
+    *OTHER_ADMISSION_METHODS,
+)
 ATTENDANCE = ("attended", "did_not_attend", "cancelled")
 ARRIVAL_MODES = ("ambulance", "other")
 COMMUNITY_SERVICES = (

@@ -156,7 +156,9 @@ def _parse(table: str, col: Column, x: str, kind: str) -> tuple[str, str]:
             return x, "{s}"
         if kind == "timestamp":
             return x, "CAST({s} AS DATE)"
-        typed = f"CASE WHEN regexp_full_match({{s}}, '{_ISO_DATE}') THEN try_cast({{s}} AS DATE) END"
+        typed = (
+            f"CASE WHEN regexp_full_match({{s}}, '{_ISO_DATE}') THEN try_cast({{s}} AS DATE) END"
+        )
         return _clean_text(x, kind), typed
     if col.type == "int":
         if kind == "int":
@@ -164,7 +166,9 @@ def _parse(table: str, col: Column, x: str, kind: str) -> tuple[str, str]:
         if kind == "float":
             typed = "CASE WHEN isfinite({s}) AND {s} = trunc({s}) THEN try_cast({s} AS INTEGER) END"
             return f"CAST({x} AS DOUBLE)", typed
-        typed = f"CASE WHEN regexp_full_match({{s}}, '{_INTEGER}') THEN try_cast({{s}} AS INTEGER) END"
+        typed = (
+            f"CASE WHEN regexp_full_match({{s}}, '{_INTEGER}') THEN try_cast({{s}} AS INTEGER) END"
+        )
         return _clean_text(x, kind), typed
     if col.type == "float":
         if kind in ("int", "float"):
@@ -237,16 +241,25 @@ def _typed_sql(source: _Source, raw: str, extract_date: date) -> str:
         return f"t.{_q(name)}"
 
     # 1. missing required values
-    checks += [(f"{s_of(c.name)} IS NULL", f"missing required value {c.name}") for c in table.columns if c.required]
+    checks += [
+        (f"{s_of(c.name)} IS NULL", f"missing required value {c.name}")
+        for c in table.columns
+        if c.required
+    ]
     # 2. formats and code sets
     for col in table.columns:
         checks += _format_checks(table.name, col, s_of(col.name), v_of(col.name))
     # 3. dates out of range
     for col in table.columns:
         if col.type == "date":
-            checks.append((f"{v_of(col.name)} < DATE '{MIN_DATE}'", f"date before 1900 in {col.name}"))
             checks.append(
-                (f"{v_of(col.name)} > DATE '{extract_date}'", f"date after extract_date in {col.name}")
+                (f"{v_of(col.name)} < DATE '{MIN_DATE}'", f"date before 1900 in {col.name}")
+            )
+            checks.append(
+                (
+                    f"{v_of(col.name)} > DATE '{extract_date}'",
+                    f"date after extract_date in {col.name}",
+                )
             )
     # 4. dates out of order
     for later, earlier in ORDERED_DATES.get(table.name, ()):
@@ -316,7 +329,9 @@ def _inspect(con: duckdb.DuckDBPyConnection, folder: Path, table: Table) -> _Sou
         try:
             rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(path))})").fetchall()
         except duckdb.Error as exc:
-            raise ExtractError(f"{path.name}: unreadable file ({_duckdb_reason(exc, path)})") from None
+            raise ExtractError(
+                f"{path.name}: unreadable file ({_duckdb_reason(exc, path)})"
+            ) from None
         source = _Source(table, path, "parquet", tuple((r[0], r[1]) for r in rows))
 
     seen: set[str] = set()

@@ -70,7 +70,8 @@ def read_manifest(folder: Path) -> Manifest:
         day = _parse_date(value, f"complete_to[{table!r}]")
         if day > extract_date:
             raise ExtractError(
-                f"{MANIFEST_NAME}: complete_to[{table!r}] {day} is after extract_date {extract_date}"
+                f"{MANIFEST_NAME}: complete_to[{table!r}] {day} "
+                f"is after extract_date {extract_date}"
             )
         complete_to[table] = day
     return Manifest(extract_date=extract_date, complete_to=complete_to)

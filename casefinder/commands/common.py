@@ -1,0 +1,29 @@
+"""Small helpers shared by the CLI command modules."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    """Parse an ISO date option, or raise a typer error naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `message` as an error and return the `typer.Exit` to raise."""
+    err_console.print(f"[bold red]Error:[/] {message}")
+    return typer.Exit(code)

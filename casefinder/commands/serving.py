@@ -1,0 +1,9 @@
+"""`casefinder` commands for the serving stage."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to `app`."""
