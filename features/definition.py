@@ -45,9 +45,9 @@ class Feature:
     """One person-level feature at an index date.
 
     `sentence` is a template for the plain-language reason, with `{value}` (formatted per `kind`),
-    `{s}` (plural ending: "" when the value is 1, else "s") and, for codes, `{label}`. `none_sentence` is used when the value is zero, false or missing
-    ("no emergency admissions in the last 12 months"), so a reason never claims an event that did
-    not happen.
+    `{s}` (plural ending: "" when the value is 1, else "s") and, for codes, `{label}`.
+    `none_sentence` is used when the value is zero, false or missing ("no emergency admissions in
+    the last 12 months"), so a reason never claims an event that did not happen.
     """
 
     name: str
