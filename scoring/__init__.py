@@ -1,0 +1,1 @@
+"""Monthly scoring runs and MDT risk lists: score, rank, exclude, explain, store, export."""
