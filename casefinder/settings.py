@@ -59,6 +59,29 @@ class ListSettings(BaseModel):
 class ServingSettings(BaseModel):
     """The web service: host, port, users store (serving stage)."""
 
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    # None means <home>/users.json.
+    users_file: Path | None = None
+    # Registered-model alias (or version number) loaded at start-up.
+    model_ref: str = "champion"
+    workers: int = Field(default=1, ge=1)
+    threads: int = Field(default=4, ge=1)
+    top_reasons: int = Field(default=5, ge=1, le=20)
+    max_batch_rows: int = Field(default=500, ge=1)
+    # Adaptive batching of /score: the most rows merged into one model call, and the longest
+    # a request may wait in the batching queue.
+    batch_max_rows: int = Field(default=1000, ge=1)
+    batch_max_latency_ms: int = Field(default=2000, ge=10)
+    # How long a registry reachability check is trusted before the next one.
+    registry_check_seconds: float = Field(default=5.0, ge=0)
+    # Mark the login cookie Secure (set true behind HTTPS).
+    secure_cookie: bool = False
+
+    def users_path(self, home: Path) -> Path:
+        """The users store: `users_file`, else `<home>/users.json`."""
+        return self.users_file if self.users_file is not None else home / "users.json"
+
 
 class Settings(BaseSettings):
     """Everything a casefinder command can be configured with."""

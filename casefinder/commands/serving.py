@@ -1,9 +1,124 @@
-"""`casefinder` commands for the serving stage."""
+"""`casefinder` commands for the serving stage: `serve`, `users add/list/revoke`, `audit verify`."""
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.table import Table
+
+from casefinder.commands.common import console, fail
+
+if TYPE_CHECKING:
+    from serving.users import UserStore
+
+users_app = typer.Typer(help="Service users: bearer tokens mapped to a role (and neighbourhood).")
+audit_app = typer.Typer(help="The audit log of access to person-level data.")
+
+
+def _store() -> UserStore:
+    from casefinder.settings import load_settings
+    from serving.users import UserStore
+
+    settings = load_settings()
+    return UserStore(settings.serving.users_path(settings.home))
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (shown in the audit log).")],
+    role: Annotated[str, typer.Option("--role", help="data_scientist, team or clinician.")],
+    neighbourhood: Annotated[
+        str | None,
+        typer.Option("--neighbourhood", help="Neighbourhood code (team and clinician roles)."),
+    ] = None,
+) -> None:
+    """Add a user and print their bearer token (shown only this once)."""
+    from serving.users import UserError
+
+    try:
+        user, token = _store().add(name, role, neighbourhood)
+    except UserError as exc:
+        raise fail(str(exc)) from None
+    where = f" for {user.neighbourhood}" if user.neighbourhood else ""
+    console.print(f"Added {user.name} ({user.role}{where}). Token (keep it secret, shown once):")
+    # Plain print so the token can be captured by scripts without markup.
+    print(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users (never their tokens)."""
+    table = Table("name", "role", "neighbourhood", "created", "revoked")
+    for user in _store().users():
+        table.add_row(
+            user.name, user.role, user.neighbourhood or "-", user.created, user.revoked or "-"
+        )
+    console.print(table)
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Argument(help="User to revoke.")]) -> None:
+    """Revoke a user's token; the running service refuses it from the next request."""
+    from serving.users import UserError
+
+    try:
+        user = _store().revoke(name)
+    except UserError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"Revoked {user.name} at {user.revoked}.")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option("--expect-head", help="A head hash recorded earlier; it must still be there."),
+    ] = None,
+) -> None:
+    """Check the audit log's hash chain. Exit 0 intact, 1 broken."""
+    from casefinder.settings import load_settings
+    from serving.audit import AuditLog, verify
+
+    settings = load_settings()
+    result = verify(settings.audit_log)
+    if not result.ok:
+        raise fail(f"audit log {settings.audit_log} is broken: {result.problem}", code=1)
+    if expect_head is not None:
+        hashes = {e["hash"] for e in AuditLog(settings.audit_log).entries()}
+        if expect_head not in hashes:
+            raise fail(f"head {expect_head} is not in the log: entries were removed", code=1)
+    console.print(f"Audit log intact: {result.entries} entries.")
+    console.print(f"Head: seq {result.head_seq} hash {result.head_hash}")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
+) -> None:
+    """Run the web service (API and pages) with the champion model from the registry."""
+    from casefinder.settings import load_settings
+
+    settings = load_settings()
+    args = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:CaseFinder",
+        "--host",
+        host or settings.serving.host,
+        "--port",
+        str(port or settings.serving.port),
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, args)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to `app`."""
+    app.command(name="serve")(serve)
+    app.add_typer(users_app, name="users")
+    app.add_typer(audit_app, name="audit")
