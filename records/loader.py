@@ -12,7 +12,7 @@ A rejected row gets one reason: the first of these that applies (columns in cont
    `value not allowed in COL` (closed code sets; imd_decile outside 1..10)
 3. `date before 1900 in COL`, `date after extract_date in COL` (every date column)
 4. `discharge_date before admission_date`, `end_date before start_date`,
-   `date_of_death before birth_date`
+   `date_of_death before birth_date`, `registration_end before registration_start`
 5. `duplicate person_id` (people), `duplicate spell_id` (hospital_spells): every occurrence after
    the first in file order, whatever became of the first; an id seen twice is ambiguous, so the
    loader never guesses which row is right
@@ -43,7 +43,7 @@ DIAGNOSES_TABLE = "hospital_diagnoses"
 # Rules the contract states in prose that contract.py does not carry as data.
 INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {("people", "imd_decile"): (1, 10)}
 ORDERED_DATES: dict[str, tuple[tuple[str, str], ...]] = {  # (later, earlier): later >= earlier
-    "people": (("date_of_death", "birth_date"),),
+    "people": (("date_of_death", "birth_date"), ("registration_end", "registration_start")),
     "hospital_spells": (("discharge_date", "admission_date"),),
     "social_care": (("end_date", "start_date"),),
     "caseloads": (("end_date", "start_date"),),
@@ -310,8 +310,9 @@ def _find_file(folder: Path, table: Table) -> Path:
 def _csv_header(path: Path) -> list[str]:
     """The header row, read with Python's csv module (the loader reads the rows with DuckDB)."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f), None)
+        with path.open("rb") as f:  # the first line only: later rows are DuckDB's to check
+            first = f.readline()
+        header = next(csv.reader([first.decode("utf-8-sig")]), None)
     except UnicodeDecodeError:
         raise ExtractError(f"{path.name}: unreadable file (header row is not UTF-8)") from None
     except (OSError, csv.Error) as exc:
