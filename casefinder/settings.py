@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, NonNegativeInt
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,7 +54,36 @@ class TrainingSettings(BaseModel):
 
 
 class ListSettings(BaseModel):
-    """Monthly MDT list rules: capacity, exclusions, flags, drift limits (lists stage)."""
+    """Monthly MDT list rules: capacity, exclusions, flags, drift limits (lists stage).
+
+    Defaults are project choices for a neighbourhood MDT, not published standards; each site sets
+    its own (docs/lists.md).
+    """
+
+    # "capacity": the top `capacity` candidates of each neighbourhood (an MDT's monthly intake);
+    # "threshold": every candidate whose calibrated probability is at least `threshold`.
+    mode: Literal["capacity", "threshold"] = "capacity"
+    capacity: int = Field(default=20, ge=0)
+    capacity_by_neighbourhood: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # People already case-managed on these caseloads (contract `caseloads.caseload`) stay off.
+    exclude_caseloads: list[
+        Literal["neighbourhood_mdt", "end_of_life", "community_matron", "care_home_support"]
+    ] = Field(default_factory=lambda: ["neighbourhood_mdt", "end_of_life", "care_home_support"])
+    exclude_care_home: bool = True
+    # The national data opt-out does not apply to direct care: a site that runs its lists as
+    # direct care (its own IG decision) may set this to list opted-out people too.
+    direct_care_use: bool = False
+    # "Risk risen" flag: calibrated probability up by at least this much since last month.
+    risen_by: float = Field(default=0.10, gt=0.0, le=1.0)
+    top_reasons: int = Field(default=5, ge=1, le=20)
+    # Drift: population stability index against the model's training data. 0.1 / 0.25 are the
+    # conventional "some" / "major" shift rules of thumb (Siddiqi, Credit Risk Scorecards, 2006);
+    # 0.2 is the project default for a warning.
+    drift_warning_psi: float = Field(default=0.2, gt=0.0)
+    drift_bins: int = Field(default=10, ge=2, le=100)
+    drift_features: list[str] | None = None  # None: the model's most important features
+    drift_top_features: int = Field(default=10, ge=0)
 
 
 class ServingSettings(BaseModel):

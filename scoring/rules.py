@@ -1,0 +1,207 @@
+"""List rules as pure functions of DataFrames and `ListSettings`: who is eligible, who is excluded
+and why, rank within each neighbourhood, who goes on the list, and the month-to-month flags.
+
+The per-person table these build (one row per eligible person at the index date) is what a
+scoring run stores; `scoring.run` feeds it and `scoring.store` keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from casefinder.settings import ListSettings
+
+# Why an eligible person is kept off the list, in the order a person's single reason is chosen.
+# Opt-out comes first: an opted-out person's record is not looked at further.
+EXCLUSIONS: dict[str, str] = {
+    "opted_out": "opted out of data use beyond direct care",
+    "caseload_neighbourhood_mdt": "already on the neighbourhood MDT caseload",
+    "caseload_end_of_life": "on an end-of-life caseload",
+    "caseload_community_matron": "on a community matron caseload",
+    "caseload_care_home_support": "on a care home support caseload",
+    "care_home": "living in a care home",
+}
+# Why a person in the extract is not in the scored population at all (contract: eligibility).
+INELIGIBLE: dict[str, str] = {
+    "died": "died before the index date",
+    "not_registered": "not registered with a practice on the index date",
+    "under_65": "under 65 on the index date",
+    "not_eligible_other": "not eligible (other)",
+}
+ELIGIBILITY_AGE = 65  # contract: eligibility at an index date
+
+PERSON_COLUMNS = ["person_id", "neighbourhood", "gp_practice_code"]
+CASELOAD_COLUMN = "on_caseload_{}"
+
+
+def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A 0/1/bool/missing column as a bool array (missing counts as false)."""
+    if column not in frame.columns:
+        raise ValueError(f"feature table has no column {column!r} (needed by the list rules)")
+    return frame[column].fillna(0).astype(float).to_numpy() > 0
+
+
+def exclusion_flags(features: pd.DataFrame, rules: ListSettings) -> pd.DataFrame:
+    """For each person, one bool column per configured exclusion (all that apply)."""
+    flags: dict[str, np.ndarray] = {}
+    if not rules.direct_care_use:
+        flags["opted_out"] = _flag(features, "data_opt_out")
+    for caseload in ("neighbourhood_mdt", "end_of_life", "community_matron", "care_home_support"):
+        if caseload in rules.exclude_caseloads:
+            flags[f"caseload_{caseload}"] = _flag(features, CASELOAD_COLUMN.format(caseload))
+    if rules.exclude_care_home:
+        flags["care_home"] = _flag(features, "in_care_home")
+    return pd.DataFrame(flags, index=features.index, columns=list(flags) or None)
+
+
+def exclusion_reason(flags: pd.DataFrame) -> pd.Series:
+    """Each person's first applicable exclusion (in `EXCLUSIONS` order), or missing."""
+    reason = pd.Series(pd.NA, index=flags.index, dtype="string")
+    for key in reversed([k for k in EXCLUSIONS if k in flags.columns]):
+        reason = reason.mask(flags[key].to_numpy(), key)
+    return reason
+
+
+def ineligibility_reason(people: pd.DataFrame, index_date: date) -> pd.Series:
+    """Why each person in the extract's `people` table is not eligible on `index_date` (first of:
+    died, not registered, under 65), missing when eligible by these rules."""
+    d = pd.Timestamp(index_date)
+    birth = pd.to_datetime(people["birth_date"])
+    age = (
+        d.year
+        - birth.dt.year
+        - (
+            (birth.dt.month > d.month) | ((birth.dt.month == d.month) & (birth.dt.day > d.day))
+        ).astype(int)
+    )
+    death = pd.to_datetime(people["date_of_death"])
+    start = pd.to_datetime(people["registration_start"])
+    end = pd.to_datetime(people["registration_end"])
+    died = (death < d).fillna(False).to_numpy(bool)
+    registered = (start.isna() | (start <= d)) & (end.isna() | (end > d))
+    reason = pd.Series(pd.NA, index=people.index, dtype="string")
+    reason = reason.mask((age < ELIGIBILITY_AGE).fillna(True).to_numpy(bool), "under_65")
+    reason = reason.mask(~registered.to_numpy(bool), "not_registered")
+    return reason.mask(died, "died")
+
+
+def capacities(neighbourhoods: pd.Series, rules: ListSettings) -> pd.Series:
+    """Each row's list size: the neighbourhood's override, else the default capacity."""
+    overrides = rules.capacity_by_neighbourhood
+    return neighbourhoods.map(overrides).fillna(rules.capacity).astype(int)
+
+
+def rank_within_neighbourhood(people: pd.DataFrame, candidate: np.ndarray) -> pd.Series:
+    """1 = highest probability among a neighbourhood's candidates; ties by person_id; missing for
+    people who are not candidates."""
+    pool = people.loc[candidate, ["neighbourhood", "probability", "person_id"]]
+    pool = pool.sort_values(
+        ["neighbourhood", "probability", "person_id"], ascending=[True, False, True]
+    )
+    ranks = pool.groupby("neighbourhood", sort=False).cumcount() + 1
+    return ranks.reindex(people.index).astype("Int64")
+
+
+def month_flags(
+    people: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    listed_before: Iterable[str],
+    rules: ListSettings,
+) -> pd.DataFrame:
+    """previous_probability, on_last_month_list, new_this_month (first time on any list) and
+    risk_risen (probability up by `rules.risen_by` or more since last month) for every person.
+
+    `previous` is last month's current run (person_id, probability, listed), None when there was
+    none; `listed_before` holds everyone listed in any earlier month's current run.
+    """
+    ids = people["person_id"]
+    if previous is not None and len(previous):
+        last = previous.set_index("person_id")
+        prev_p = ids.map(last["probability"]).astype("Float64")
+        on_last = ids.map(last["listed"]).fillna(False).astype(bool)
+    else:
+        prev_p = pd.Series(pd.NA, index=people.index, dtype="Float64")
+        on_last = pd.Series(False, index=people.index)
+    before = ids.isin(pd.Index(list(listed_before))) | on_last
+    rise = people["probability"].astype("Float64") - prev_p
+    risen = (rise >= rules.risen_by - 1e-12).fillna(False).astype(bool)
+    return pd.DataFrame(
+        {
+            "previous_probability": prev_p,
+            "on_last_month_list": on_last.to_numpy(),
+            "new_this_month": (people["listed"] & ~before).to_numpy(),
+            "risk_risen": risen.to_numpy(),
+        },
+        index=people.index,
+    )
+
+
+def build_list(
+    features: pd.DataFrame,
+    probability: np.ndarray,
+    band: np.ndarray,
+    rules: ListSettings,
+    previous: pd.DataFrame | None = None,
+    listed_before: Iterable[str] = (),
+) -> pd.DataFrame:
+    """The per-person table of a run: one row per eligible person with probability, band,
+    exclusion, rank within neighbourhood, list membership and flags.
+
+    `features` holds the eligible population (person_id, neighbourhood, gp_practice_code and the
+    non-model columns the rules read); `probability` and `band` are the model's output for its
+    rows. Opted-out people (unless `direct_care_use`) keep no score: their probability is missing.
+    """
+    if len(probability) != len(features) or len(band) != len(features):
+        raise ValueError("probability and band must have one value per feature row")
+    if features["person_id"].duplicated().any():
+        raise ValueError("feature table has duplicate person_id values")
+    people = features[PERSON_COLUMNS].reset_index(drop=True).copy()
+    people["neighbourhood"] = people["neighbourhood"].astype("string")
+    people["gp_practice_code"] = people["gp_practice_code"].astype("string")
+    people["probability"] = np.asarray(probability, dtype=float)
+    people["band"] = pd.Series(np.asarray(band, dtype=object), dtype="string")
+
+    flags = exclusion_flags(features.reset_index(drop=True), rules)
+    reason = exclusion_reason(flags)
+    people["excluded"] = reason
+    if "opted_out" in flags.columns:
+        hidden = flags["opted_out"].to_numpy()
+        people.loc[hidden, "probability"] = np.nan
+        people.loc[hidden, "band"] = pd.NA
+
+    candidate = reason.isna().to_numpy() & people["probability"].notna().to_numpy()
+    people["rank"] = rank_within_neighbourhood(people, candidate)
+    if rules.mode == "capacity":
+        listed = people["rank"].le(capacities(people["neighbourhood"], rules))
+    else:
+        listed = pd.Series(candidate, index=people.index) & people["probability"].ge(
+            rules.threshold
+        )
+    people["listed"] = listed.fillna(False).astype(bool)
+    return pd.concat([people, month_flags(people, previous, listed_before, rules)], axis=1)
+
+
+def exclusion_counts(features: pd.DataFrame, rules: ListSettings) -> pd.DataFrame:
+    """Per neighbourhood and exclusion: people whose first reason it is, and people it applies to
+    at all (someone can be on two caseloads). Columns: neighbourhood, reason, first, any."""
+    flags = exclusion_flags(features, rules)
+    reason = exclusion_reason(flags)
+    rows = []
+    for key in flags.columns:
+        frame = pd.DataFrame(
+            {
+                "neighbourhood": features["neighbourhood"].astype("string").to_numpy(),
+                "first": (reason == key).fillna(False).to_numpy(),
+                "any": flags[key].to_numpy(),
+            }
+        )
+        grouped = frame.groupby("neighbourhood", sort=True)[["first", "any"]].sum()
+        grouped.insert(0, "reason", key)
+        rows.append(grouped.reset_index())
+    if not rows:
+        return pd.DataFrame(columns=["neighbourhood", "reason", "first", "any"])
+    return pd.concat(rows, ignore_index=True)

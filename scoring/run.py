@@ -1,0 +1,353 @@
+"""A monthly scoring run: `make_run` is the pure step (frames, model and settings in, a
+`ScoringRun` out); `score_month` is the small I/O layer around it (registry, extract, store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from casefinder.progress import ProgressFn, no_progress
+from casefinder.settings import ListSettings, Settings
+from models.risk_model import RiskModel
+from scoring.drift import drift_table, main_features
+from scoring.months import index_date, parse_month
+from scoring.rules import build_list, capacities, exclusion_counts, ineligibility_reason
+from scoring.store import ScoreStore, ScoringRun
+from scoring.summary import neighbourhood_counts, render_summary, score_distribution
+
+PEOPLE_COLUMNS_FROM_EXTRACT = (
+    "person_id, neighbourhood, birth_date, registration_start, registration_end, date_of_death"
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which registered model version scored the run."""
+
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `score_month` did: the run id, where it is stored, and whether it was reused."""
+
+    run_id: str
+    month: str
+    path: Path
+    reused: bool
+    meta: dict[str, Any]
+
+
+def rule_text(rules: ListSettings) -> str:
+    """The list rule in words, for summaries and exports."""
+    if rules.mode == "threshold":
+        return f"everyone with probability ≥ {rules.threshold:g}"
+    text = f"top {rules.capacity} per neighbourhood"
+    if rules.capacity_by_neighbourhood:
+        overrides = ", ".join(
+            f"{k} {v}" for k, v in sorted(rules.capacity_by_neighbourhood.items())
+        )
+        text += f" ({overrides})"
+    return text
+
+
+def extract_fingerprint(path: Path) -> str:
+    """SHA-256 over the names and bytes of the extract's files (manifest and tables)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).iterdir() if p.is_file()):
+        if file.suffix not in (".json", ".csv", ".parquet"):
+            continue
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSettings) -> str:
+    """Deterministic run id: same month, model version, extract and list rules, same id."""
+    digest = hashlib.sha256(
+        json.dumps(
+            [parse_month(month), model.name, model.version, extract_fp, rules.model_dump()],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name)
+    return f"{parse_month(month)}_{name}-v{model.version}_{digest[:12]}"
+
+
+def _reason_columns(explanations: Iterable[Any], top: int) -> tuple[list[str], list[str]]:
+    texts, payloads = [], []
+    for e in explanations:
+        raising = e.raising[:top]
+        texts.append("; ".join(r.sentence for r in raising))
+        payloads.append(
+            json.dumps(
+                [
+                    {
+                        "feature": r.feature,
+                        "domain": r.domain,
+                        "sentence": r.sentence,
+                        "probability_change": round(r.probability_change, 6),
+                    }
+                    for r in raising
+                ]
+            )
+        )
+    return texts, payloads
+
+
+def _drift(
+    model: RiskModel,
+    scored: pd.DataFrame,
+    probability: np.ndarray,
+    training: pd.DataFrame | None,
+    rules: ListSettings,
+) -> tuple[pd.DataFrame | None, str | None]:
+    if training is None or not len(training):
+        return None, "no training sample for this model version"
+    if not len(scored):
+        return None, "nobody was scored"
+    if rules.drift_features is not None:
+        columns = list(rules.drift_features)
+    else:
+        importance = model.booster.feature_importance(importance_type="gain")
+        columns = main_features(model.feature_names, list(importance), rules.drift_top_features)
+    expected = pd.DataFrame({"score": model.predict_proba(training)})
+    actual = pd.DataFrame({"score": probability})
+    for column in columns:
+        expected[column] = training[column].astype(float).to_numpy()
+        actual[column] = scored[column].astype(float).to_numpy()
+    table = drift_table(
+        expected, actual, ["score", *columns], rules.drift_warning_psi, rules.drift_bins
+    )
+    return table, None
+
+
+def make_run(
+    *,
+    month: str,
+    features: pd.DataFrame,
+    ineligible: pd.DataFrame,
+    model: RiskModel,
+    model_info: ModelInfo,
+    extract: dict[str, Any],
+    rules: ListSettings,
+    previous: pd.DataFrame | None = None,
+    listed_before: Iterable[str] = (),
+    training_sample: pd.DataFrame | None = None,
+    training_note: str | None = None,
+    feature_defs: Any = None,
+    created: datetime | None = None,
+    progress: ProgressFn | None = None,
+) -> ScoringRun:
+    """Score, rank, list, flag, explain and summarise one month (no I/O).
+
+    `features`: the eligible population at the month's index date (person_id, neighbourhood,
+    gp_practice_code, model inputs and the non-model list columns); `ineligible`: person_id,
+    neighbourhood, reason for everyone in the extract who is not eligible; `extract`: manifest
+    facts (extract_date, complete_to, fingerprint, path); `previous`: last month's current run
+    (person_id, probability, listed); `feature_defs`: feature definitions for the reasons
+    (default the features registry).
+    """
+    progress = progress or no_progress
+    month = parse_month(month)
+    created = created or datetime.now(UTC)
+    features = features.reset_index(drop=True)
+    run_id = run_id_for(month, model_info, extract["fingerprint"], rules)
+
+    progress("scoring", 0.0)
+    probability = model.predict_proba(features) if len(features) else np.empty(0)
+    band = model.band(probability) if len(features) else np.empty(0, dtype=object)
+    progress("scoring", 1.0)
+
+    people = build_list(features, probability, band, rules, previous, listed_before)
+    listed = people.index[people["listed"]]
+    progress("explaining listed people", 0.0)
+    people["reasons"] = pd.Series(pd.NA, index=people.index, dtype="string")
+    people["reasons_json"] = pd.Series(pd.NA, index=people.index, dtype="string")
+    if len(listed):
+        from models.explain import explain
+
+        explanations = explain(
+            model, features.loc[listed], top_n=rules.top_reasons, features=feature_defs
+        )
+        texts, payloads = _reason_columns(explanations, rules.top_reasons)
+        people.loc[listed, "reasons"] = texts
+        people.loc[listed, "reasons_json"] = payloads
+    progress("explaining listed people", 1.0)
+
+    progress("drift", 0.0)
+    scored_mask = people["probability"].notna().to_numpy()
+    drift, drift_note = _drift(
+        model, features.loc[scored_mask], people.loc[scored_mask, "probability"].to_numpy(),
+        training_sample, rules,
+    )  # fmt: skip
+    if drift is None and training_note:
+        drift_note = training_note
+    progress("drift", 1.0)
+
+    warnings = []
+    known = set(people["neighbourhood"].dropna()) | set(ineligible["neighbourhood"].dropna())
+    unknown = sorted(set(rules.capacity_by_neighbourhood) - known)
+    if unknown:
+        warnings.append(
+            "capacity overrides name neighbourhoods not in the extract: " + ", ".join(unknown)
+        )
+    if drift is not None:
+        warnings += [
+            f"drift: PSI of {r.name} is {r.psi:.3f}, above {rules.drift_warning_psi:g}"
+            for r in drift[drift["warning"]].itertuples()
+        ]
+    elif drift_note:
+        warnings.append(f"drift not measured: {drift_note}")
+
+    cap = None
+    if rules.mode == "capacity":
+        hoods = pd.Series(sorted(known), index=sorted(known), dtype="string")
+        cap = capacities(hoods, rules)
+    counts = neighbourhood_counts(people, ineligible, cap)
+    exclusions = exclusion_counts(features, rules)
+    distribution = score_distribution(people, [name for name, _ in model.bands])
+    on_list = people.loc[people["listed"], "probability"]
+    meta = {
+        "run_id": run_id,
+        "month": month,
+        "index_date": index_date(month).isoformat(),
+        "created": created.isoformat(),
+        "model": {"name": model_info.name, "version": model_info.version},
+        "extract": extract,
+        "rule": rule_text(rules),
+        "list_settings": rules.model_dump(),
+        "counts": {
+            "in_extract": int(len(people) + len(ineligible)),
+            "not_eligible": len(ineligible),
+            "eligible": len(people),
+            "scored": int(scored_mask.sum()),
+            "excluded": int(people["excluded"].notna().sum()),
+            "candidates": int(people["rank"].notna().sum()),
+            "listed": int(people["listed"].sum()),
+            "new_this_month": int(people["new_this_month"].sum()),
+            "on_last_month_list": int((people["listed"] & people["on_last_month_list"]).sum()),
+            "risk_risen": int((people["listed"] & people["risk_risen"]).sum()),
+            "expected_ppv": float(on_list.mean()) if len(on_list) else None,
+        },
+        "not_eligible": {k: int(v) for k, v in ineligible["reason"].value_counts().items()},
+        "exclusions": {
+            str(k): {"first": int(v["first"]), "any": int(v["any"])}
+            for k, v in exclusions.groupby("reason", sort=False)[["first", "any"]].sum().iterrows()
+        },
+        "neighbourhoods": json.loads(counts.to_json(orient="index")),
+        "score_distribution": distribution,
+        "drift": None if drift is None else drift.to_dict(orient="records"),
+        "drift_note": drift_note,
+        "warnings": warnings,
+    }
+    summary = render_summary(
+        meta,
+        counts,
+        ineligible,
+        exclusions,
+        distribution,
+        drift,
+        drift_note,
+        rules.drift_warning_psi,
+    )
+    return ScoringRun(run_id=run_id, month=month, meta=meta, people=people, summary=summary)
+
+
+def ineligible_people(people: pd.DataFrame, eligible_ids: pd.Series, day: date) -> pd.DataFrame:
+    """person_id, neighbourhood, reason for everyone in `people` not among `eligible_ids`."""
+    out = people.loc[~people["person_id"].isin(eligible_ids)]
+    reason = ineligibility_reason(out, day).fillna("not_eligible_other")
+    return pd.DataFrame(
+        {
+            "person_id": out["person_id"].astype("string").to_numpy(),
+            "neighbourhood": out["neighbourhood"].astype("string").to_numpy(),
+            "reason": reason.to_numpy(),
+        }
+    )
+
+
+def score_month(
+    extract_dir: Path,
+    month: str,
+    settings: Settings,
+    *,
+    model_ref: str = "champion",
+    progress: ProgressFn | None = None,
+) -> RunResult:
+    """Score `month` from the extract in `extract_dir` with the registry's `model_ref` model and
+    store the run (reusing a stored run with the same inputs). Raises with a clear message when
+    there is no such model or the month's index date is outside the extract."""
+    import features as feature_stage
+    from records import load_extract, read_manifest
+    from training.registry import load_risk_model, training_sample
+
+    progress = progress or no_progress
+    month = parse_month(month)
+    day = index_date(month)
+    extract_dir = Path(extract_dir)
+    manifest = read_manifest(extract_dir)
+    feature_stage.check_index_date(manifest, day)
+    model, version = load_risk_model(settings, ref=model_ref)
+    model_info = ModelInfo(settings.mlflow.registered_model, str(version))
+    rules = settings.lists
+    store = ScoreStore(settings.score_store)
+
+    progress("fingerprinting extract", 0.0)
+    fingerprint = extract_fingerprint(extract_dir)
+    progress("fingerprinting extract", 1.0)
+    run_id = run_id_for(month, model_info, fingerprint, rules)
+    if store.has_run(run_id):
+        store.set_current(month, run_id)
+        return RunResult(run_id, month, store.runs_dir / run_id, True, store.meta(run_id))
+
+    extract = load_extract(extract_dir, progress=progress)
+    features = feature_stage.build_features(extract, day, progress=progress)
+    if "eligible" in features.columns:
+        features = features[features["eligible"].astype(bool)]
+    people = extract.con.execute(f"SELECT {PEOPLE_COLUMNS_FROM_EXTRACT} FROM people").df()
+    ineligible = ineligible_people(people, features["person_id"], day)
+    extract.con.close()
+    try:
+        sample = training_sample(settings, version)
+    except Exception as exc:  # drift is reported as not measured, the run goes on
+        sample, note = None, f"{type(exc).__name__}: {exc}"
+    else:
+        note = None
+
+    run = make_run(
+        month=month,
+        features=features,
+        ineligible=ineligible,
+        model=model,
+        model_info=model_info,
+        extract={
+            "path": str(extract_dir.resolve()),
+            "fingerprint": fingerprint,
+            "extract_date": manifest.extract_date.isoformat(),
+            "complete_to": {k: v.isoformat() for k, v in manifest.complete_to.items()},
+        },
+        rules=rules,
+        previous=store.previous_list(month),
+        listed_before=store.listed_before(month),
+        training_sample=sample,
+        training_note=note,
+        progress=progress,
+    )
+    progress("storing run", 0.0)
+    path = store.write(run)
+    progress("storing run", 1.0)
+    return RunResult(run.run_id, month, path, False, store.meta(run.run_id))

@@ -1,0 +1,200 @@
+"""The score store: scoring runs under `settings.score_store`, written atomically.
+
+Layout:
+
+    scores/
+      runs/<run_id>/run.json        run metadata: month, model, extract manifest, counts, drift
+      runs/<run_id>/people.parquet  one row per eligible person (see scoring.rules.build_list)
+      runs/<run_id>/summary.md      the run summary
+      months/<YYYY-MM>.json         which run is current for the month, and the history
+      .staging/                     runs being written (never read)
+
+A run is written into `.staging/<random>/` and renamed into `runs/<run_id>/` only when complete,
+so a run is either wholly there or not there; the month pointer is replaced atomically after that.
+A failure at any point leaves the previous runs and the pointer as they were. Runs are never
+rewritten: the run id is a fingerprint of month, model version, extract and list rules, so the
+same inputs give the same id and the stored run is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scoring.months import parse_month
+
+RUN_FILE = "run.json"
+PEOPLE_FILE = "people.parquet"
+SUMMARY_FILE = "summary.md"
+
+
+class StoreError(Exception):
+    """A run or month the store does not hold, or a store in a state it cannot read."""
+
+
+@dataclass
+class ScoringRun:
+    """Everything one scoring run writes: metadata, the per-person table and the summary."""
+
+    run_id: str
+    month: str
+    meta: dict[str, Any]
+    people: pd.DataFrame
+    summary: str
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False, compression="zstd")
+
+
+def _replace_atomically(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    _write_json(tmp, data)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class ScoreStore:
+    """Scoring runs on disk (Parquet + JSON) under one root folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.months_dir = self.root / "months"
+        self.staging_dir = self.root / ".staging"
+
+    # Writing
+    def write(self, run: ScoringRun) -> Path:
+        """Store `run` (unless a run with its id is already stored) and make it the month's
+        current run. Returns the run's folder."""
+        month = parse_month(run.month)
+        final = self.runs_dir / run.run_id
+        if not final.is_dir():
+            for folder in (self.runs_dir, self.months_dir, self.staging_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+            staging = self.staging_dir / uuid.uuid4().hex
+            staging.mkdir()
+            try:
+                _write_parquet(run.people, staging / PEOPLE_FILE)
+                (staging / SUMMARY_FILE).write_text(run.summary, "utf-8")
+                _write_json(staging / RUN_FILE, {**run.meta, "run_id": run.run_id, "month": month})
+                try:
+                    os.rename(staging, final)
+                except OSError:
+                    if not (final / RUN_FILE).is_file():  # not a concurrent writer of the same run
+                        raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        self.set_current(month, run.run_id)
+        return final
+
+    def set_current(self, month: str, run_id: str) -> None:
+        """Make `run_id` the current run of `month` (atomic replace of the month pointer)."""
+        month = parse_month(month)
+        if not (self.runs_dir / run_id / RUN_FILE).is_file():
+            raise StoreError(f"no stored run {run_id!r}")
+        self.months_dir.mkdir(parents=True, exist_ok=True)
+        pointer = self._pointer(month)
+        history = pointer.get("history", [])
+        history.append({"run_id": run_id, "made_current": datetime.now(UTC).isoformat()})
+        _replace_atomically(
+            self.months_dir / f"{month}.json",
+            {"month": month, "current": run_id, "history": history},
+        )
+
+    # Reading
+    def _pointer(self, month: str) -> dict[str, Any]:
+        path = self.months_dir / f"{month}.json"
+        if not path.is_file():
+            return {}
+        return json.loads(path.read_text("utf-8"))
+
+    def has_run(self, run_id: str) -> bool:
+        return (self.runs_dir / run_id / RUN_FILE).is_file()
+
+    def current_run_id(self, month: str) -> str | None:
+        """The current run of `month`, or None when the month has not been scored."""
+        return self._pointer(parse_month(month)).get("current")
+
+    def resolve(self, month: str | None = None, run_id: str | None = None) -> str:
+        """`run_id` if given (checked), else the current run of `month`; StoreError otherwise."""
+        if run_id is not None:
+            if not self.has_run(run_id):
+                raise StoreError(f"no stored run {run_id!r} in {self.root}")
+            return run_id
+        if month is None:
+            raise StoreError("give a month or a run id")
+        current = self.current_run_id(month)
+        if current is None:
+            raise StoreError(f"month {month} has not been scored (no run in {self.root})")
+        return current
+
+    def meta(self, run_id: str) -> dict[str, Any]:
+        """The run's metadata, with `current`: whether it is its month's current run."""
+        path = self.runs_dir / run_id / RUN_FILE
+        if not path.is_file():
+            raise StoreError(f"no stored run {run_id!r} in {self.root}")
+        meta = json.loads(path.read_text("utf-8"))
+        meta["current"] = self.current_run_id(meta["month"]) == run_id
+        return meta
+
+    def people(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The run's per-person table (optionally only `columns`)."""
+        path = self.runs_dir / run_id / PEOPLE_FILE
+        if not path.is_file():
+            raise StoreError(f"no stored run {run_id!r} in {self.root}")
+        return pd.read_parquet(path, columns=columns)
+
+    def summary(self, run_id: str) -> str:
+        path = self.runs_dir / run_id / SUMMARY_FILE
+        if not path.is_file():
+            raise StoreError(f"no stored run {run_id!r} in {self.root}")
+        return path.read_text("utf-8")
+
+    def months(self) -> list[str]:
+        """Months with a current run, oldest first."""
+        if not self.months_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.months_dir.glob("*.json"))
+
+    def runs(self, month: str | None = None) -> list[dict[str, Any]]:
+        """Metadata of every stored run (of `month` if given), oldest month first."""
+        if not self.runs_dir.is_dir():
+            return []
+        metas = [self.meta(p.name) for p in sorted(self.runs_dir.iterdir()) if p.is_dir()]
+        if month is not None:
+            metas = [m for m in metas if m["month"] == parse_month(month)]
+        return sorted(metas, key=lambda m: (m["month"], m.get("created", "")))
+
+    def previous_list(self, month: str) -> pd.DataFrame | None:
+        """person_id, probability, listed of the current run of the month before `month`."""
+        from scoring.months import previous_month
+
+        run_id = self.current_run_id(previous_month(month))
+        if run_id is None:
+            return None
+        return self.people(run_id, columns=["person_id", "probability", "listed"])
+
+    def listed_before(self, month: str) -> set[str]:
+        """Everyone listed in the current run of any month before `month`."""
+        month = parse_month(month)
+        ids: set[str] = set()
+        for earlier in self.months():
+            run_id = self.current_run_id(earlier) if earlier < month else None
+            if run_id:
+                table = self.people(run_id, columns=["person_id", "listed"])
+                ids.update(table.loc[table["listed"], "person_id"].astype(str))
+        return ids
