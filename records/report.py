@@ -18,18 +18,20 @@ TOP_REASONS = 10
 def print_validation(extract: Extract, console: Console) -> None:
     """Print per-table read/loaded/rejected counts, then the top reject reasons overall."""
     manifest = extract.manifest
-    console.print(f"Extract {extract.path} (extract_date {manifest.extract_date})")
+    formats = sorted({r.source.suffix.lstrip(".") for r in extract.reports.values() if r.source})
+    console.print(
+        f"Extract {extract.path} (extract_date {manifest.extract_date}, {'/'.join(formats)} files)"
+    )
 
     counts = Table(title="Rows per table")
-    counts.add_column("table")
-    counts.add_column("file")
+    # Table names in full even on an 80-column terminal.
+    counts.add_column("table", no_wrap=True, min_width=max(map(len, extract.reports), default=5))
     for name in ("read", "loaded", "rejected"):
-        counts.add_column(name, justify="right")
-    counts.add_column("complete to")
+        counts.add_column(name, justify="right", no_wrap=True)
+    counts.add_column("complete to", no_wrap=True)
     for report in extract.reports.values():
         counts.add_row(
             report.table,
-            report.source.name if report.source else "",
             f"{report.read:,}",
             f"{report.loaded:,}",
             f"[red]{report.rejected:,}[/]" if report.rejected else "0",
@@ -39,7 +41,6 @@ def print_validation(extract: Extract, console: Console) -> None:
     counts.add_section()
     counts.add_row(
         "total",
-        "",
         f"{sum(r.read for r in reports):,}",
         f"{sum(r.loaded for r in reports):,}",
         f"{extract.n_rejected:,}",
@@ -54,9 +55,9 @@ def print_validation(extract: Extract, console: Console) -> None:
     for report in reports:
         reasons.update({(report.table, reason): n for reason, n in report.reasons.items()})
     top = Table(title=f"Top reject reasons ({len(reasons)} distinct)")
-    top.add_column("table")
+    top.add_column("table", no_wrap=True)
     top.add_column("reason")
-    top.add_column("rows", justify="right")
+    top.add_column("rows", justify="right", no_wrap=True)
     for (table, reason), n in reasons.most_common(TOP_REASONS):
         top.add_row(table, reason, f"{n:,}")
     console.print(top)
