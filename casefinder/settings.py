@@ -46,7 +46,115 @@ class MlflowSettings(BaseModel):
 
 
 class OutcomeSettings(BaseModel):
-    """The outcome definition (features stage). Defaults: the contract's default outcome."""
+    """The outcome definition (features stage). Defaults: the contract's default outcome.
+
+    Within `window_months` from the index date D (records dated D up to the day before D +
+    window), an agency is involved when any of its rules holds; the outcome is 1 when at least
+    `min_agencies` agencies are involved, or any `always_counts` rule holds. A site may replace
+    any part in its config file, e.g. `[outcome] min_agencies = 3`.
+    """
+
+    class Rule(BaseModel):
+        """At least `min_count` rows of `table` dated in the window (by the table's record date)
+        whose `column` is one of `values` and whose columns in `where` have one of the listed
+        values."""
+
+        model_config = {"extra": "forbid"}
+
+        table: str
+        column: str
+        values: list[str] = Field(min_length=1)
+        min_count: int = Field(1, ge=1)
+        where: dict[str, list[str]] = Field(default_factory=dict)
+
+        def model_post_init(self, context: object, /) -> None:
+            from records.contract import TABLES
+
+            table = TABLES.get(self.table)
+            if table is None or table.date_column is None or table.name == "caseloads":
+                raise ValueError(f"outcome rule: {self.table!r} is not a dated event table")
+            for column in (self.column, *self.where):
+                if column not in {c.name for c in table.columns}:
+                    raise ValueError(f"outcome rule: {self.table} has no column {column!r}")
+
+    model_config = {"extra": "forbid"}
+
+    window_months: int = Field(12, ge=1, le=60)
+    min_agencies: int = Field(2, ge=1)
+    # Contract, "Default outcome": emergency admission methods 21-25, 2A-2D, 28.
+    agencies: dict[str, list[Rule]] = Field(
+        default_factory=lambda: {
+            "acute_hospital": [
+                OutcomeSettings.Rule(
+                    table="hospital_spells",
+                    column="admission_method",
+                    values=["21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"],
+                )
+            ],
+            "community_health": [
+                OutcomeSettings.Rule(
+                    table="community_contacts", column="service", values=["intermediate_care"]
+                ),
+                OutcomeSettings.Rule(
+                    table="community_contacts",
+                    column="service",
+                    values=["district_nursing", "community_matron"],
+                    min_count=6,
+                ),
+            ],
+            "adult_social_care": [
+                OutcomeSettings.Rule(
+                    table="social_care",
+                    column="service_type",
+                    values=[
+                        "long_term_community",
+                        "long_term_residential",
+                        "long_term_nursing",
+                        "short_term_reablement",
+                        "direct_payment",
+                    ],
+                    where={"event_type": ["service"]},
+                )
+            ],
+            "mental_health": [
+                OutcomeSettings.Rule(
+                    table="mental_health_contacts",
+                    column="team_type",
+                    values=["crisis", "older_adult_cmht"],
+                )
+            ],
+        }
+    )
+    always_counts: list[Rule] = Field(
+        default_factory=lambda: [
+            OutcomeSettings.Rule(
+                table="social_care",
+                column="service_type",
+                values=["long_term_residential", "long_term_nursing"],
+                where={"event_type": ["service"]},
+            )
+        ]
+    )
+
+    def model_post_init(self, context: object, /) -> None:
+        if not self.agencies:
+            raise ValueError("outcome: at least one agency is needed")
+        for name, rules in self.agencies.items():
+            if not name.isidentifier() or name in ("person_id", "outcome"):
+                raise ValueError(f"outcome: agency name {name!r} must be a plain identifier")
+            if not rules:
+                raise ValueError(f"outcome: agency {name!r} has no rules")
+        if self.min_agencies > len(self.agencies):
+            raise ValueError(
+                f"outcome: min_agencies {self.min_agencies} is more than the "
+                f"{len(self.agencies)} agencies defined"
+            )
+
+    @property
+    def tables(self) -> list[str]:
+        """The tables the outcome reads, in first-use order."""
+        rules = [r for rs in self.agencies.values() for r in rs] + list(self.always_counts)
+        return list(dict.fromkeys(r.table for r in rules))
 
 
 class TrainingSettings(BaseModel):

@@ -1,1 +1,29 @@
+"""Point-in-time features and the outcome, from a loaded linked-records extract.
 
+Every feature is defined once in `features.registry` (computation, window, source, domain,
+description, plain sentence); the same definitions build the feature table, the feature
+dictionary and the explanation text.
+"""
+
+from features.build import build_features, features_sql, neighbourhood_labels
+from features.dates import FeatureError, check_index_date, index_dates
+from features.definition import DOMAINS, Feature
+from features.outcome import build_outcome, build_panel, outcome_sql
+from features.registry import FEATURES, feature, model_feature_names
+
+__all__ = [
+    "DOMAINS",
+    "FEATURES",
+    "Feature",
+    "FeatureError",
+    "build_features",
+    "build_outcome",
+    "build_panel",
+    "check_index_date",
+    "feature",
+    "features_sql",
+    "index_dates",
+    "model_feature_names",
+    "neighbourhood_labels",
+    "outcome_sql",
+]

@@ -63,6 +63,12 @@ class Feature:
     adjustable: bool = False  # a clinician may change it in a what-if
     # How it is computed (owned by the features stage): a SQL expression or query fragment.
     sql: str = ""
+    # The SQL block that computes it (features/blocks.py): a per-person aggregate over one
+    # table's rows ("spells", "gp", ...), "people" for the person row, or "derived"/"derived2"
+    # for an expression over other features.
+    block: str = ""
+    # The value for a person with no rows in the block (None: missing).
+    fill: float | None = None
 
     def is_none(self, value: object) -> bool:
         """True when the value means "nothing recorded" (zero, false or missing)."""

@@ -1,0 +1,201 @@
+"""Build the feature table for one index date: the registry's definitions compiled to one SQL query.
+
+The query is standard SQL (DuckDB runs it here; `sqlglot` transpiles it to Spark SQL for national
+extracts). It reads only rows dated before each table's cutoff, min(index date, complete_to + 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+
+import pandas as pd
+
+from casefinder.progress import ProgressFn, no_progress
+from features import codelists
+from features.blocks import BLOCKS, DERIVED, PEOPLE
+from features.dates import FeatureError, add_months, check_index_date, sql_date
+from features.definition import Feature
+from features.registry import FEATURES
+from records import Extract, Manifest
+from records.contract import TABLES
+
+ID_COLUMNS = ("person_id", "index_date", "neighbourhood", "gp_practice_code")
+ELIGIBLE_AGE = 65  # years on the index date (contract: eligibility)
+_INT_KINDS = ("count", "flag", "code")
+
+
+class _Dates(dict):
+    """Placeholder values for one block: {index}, {cutoff}, {since_N} (cutoff minus N months)."""
+
+    def __init__(self, index_date: date, cutoff: date) -> None:
+        super().__init__(
+            index=sql_date(index_date),
+            cutoff=sql_date(cutoff),
+            index_month=str(index_date.month),
+            index_day=str(index_date.day),
+        )
+        self._cutoff = cutoff
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("since_") and key[6:].isdigit():
+            return sql_date(add_months(self._cutoff, -int(key[6:])))
+        raise KeyError(f"unknown SQL placeholder {{{key}}}")
+
+
+def table_cutoff(manifest: Manifest, table: str, index_date: date) -> date:
+    """The first day not read from `table` for `index_date`: min(D, complete_to + 1 day)."""
+    return min(index_date, manifest.complete_to_for(table) + timedelta(days=1))
+
+
+def placeholders(manifest: Manifest, index_date: date, table: str | None) -> Mapping[str, str]:
+    """The SQL placeholder values for a block reading `table` (None: the people table)."""
+    cutoff = index_date if table is None else table_cutoff(manifest, table, index_date)
+    return _Dates(index_date, cutoff)
+
+
+def eligibility_sql(index_date: date, alias: str = "p") -> str:
+    """SQL condition on `people`: aged 65+, alive and registered on the index date.
+
+    Dates on or after the index date (a later death, registration end or start) are not known at
+    the index date, so they never change who is eligible.
+    """
+    d = sql_date(index_date)
+    born_by = sql_date(add_months(index_date, -12 * ELIGIBLE_AGE))
+    return (
+        f"{alias}.birth_date <= {born_by} "
+        f"AND ({alias}.date_of_death IS NULL OR {alias}.date_of_death >= {d}) "
+        f"AND ({alias}.registration_start IS NULL OR {alias}.registration_start < {d}) "
+        f"AND ({alias}.registration_end IS NULL OR {alias}.registration_end >= {d})"
+    )
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _by_block(features: tuple[Feature, ...]) -> dict[str, list[Feature]]:
+    out: dict[str, list[Feature]] = {}
+    for f in features:
+        if f.block != PEOPLE and f.block not in BLOCKS and f.block not in DERIVED:
+            raise RuntimeError(f"feature {f.name} names unknown block {f.block!r}")
+        out.setdefault(f.block, []).append(f)
+    return out
+
+
+def features_sql(manifest: Manifest, index_date: date) -> str:
+    """The one query computing every feature for `index_date` (standard SQL)."""
+    grouped = _by_block(FEATURES)
+    people = placeholders(manifest, index_date, None)
+    people_cols = ", ".join(
+        f"{f.sql.format_map(people)} AS {_q(f.name)}" for f in grouped.get(PEOPLE, [])
+    )
+    ctes = [
+        "nbh AS (SELECT n.neighbourhood, row_number() OVER (ORDER BY n.neighbourhood) - 1 "
+        "AS neighbourhood_code FROM (SELECT DISTINCT neighbourhood FROM people) AS n)",
+        f"cohort AS (SELECT p.person_id, {sql_date(index_date)} AS index_date, p.neighbourhood, "
+        f"p.gp_practice_code, {people_cols} FROM people AS p "
+        f"JOIN nbh ON nbh.neighbourhood = p.neighbourhood WHERE {eligibility_sql(index_date)})",
+    ]
+    joined_cols, joins = ["c.*"], []
+    for name, block in BLOCKS.items():
+        columns = [(f.name, f.sql, f.fill) for f in grouped.get(name, [])]
+        columns += [(h.name, h.sql, h.fill) for h in block.helpers]
+        if not columns:
+            continue
+        values = placeholders(manifest, index_date, block.table)
+        aggs = ", ".join(f"{sql.format_map(values)} AS {_q(col)}" for col, sql, _ in columns)
+        ctes.append(
+            f"b_{name} AS (SELECT r.person_id, {aggs} FROM ({block.relation.format_map(values)}) "
+            "AS r WHERE r.person_id IN (SELECT person_id FROM cohort) GROUP BY r.person_id)"
+        )
+        joins.append(f"LEFT JOIN b_{name} ON b_{name}.person_id = c.person_id")
+        for col, _, fill in columns:
+            ref = f"b_{name}.{_q(col)}"
+            joined_cols.append(
+                f"{ref} AS {_q(col)}" if fill is None else f"coalesce({ref}, {fill}) AS {_q(col)}"
+            )
+    ctes.append(f"joined AS (SELECT {', '.join(joined_cols)} FROM cohort AS c {' '.join(joins)})")
+    previous = "joined"
+    for name in DERIVED:
+        exprs = [f"{f.sql.format_map(people)} AS {_q(f.name)}" for f in grouped.get(name, [])]
+        ctes.append(
+            f"{name} AS (SELECT x.*{''.join(', ' + e for e in exprs)} FROM {previous} AS x)"
+        )
+        previous = name
+    out_cols = [*ID_COLUMNS] + [
+        f"CAST({_q(f.name)} AS {'INTEGER' if f.kind in _INT_KINDS else 'DOUBLE'}) AS {_q(f.name)}"
+        for f in FEATURES
+    ]
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(out_cols)} FROM {previous} ORDER BY person_id"
+
+
+def history_start(extract: Extract) -> date | None:
+    """The earliest record date or registration start in the extract (None if it is empty)."""
+    parts = [
+        f"SELECT min({t.date_column}) AS d FROM {t.name}"
+        for t in TABLES.values()
+        if t.date_column is not None
+    ]
+    parts.append("SELECT min(registration_start) AS d FROM people")
+    (earliest,) = extract.con.execute(
+        f"SELECT min(d) FROM ({' UNION ALL '.join(parts)}) AS u"
+    ).fetchone()
+    return earliest
+
+
+def check_extract_index_date(extract: Extract, index_date: date) -> None:
+    """`check_index_date` with the extract's own history start."""
+    start = history_start(extract)
+    if start is None:
+        raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
+    check_index_date(extract.manifest, index_date, start)
+
+
+def _numeric_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integers where a column is complete, floats with NaN where values are missing."""
+    for f in FEATURES:
+        column = frame[f.name]
+        if f.kind in _INT_KINDS and not column.isna().any():
+            frame[f.name] = column.astype("int32")
+        else:
+            frame[f.name] = column.astype("float64")
+    frame["person_id"] = frame["person_id"].astype(str)
+    frame["neighbourhood"] = frame["neighbourhood"].astype(str)
+    frame["gp_practice_code"] = frame["gp_practice_code"].astype(str)
+    return frame
+
+
+def build_features(
+    extract: Extract,
+    index_date: date,
+    progress: ProgressFn | None = None,
+    *,
+    checked: bool = False,
+) -> pd.DataFrame:
+    """One row per eligible person at `index_date`: ids, then every feature in registry order.
+
+    Opted-out people are included (flag `data_opt_out`). Raises `FeatureError` for an index date
+    this extract cannot support.
+    """
+    progress = progress or no_progress
+    if not checked:
+        check_extract_index_date(extract, index_date)
+    progress("features", 0.0)
+    codelists.register(extract.con)
+    sql = features_sql(extract.manifest, index_date)
+    progress("features", 0.1)
+    frame = extract.con.sql(sql).to_arrow_table().to_pandas()
+    progress("features", 0.9)
+    frame = _numeric_frame(frame)
+    progress("features", 1.0)
+    return frame
+
+
+def neighbourhood_labels(extract: Extract) -> dict[int, str]:
+    """Neighbourhood code -> name, as `neighbourhood_code` numbers them (sorted names)."""
+    rows = extract.con.execute(
+        "SELECT neighbourhood FROM (SELECT DISTINCT neighbourhood FROM people) AS n "
+        "ORDER BY neighbourhood"
+    ).fetchall()
+    return {i: r[0] for i, r in enumerate(rows)}

@@ -1,0 +1,163 @@
+"""The outcome (configured by `OutcomeSettings`) and the training panel over many index dates.
+
+An outcome for index date D needs its whole window observed: D + window - 1 day must be on or
+before the extract date and each outcome table's `complete_to`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+
+from casefinder.progress import ProgressFn, no_progress
+from casefinder.settings import OutcomeSettings
+from features.blocks import in_list
+from features.build import (
+    build_features,
+    check_extract_index_date,
+    eligibility_sql,
+    history_start,
+)
+from features.dates import FeatureError, add_months, check_index_date, sql_date
+from records import Extract, Manifest
+from records.contract import TABLES
+
+
+def window_end(index_date: date, definition: OutcomeSettings) -> date:
+    """The last day of the outcome window for `index_date`."""
+    return add_months(index_date, definition.window_months) - timedelta(days=1)
+
+
+def observed_to(manifest: Manifest, definition: OutcomeSettings) -> date:
+    """The last day for which every table the outcome reads is complete."""
+    return min(manifest.complete_to_for(t) for t in definition.tables)
+
+
+def last_observed_index_date(manifest: Manifest, definition: OutcomeSettings) -> date:
+    """The latest first-of-month index date whose whole outcome window is observed."""
+    day = add_months(observed_to(manifest, definition).replace(day=1), -definition.window_months)
+    while window_end(add_months(day, 1), definition) <= observed_to(manifest, definition):
+        day = add_months(day, 1)
+    return day
+
+
+def check_outcome_observed(
+    manifest: Manifest, index_dates: list[date], definition: OutcomeSettings
+) -> None:
+    """Raise `FeatureError` naming every index date whose outcome window is not yet observed."""
+    limit = observed_to(manifest, definition)
+    late = [d for d in index_dates if window_end(d, definition) > limit]
+    if late:
+        shown = ", ".join(str(d) for d in late[:6]) + (" ..." if len(late) > 6 else "")
+        tables = ", ".join(f"{t} to {manifest.complete_to_for(t)}" for t in definition.tables)
+        raise FeatureError(
+            f"outcome not yet observed for index date(s) {shown}: the {definition.window_months}"
+            f"-month window must end by {limit} (records complete: {tables}); the latest index "
+            f"date with an observed outcome is {last_observed_index_date(manifest, definition)}"
+        )
+
+
+def _rule_sql(rule: OutcomeSettings.Rule) -> str:
+    cond = [f"t.{rule.column} IN {in_list(rule.values)}"]
+    cond += [f"t.{column} IN {in_list(values)}" for column, values in rule.where.items()]
+    return f"sum(CASE WHEN {' AND '.join(cond)} THEN 1 ELSE 0 END)"
+
+
+def outcome_sql(index_date: date, definition: OutcomeSettings) -> str:
+    """The query giving person_id, outcome and one 0/1 column per agency (standard SQL)."""
+    start, end = sql_date(index_date), sql_date(add_months(index_date, definition.window_months))
+    rules = [(name, r) for name, rs in definition.agencies.items() for r in rs]
+    rules += [("__always", r) for r in definition.always_counts]
+    ctes = [f"cohort AS (SELECT p.person_id FROM people AS p WHERE {eligibility_sql(index_date)})"]
+    met: dict[str, list[str]] = {}
+    joins = []
+    for table in definition.tables:
+        mine = [(i, name, r) for i, (name, r) in enumerate(rules) if r.table == table]
+        date_column = TABLES[table].date_column
+        counts = ", ".join(f"{_rule_sql(r)} AS r{i}" for i, _, r in mine)
+        ctes.append(
+            f"o_{table} AS (SELECT t.person_id, {counts} FROM {table} AS t "
+            f"WHERE t.{date_column} >= {start} AND t.{date_column} < {end} "
+            "AND t.person_id IN (SELECT person_id FROM cohort) GROUP BY t.person_id)"
+        )
+        joins.append(f"LEFT JOIN o_{table} ON o_{table}.person_id = c.person_id")
+        for i, name, r in mine:
+            met.setdefault(name, []).append(f"coalesce(o_{table}.r{i}, 0) >= {r.min_count}")
+    flags = {
+        name: f"CASE WHEN {' OR '.join(met[name])} THEN 1 ELSE 0 END"
+        for name in definition.agencies
+    }
+    always = " OR ".join(met.get("__always", [])) or "1 = 0"
+    involved = " + ".join(f"({flag})" for flag in flags.values())
+    outcome = f"CASE WHEN {involved} >= {definition.min_agencies} OR {always} THEN 1 ELSE 0 END"
+    columns = ", ".join(f"{flag} AS {name}" for name, flag in flags.items())
+    return (
+        f"WITH {', '.join(ctes)} SELECT c.person_id, {outcome} AS outcome, {columns} "
+        f"FROM cohort AS c {' '.join(joins)} ORDER BY c.person_id"
+    )
+
+
+def build_outcome(
+    extract: Extract,
+    index_date: date,
+    definition: OutcomeSettings | None = None,
+    *,
+    checked: bool = False,
+) -> pd.DataFrame:
+    """person_id, outcome (0/1) and one 0/1 column per agency, for everyone eligible at
+    `index_date`. Raises `FeatureError` if the outcome window is not fully observed."""
+    definition = definition or OutcomeSettings()
+    if not checked:
+        check_extract_index_date(extract, index_date)
+    check_outcome_observed(extract.manifest, [index_date], definition)
+    frame = extract.con.sql(outcome_sql(index_date, definition)).to_arrow_table()
+    frame = frame.to_pandas()
+    frame["person_id"] = frame["person_id"].astype(str)
+    for column in ["outcome", *definition.agencies]:
+        frame[column] = frame[column].astype("int8")
+    return frame
+
+
+def build_panel(
+    extract: Extract,
+    index_dates: list[date],
+    definition: OutcomeSettings | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    include_opted_out: bool = False,
+) -> pd.DataFrame:
+    """Features and outcome for every eligible person at each index date, stacked.
+
+    Agency columns are named `outcome_<agency>`. People who opted out are left out (contract:
+    not used for training) unless `include_opted_out`. Raises `FeatureError` before building
+    anything if any date is invalid or its outcome window is not fully observed.
+    """
+    definition = definition or OutcomeSettings()
+    progress = progress or no_progress
+    if not index_dates:
+        raise FeatureError("no index dates given for the panel")
+    dates = sorted(set(index_dates))
+    start = history_start(extract)
+    if start is None:
+        raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
+    for day in dates:
+        check_index_date(extract.manifest, day, start)
+    check_outcome_observed(extract.manifest, dates, definition)
+    parts = []
+    for i, day in enumerate(dates):
+
+        def step(task: str, fraction: float, i: int = i) -> None:
+            progress("panel", (i + fraction) / len(dates))
+
+        features = build_features(extract, day, step, checked=True)
+        outcome = build_outcome(extract, day, definition, checked=True)
+        outcome = outcome.rename(columns={a: f"outcome_{a}" for a in definition.agencies})
+        frame = features.merge(outcome, on="person_id", how="inner", validate="one_to_one")
+        if len(frame) != len(features):
+            raise RuntimeError(f"outcome and feature cohorts differ at {day}")
+        if not include_opted_out:
+            frame = frame[frame["data_opt_out"] == 0]
+        parts.append(frame)
+    progress("panel", 1.0)
+    return pd.concat(parts, ignore_index=True)
