@@ -160,6 +160,71 @@ class OutcomeSettings(BaseModel):
 class TrainingSettings(BaseModel):
     """Training, evaluation, fairness and the promotion gate (training stage)."""
 
+    # Index dates: the latest `index_dates` first-of-month dates, `every_months` apart, whose
+    # outcome window ends by the extract date.
+    index_dates: int = Field(8, ge=3)
+    every_months: int = Field(3, ge=1)
+    # An index date needs this many months of records before it (the longest feature window).
+    history_months: int = Field(12, ge=0)
+    # Split: people are assigned once (stable hash of person_id with `split_seed`) to train,
+    # validation or test, so nobody's rows appear in two sets; train uses the earlier dates,
+    # validation the next `validation_dates`, test the latest `test_dates`.
+    validation_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.25, gt=0.0, lt=0.5)
+    validation_dates: int = Field(1, ge=1)
+    test_dates: int = Field(1, ge=1)
+    split_seed: int = 2026
+    # The population the lists draw from: eligible people who are not in a care home and not
+    # already on a caseload; opted-out people are left out of training (contract).
+    exclude_opted_out: bool = True
+    exclude_care_home: bool = True
+    exclude_on_caseload: bool = True
+    # Too few outcomes to learn from or to evaluate on is an error, not a weak model.
+    min_train_outcomes: int = Field(50, ge=1)
+    min_eval_outcomes: int = Field(20, ge=1)
+    # LightGBM (https://lightgbm.readthedocs.io/en/v4.6.0/Parameters.html).
+    learning_rate: float = Field(0.05, gt=0.0)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(100, ge=1)
+    feature_fraction: float = Field(0.9, gt=0.0, le=1.0)
+    lambda_l2: float = Field(1.0, ge=0.0)
+    max_rounds: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(50, ge=1)
+    threads: int = Field(0, ge=0)  # 0: LightGBM's default (all cores)
+    seed: int = 7
+    # Optuna tuning budget when `--tune N` is given: N trials, at most this many seconds.
+    tune_timeout_seconds: float = Field(1800.0, gt=0.0)
+    # Single-score baselines: name -> panel column (a logistic regression on the model's
+    # features is always added). eFI: Clegg A, et al. Age Ageing 2016;45:353-60; HFRS: Gilbert T,
+    # et al. Lancet 2018;391:1775-82.
+    baselines: dict[str, str] = {
+        "eFI band": "efi_band",
+        "HFRS": "hfrs_score",
+        "prior emergency admissions": "emergency_admissions_12m",
+    }
+    # Evaluation: PPV/sensitivity at these top shares, and at the neighbourhood list size.
+    top_fractions: tuple[float, ...] = (0.01, 0.02, 0.05)
+    list_size: int = Field(50, ge=1)  # people per neighbourhood list (mirror the lists setting)
+    # Fairness: a group is flagged when it has at least `fairness_min_rows` rows and
+    # `fairness_min_outcomes` outcomes and its observed/expected ratio is outside
+    # 1 +/- `fairness_oe_tolerance`, or its false-negative rate at the list threshold is more
+    # than `fairness_fnr_tolerance` above the whole test set's (both also beyond chance at the
+    # 5% level), or its AUROC is more than `fairness_auroc_tolerance` below it. Project
+    # choices, to be reviewed with the clinical lead.
+    fairness_min_rows: int = Field(100, ge=1)
+    fairness_min_outcomes: int = Field(10, ge=1)
+    fairness_oe_tolerance: float = Field(0.2, gt=0.0)
+    fairness_fnr_tolerance: float = Field(0.1, gt=0.0)
+    fairness_auroc_tolerance: float = Field(0.08, gt=0.0)
+    # Promotion gate: the candidate's AUROC may be at most `gate_auroc_tolerance` below the
+    # champion's on the candidate's test rows; its calibration slope must lie in the bounds;
+    # it may not add a fairness flag the champion does not have on the same rows.
+    gate_auroc_tolerance: float = Field(0.005, ge=0.0)
+    gate_slope_min: float = 0.8
+    gate_slope_max: float = 1.2
+    # Rows of training features kept with each run for drift checks.
+    training_sample_rows: int = Field(20_000, ge=100)
+
 
 class ListSettings(BaseModel):
     """Monthly MDT list rules: capacity, exclusions, flags, drift limits (lists stage).

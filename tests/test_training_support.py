@@ -1,0 +1,119 @@
+"""Shared helpers for the training tests: settings on an isolated MLflow store, a hand-made panel
+with a known risk, and one real training run per test process (generator -> features -> train)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from casefinder.settings import MlflowSettings, Settings, load_settings
+
+HAND_FEATURES = [
+    "age",
+    "sex",
+    "imd_decile",
+    "ethnicity_group",
+    "emergency_admissions_12m",
+    "efi_score",
+    "efi_band",
+    "hfrs_score",
+    "noise",
+]
+HAND_DATES = [date(2023, m, 1) for m in (1, 4, 7, 10)] + [date(2024, 1, 1), date(2024, 4, 1)]
+
+
+def isolated_settings(home: Path, tracking_uri: str | None = None, **training: Any) -> Settings:
+    """Settings with working state (and a SQLite MLflow store) under `home`."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    base = load_settings(home=home, mlflow=MlflowSettings(tracking_uri=tracking_uri))
+    if training:
+        base = base.model_copy(update={"training": base.training.model_copy(update=training)})
+    return base
+
+
+def hand_panel(people: int = 3000, dates: list[date] | None = None, seed: int = 0) -> pd.DataFrame:
+    """A panel shaped like `features.build_panel`'s, whose outcome follows a known logistic risk
+    (column `true_risk`), with the exclusion flags and fairness fields set."""
+    rng = np.random.default_rng(seed)
+    dates = dates or HAND_DATES
+    ids = np.array([f"H{i:06d}" for i in range(people)])
+    base_age = rng.integers(65, 95, people)
+    sex = rng.choice([1, 2], people)
+    imd = rng.integers(1, 11, people)
+    ethnicity = rng.integers(1, 6, people)
+    neighbourhood = rng.choice(["North", "South", "East"], people)
+    frailty = rng.gamma(2, 1, people)
+    frames = []
+    for k, day in enumerate(dates):
+        age = base_age + k // 4
+        admissions = rng.poisson(0.3 + 0.2 * frailty)
+        efi = np.clip(frailty / 3 + rng.normal(0, 0.1, people), 0, 1)
+        hfrs = rng.gamma(1 + frailty, 1)
+        lp = -4 + 0.05 * (age - 65) + 0.6 * admissions + 2 * efi + 0.1 * hfrs
+        risk = 1 / (1 + np.exp(-lp))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "person_id": ids,
+                    "index_date": day,
+                    "neighbourhood": neighbourhood,
+                    "gp_practice_code": "P88001",
+                    "age": age,
+                    "sex": sex,
+                    "imd_decile": imd,
+                    "ethnicity_group": ethnicity,
+                    "emergency_admissions_12m": admissions,
+                    "efi_score": efi,
+                    "efi_band": np.digitize(efi, [0.12, 0.24, 0.36]),
+                    "hfrs_score": hfrs,
+                    "noise": rng.normal(size=people),
+                    "data_opt_out": (rng.random(people) < 0.02).astype(int),
+                    "in_care_home": (rng.random(people) < 0.03).astype(int),
+                    "on_caseload_neighbourhood_mdt": (rng.random(people) < 0.02).astype(int),
+                    "outcome": (rng.random(people) < risk).astype(int),
+                    "true_risk": risk,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def hand_oracle(panel: pd.DataFrame) -> pd.DataFrame:
+    """The hand panel's true risks in the shape of the generator's oracle.parquet."""
+    return panel[["person_id", "index_date", "true_risk"]].rename(
+        columns={"true_risk": "probability"}
+    )
+
+
+# One real training run per test process, shared by every test module that asks for it.
+_RUN: dict[str, Any] = {}
+REAL_PEOPLE = 3000
+REAL_SEED = 11
+
+
+def real_extract(root: Path) -> Path:
+    """A synthetic extract of REAL_PEOPLE people (written once per process)."""
+    if "extract" not in _RUN:
+        from synthetic import SynthConfig, generate
+
+        out = root / "extract"
+        generate(SynthConfig(people=REAL_PEOPLE, seed=REAL_SEED), out)
+        _RUN["extract"] = out
+    return _RUN["extract"]
+
+
+def real_run(root: Path) -> dict[str, Any]:
+    """Train once on the real extract into an isolated SQLite MLflow store under `root`."""
+    if "result" not in _RUN:
+        from training import train
+
+        extract = real_extract(root)
+        settings = isolated_settings(root / "home")
+        _RUN["settings"] = settings
+        _RUN["result"] = train(extract, settings)
+    return _RUN

@@ -1,0 +1,194 @@
+"""Training building blocks without MLflow: metrics, dates, split, population, fairness, the
+saved model format and the model card."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from test_training_support import HAND_FEATURES, hand_panel
+
+from casefinder.settings import TrainingSettings
+from models.card import render_model_card
+from models.flavour import load_risk_model_dir, save_risk_model
+from models.risk_model import PlattCalibrator, RiskModel
+from training.data import (
+    TrainingError,
+    person_split,
+    population_mask,
+    split_panel,
+    training_index_dates,
+)
+from training.fairness import fairness_table, flagged_groups
+from training.metrics import (
+    calibration_slope_intercept,
+    decile_table,
+    evaluate,
+    list_flags,
+    top_share_flags,
+)
+
+RNG = np.random.default_rng(3)
+
+
+def _calibrated(n: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+    p = 1 / (1 + np.exp(-RNG.normal(-2, 1.2, n)))
+    return (RNG.random(n) < p).astype(int), p
+
+
+def test_calibration_slope_is_one_for_true_risks_and_below_one_when_overconfident() -> None:
+    y, p = _calibrated()
+    slope, intercept = calibration_slope_intercept(y, p)
+    assert slope == pytest.approx(1.0, abs=0.03)
+    assert intercept == pytest.approx(0.0, abs=0.03)
+    logit = np.log(p / (1 - p))
+    overconfident = 1 / (1 + np.exp(-2 * logit))
+    slope2, _ = calibration_slope_intercept(y, overconfident)
+    assert slope2 == pytest.approx(0.5, abs=0.03)
+    too_high = 1 / (1 + np.exp(-(logit + 1)))
+    _, intercept3 = calibration_slope_intercept(y, too_high)
+    assert intercept3 == pytest.approx(-1.0, abs=0.05)
+
+
+def test_decile_table_and_evaluate() -> None:
+    y, p = _calibrated(400_000)
+    table = decile_table(y, p)
+    assert list(table["decile"]) == list(range(1, 11))
+    assert table["rows"].sum() == len(y)
+    assert table["observed"].sum() == y.sum()
+    assert table["mean_risk"].is_monotonic_increasing
+    assert table["oe_ratio"].between(0.8, 1.2).all()
+    metrics = evaluate(y, p, (0.01, 0.05))
+    assert 0.7 < metrics["auroc"] < 0.9
+    assert metrics["ppv_top_1pct"] > metrics["ppv_top_5pct"] > metrics["prevalence"]
+    assert metrics["sensitivity_top_5pct"] > metrics["sensitivity_top_1pct"]
+    assert metrics["oe_ratio"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_list_flags_take_each_neighbourhoods_share() -> None:
+    p = np.linspace(0, 1, 300)
+    hood = np.array(["A"] * 100 + ["B"] * 200)
+    flags = list_flags(p, hood, {"A": 0.1, "B": 0.05})
+    assert flags[:100].sum() == 10 and flags[100:].sum() == 10
+    assert flags[90:100].all() and flags[290:].all()
+    assert top_share_flags(p, 0.001).sum() == 1  # at least one row
+
+
+def test_training_index_dates_end_at_the_latest_observed_date() -> None:
+    settings = TrainingSettings(index_dates=8, every_months=3, history_months=12)
+    dates = training_index_dates(date(2019, 1, 1), date(2025, 10, 1), settings)
+    assert dates[-1] == date(2025, 10, 1)
+    assert len(dates) == 8 and dates[0] == date(2024, 1, 1)
+    assert all(d.day == 1 for d in dates)
+    short = training_index_dates(date(2023, 6, 15), date(2025, 10, 1), settings)
+    assert short[0] >= date(2024, 7, 1)
+
+
+def test_no_complete_outcome_window_is_a_clear_error() -> None:
+    settings = TrainingSettings(history_months=12)
+    with pytest.raises(TrainingError, match="no complete outcome window") as err:
+        training_index_dates(date(2025, 3, 1), date(2025, 10, 1), settings)
+    assert "2025-10-01" in str(err.value)
+
+
+def test_people_are_split_once_and_stably() -> None:
+    ids = pd.Series([f"P{i}" for i in range(20_000)])
+    settings = TrainingSettings(test_fraction=0.25, validation_fraction=0.2)
+    groups = person_split(ids, settings)
+    assert (groups == person_split(ids, settings)).all()
+    shares = pd.Series(groups).value_counts(normalize=True)
+    assert shares["test"] == pytest.approx(0.25, abs=0.02)
+    assert shares["validation"] == pytest.approx(0.2, abs=0.02)
+    other = person_split(ids, settings.model_copy(update={"split_seed": 99}))
+    assert (groups != other).any()
+
+
+def test_split_by_time_never_puts_a_person_in_two_sets() -> None:
+    panel = hand_panel(2000)
+    split = split_panel(panel, TrainingSettings(min_train_outcomes=10, min_eval_outcomes=5))
+    people = [set(s["person_id"]) for s in (split.train, split.validation, split.test)]
+    assert not (people[0] & people[1]) and not (people[0] & people[2])
+    assert not (people[1] & people[2])
+    assert max(split.train_dates) < min(split.validation_dates) < min(split.test_dates)
+    assert set(pd.to_datetime(split.test["index_date"]).dt.date) == {max(split.test_dates)}
+    assert split.counts()["test_rows"] == len(split.test)
+
+
+def test_too_few_outcomes_is_a_clear_error() -> None:
+    panel = hand_panel(300)
+    panel["outcome"] = 0
+    panel.loc[panel.index[:3], "outcome"] = 1
+    with pytest.raises(TrainingError, match="too few outcomes to train"):
+        split_panel(panel, TrainingSettings())
+
+
+def test_population_mask_leaves_out_care_homes_caseloads_and_opt_outs() -> None:
+    panel = hand_panel(500)
+    keep = population_mask(panel, TrainingSettings())
+    excluded = panel[~keep]
+    assert len(excluded) > 0
+    flags = excluded[["data_opt_out", "in_care_home", "on_caseload_neighbourhood_mdt"]]
+    assert flags.any(axis=1).all()
+    assert not panel[keep][["data_opt_out", "in_care_home"]].any(axis=None)
+    everyone = TrainingSettings(
+        exclude_care_home=False, exclude_on_caseload=False, exclude_opted_out=False
+    )
+    assert population_mask(panel, everyone).all()
+    with pytest.raises(TrainingError, match="in_care_home"):
+        population_mask(panel.drop(columns="in_care_home"), TrainingSettings())
+
+
+def test_fairness_flags_only_a_group_that_is_miscalibrated() -> None:
+    panel = hand_panel(20_000, dates=[date(2024, 1, 1)])
+    y = panel["outcome"].to_numpy()
+    p = panel["true_risk"].to_numpy().copy()
+    settings = TrainingSettings()
+    flags = list_flags(p, panel["neighbourhood"].to_numpy(), {"North": 0.05, "South": 0.05})
+    fair = fairness_table(panel, y, p, flags, settings)
+    assert set(fair["attribute"]) == {
+        "all",
+        "sex",
+        "age band",
+        "IMD quintile",
+        "ethnicity group",
+        "neighbourhood",
+    }
+    assert set(fair.loc[fair["attribute"] == "age band", "group"]) == {"65-74", "75-84", "85+"}
+    assert fair.loc[0, "rows"] == len(panel)
+    assert not flagged_groups(fair)
+    women = (panel["sex"] == 2).to_numpy()
+    p[women] = np.clip(p[women] * 2, 0, 0.99)  # risk of women overstated: O/E about 0.5
+    fair = fairness_table(panel, y, p, flags, settings)
+    assert "sex=female" in flagged_groups(fair)
+    row = fair[(fair["attribute"] == "sex") & (fair["group"] == "female")].iloc[0]
+    assert "observed/expected" in row["flag"] and row["oe_ratio"] < 0.7
+
+
+def test_saved_risk_model_scores_the_same(tmp_path: Path) -> None:
+    panel = hand_panel(1000, dates=[date(2024, 1, 1)])
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_leaves": 7},
+        lgb.Dataset(panel[HAND_FEATURES].astype(float), label=panel["outcome"]),
+        num_boost_round=20,
+    )
+    model = RiskModel(
+        booster, PlattCalibrator(0.9, -0.1), HAND_FEATURES, metadata={"trained_at": "x"}
+    )
+    loaded = load_risk_model_dir(save_risk_model(model, tmp_path / "m"))
+    assert loaded.feature_names == HAND_FEATURES
+    assert loaded.calibrator == model.calibrator
+    assert loaded.bands == model.bands and loaded.metadata == {"trained_at": "x"}
+    np.testing.assert_allclose(loaded.predict_proba(panel), model.predict_proba(panel))
+    with pytest.raises(FileNotFoundError, match="not a saved risk model"):
+        load_risk_model_dir(tmp_path)
+
+
+def test_model_card_refuses_a_missing_field() -> None:
+    import jinja2
+
+    with pytest.raises(jinja2.UndefinedError):
+        render_model_card({"registered_model": "x"})
