@@ -293,7 +293,6 @@ def score_month(
     there is no such model or the month's index date is outside the extract."""
     import features as feature_stage
     from records import load_extract, read_manifest
-    from training.registry import load_risk_model, training_sample
 
     progress = progress or no_progress
     month = parse_month(month)
@@ -301,6 +300,8 @@ def score_month(
     extract_dir = Path(extract_dir)
     manifest = read_manifest(extract_dir)
     feature_stage.check_index_date(manifest, day)
+    from training.registry import load_risk_model, training_sample  # imports MLflow
+
     model, version = load_risk_model(settings, ref=model_ref)
     model_info = ModelInfo(settings.mlflow.registered_model, str(version))
     rules = settings.lists

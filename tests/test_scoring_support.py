@@ -5,6 +5,7 @@ LightGBM + Platt `RiskModel` trained on it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import lightgbm as lgb
 import numpy as np
@@ -102,8 +103,10 @@ def outcome(frame: pd.DataFrame, seed: int = 1) -> np.ndarray:
     return (rng.uniform(size=len(frame)) < 1 / (1 + np.exp(-logit))).astype(int)
 
 
+@lru_cache(maxsize=4)
 def train_model(n: int = 3000, seed: int = 2) -> RiskModel:
-    """A real booster + Platt calibrator on a synthetic frame (a second of CPU)."""
+    """A real booster + Platt calibrator on a synthetic frame (a second of CPU; built once per
+    process and shared, so callers must not change it)."""
     frame = feature_frame(n, seed)
     y = outcome(frame, seed)
     fit, cal = frame.iloc[: n * 2 // 3], frame.iloc[n * 2 // 3 :]
