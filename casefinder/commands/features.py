@@ -1,9 +1,189 @@
-"""`casefinder` commands for the features stage."""
+"""`casefinder` commands for the features stage: features, panel, dictionary, describe."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from casefinder.commands.common import console, fail, parse_date
+from casefinder.progress import ProgressFn, progress_bar
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from records import Extract
+
+ExtractArg = Annotated[Path, typer.Argument(help="Extract folder (manifest.json + tables).")]
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turn an unusable extract or an impossible request into a clear message and exit 2."""
+    from features import FeatureError
+    from records import ExtractError
+
+    try:
+        yield
+    except ExtractError as exc:
+        raise fail(f"extract unusable: {exc}") from None
+    except FeatureError as exc:
+        raise fail(str(exc)) from None
+
+
+def _load(path: Path, progress: ProgressFn) -> Extract:
+    from records import load_extract
+
+    extract = load_extract(path, progress=progress)
+    if extract.n_rejected:
+        console.print(
+            f"[yellow]{extract.n_rejected} rejected rows left out "
+            f"(see `casefinder validate {path} --rejects DIR`).[/]"
+        )
+    return extract
+
+
+def _write(frame: pd.DataFrame, out: Path) -> None:
+    if out.suffix.lower() != ".parquet":
+        raise fail(f"--out {out}: write a .parquet file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+
+
+def features_command(
+    extract: ExtractArg,
+    out: Annotated[Path, typer.Option("--out", help="Feature table to write (.parquet).")],
+    index_date: Annotated[
+        str | None,
+        typer.Option("--index-date", help="First day of a month; default: day after extract."),
+    ] = None,
+) -> None:
+    """Build the feature table: one row per eligible person at the index date."""
+    from features import build_features
+
+    with _clear_errors(), progress_bar(console) as progress:
+        loaded = _load(extract, progress)
+        day = parse_date(index_date, "--index-date") or (
+            loaded.manifest.extract_date + timedelta(days=1)
+        )
+        frame = build_features(loaded, day, progress)
+    _write(frame, out)
+    console.print(f"{len(frame):,} people x {frame.shape[1] - 4} features at {day} -> {out}")
+
+
+def panel_command(
+    extract: ExtractArg,
+    start: Annotated[str, typer.Option("--from", help="First index date (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--to", help="Last index date (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option("--out", help="Panel to write (.parquet).")],
+    every: Annotated[str, typer.Option("--every", help="Step between dates: 1M, 3M, 1Y.")] = "3M",
+    include_opted_out: Annotated[
+        bool, typer.Option("--include-opted-out", help="Keep people who opted out.")
+    ] = False,
+) -> None:
+    """Build a training panel: features and outcome at each index date in a range."""
+    from casefinder.settings import load_settings
+    from features import build_panel, index_dates
+
+    first, last = parse_date(start, "--from"), parse_date(end, "--to")
+    assert first is not None and last is not None
+    with _clear_errors():
+        dates = index_dates(first, last, every)
+        with progress_bar(console) as progress:
+            loaded = _load(extract, progress)
+            frame = build_panel(
+                loaded,
+                dates,
+                load_settings().outcome,
+                progress,
+                include_opted_out=include_opted_out,
+            )
+    _write(frame, out)
+    console.print(
+        f"{len(frame):,} rows over {len(dates)} index dates ({dates[0]} to {dates[-1]}), "
+        f"outcome rate {frame['outcome'].mean():.1%} -> {out}"
+    )
+
+
+def dictionary_command(
+    out: Annotated[Path, typer.Option("--out", help="Markdown file to write.")] = Path(
+        "docs/features.md"
+    ),
+) -> None:
+    """Write the feature dictionary (Markdown) generated from the feature definitions."""
+    from features.dictionary import render_dictionary
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_dictionary(), encoding="utf-8")
+    console.print(f"Feature dictionary -> {out}")
+
+
+def describe_command(
+    extract: ExtractArg,
+    index_date: Annotated[
+        str | None,
+        typer.Option(
+            "--index-date",
+            help="First day of a month; default: the latest with an observed outcome.",
+        ),
+    ] = None,
+) -> None:
+    """Print the outcome rate and feature distributions by domain at an index date."""
+    from rich.table import Table
+
+    from casefinder.settings import load_settings
+    from features import build_features, build_outcome
+    from features.describe import feature_summary, outcome_summary
+    from features.outcome import last_observed_index_date, window_end
+
+    definition = load_settings().outcome
+    with _clear_errors(), progress_bar(console) as progress:
+        loaded = _load(extract, progress)
+        manifest = loaded.manifest
+        day: date = parse_date(index_date, "--index-date") or last_observed_index_date(
+            manifest, definition
+        )
+        frame = build_features(loaded, day, progress)
+        observed = window_end(day, definition) <= min(
+            manifest.complete_to_for(t) for t in definition.tables
+        )
+        outcome = build_outcome(loaded, day, definition, checked=True) if observed else None
+
+    opted = int(frame["data_opt_out"].sum()) if len(frame) else 0
+    console.print(
+        f"[bold]Index date {day}[/]: {len(frame):,} eligible people ({opted:,} opted out)"
+    )
+    if outcome is None:
+        console.print(f"Outcome: not yet observed (window ends {window_end(day, definition)}).")
+    else:
+        rates = outcome_summary(outcome, list(definition.agencies))
+        shown = ", ".join(f"{k} {v:.1%}" for k, v in rates.items() if k != "outcome")
+        console.print(f"Outcome rate {rates['outcome']:.2%}; agencies involved: {shown}")
+    for domain, summary in feature_summary(frame).items():
+        table = Table(title=domain, title_justify="left")
+        for column in ("feature", "missing", "non-zero", "mean", "p50", "p90", "max", "top"):
+            table.add_column(column, justify="left" if column in ("feature", "top") else "right")
+        for row in summary.itertuples(index=False):
+            table.add_row(
+                row.feature,
+                f"{row.missing:.0%}",
+                f"{row.non_zero:.0%}",
+                f"{row.mean:.3g}",
+                f"{row.p50:.3g}",
+                f"{row.p90:.3g}",
+                f"{row.max:.3g}",
+                row.top,
+            )
+        console.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to `app`."""
+    app.command(name="features")(features_command)
+    app.command(name="panel")(panel_command)
+    app.command(name="dictionary")(dictionary_command)
+    app.command(name="describe")(describe_command)
