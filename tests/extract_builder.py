@@ -166,3 +166,44 @@ def write_extract(folder: Path, rows: Rows | None = None, fmt: str = "csv",
     for table, table_rows in rows.items():
         write_table(folder, table, table_rows, fmt=fmt, typed=typed)
     return folder
+
+
+def scaled_rows(copies: int) -> Rows:
+    """The valid extract repeated `copies` times with distinct ids (P001 -> P0000001, ...)."""
+    rows: Rows = {table: [] for table in _VALID}
+    for k in range(copies):
+        for table, table_rows in _VALID.items():
+            for row in table_rows:
+                new = dict(row)
+                new["person_id"] = f"P{k:04d}{row['person_id'][1:]}"
+                if "spell_id" in row:
+                    new["spell_id"] = f"S{k:04d}{row['spell_id'][1:]}"
+                rows[table].append(new)
+    return rows
+
+
+def arrow_tables(rows: Rows | None = None) -> dict[str, pa.Table]:
+    """The rows as Arrow tables with contract types (dates, ints, floats, booleans)."""
+    rows = valid_rows() if rows is None else rows
+    tables = {}
+    for table, table_rows in rows.items():
+        columns = _columns(table_rows)
+        tables[table] = pa.table(
+            {c: _typed_array(table, c, [row.get(c, "") for row in table_rows]) for c in columns}
+        )
+    return tables
+
+
+def write_arrow_extract(folder: Path, tables: dict[str, pa.Table], fmt: str = "parquet",
+                        manifest: dict | None = None) -> Path:  # fmt: skip
+    """Write manifest.json and Arrow tables as parquet or CSV (Arrow's writer); return folder."""
+    import pyarrow.csv as pa_csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps(manifest or MANIFEST), encoding="utf-8")
+    for name, table in tables.items():
+        if fmt == "csv":
+            pa_csv.write_csv(table, folder / f"{name}.csv")
+        else:
+            pq.write_table(table, folder / f"{name}.parquet")
+    return folder
