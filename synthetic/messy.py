@@ -434,22 +434,31 @@ def _kinds() -> list[_Kind]:
 
 
 def _plain(table: pa.Table, name: str) -> pa.Table:
-    """Dictionary columns decoded; timestamp columns of contract dates cast to date."""
+    """Timestamp columns of contract dates cast to dates (dictionary columns are kept)."""
     contract = TABLES.get(name)
     for i, field in enumerate(table.schema):
-        col = table.column(i)
-        if pa.types.is_dictionary(field.type):
-            col = col.cast(field.type.value_type)
-        if pa.types.is_timestamp(col.type) and contract is not None:
-            try:
-                is_date = contract.column(field.name).type == "date"
-            except KeyError:
-                is_date = False
-            if is_date:
-                col = col.cast(pa.date32())
-        if col.type != field.type:
-            table = table.set_column(i, field.name, col)
+        if not pa.types.is_timestamp(field.type) or contract is None:
+            continue
+        try:
+            is_date = contract.column(field.name).type == "date"
+        except KeyError:
+            is_date = False
+        if is_date:
+            table = table.set_column(i, field.name, table.column(i).cast(pa.date32()))
     return table
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    if pa.types.is_dictionary(type_):
+        type_ = type_.value_type
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _chunk(values: list[object], type_: pa.DataType) -> pa.Array:
+    """The faulty rows' values as one Arrow chunk of `type_` (dictionary types encoded)."""
+    if pa.types.is_dictionary(type_):
+        return pa.array(values, type=type_.value_type).dictionary_encode().cast(type_)
+    return pa.array(values, type=type_)
 
 
 def _context(people: pa.Table, spells: pa.Table | None, extract_date: date) -> _Context:
@@ -516,11 +525,10 @@ def _append(
     for i, field in enumerate(table.schema):
         values = [row[field.name] for _, row, _ in rows]
         clean = table.column(i)
-        is_text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-        if not is_text and any(isinstance(v, str) for v in values):
+        if not _is_text(field.type) and any(isinstance(v, str) for v in values):
             clean = pc.cast(clean, pa.string())
             values = [_text(v) for v in values]
-        columns.append(pa.chunked_array([*clean.chunks, pa.array(values, type=clean.type)]))
+        columns.append(pa.chunked_array([*clean.chunks, _chunk(values, clean.type)]))
     joined = pa.table(columns, names=table.column_names)
     n = table.num_rows
     keys = np.concatenate(

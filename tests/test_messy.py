@@ -152,6 +152,8 @@ def test_dictionary_strings_and_timestamp_dates_are_accepted(
     gp = gp.set_column(1, "event_date", gp.column("event_date").cast(pa.timestamp("ms")))
     tables["gp_events"] = gp
     faulted, injected = add_faults(tables, seed=8, extract_date=EXTRACT_DATE, share=0.01)
+    assert pa.types.is_dictionary(faulted["gp_events"].schema.field("snomed_code").type)
+    assert faulted["gp_events"].schema.field("event_date").type == pa.string()  # '31/02/2024'
     got, _ = _reasons(write_arrow_extract(tmp_path, faulted))
     assert got == injected
 
