@@ -129,17 +129,20 @@ async def _deny(scope: Scope, send: Send, status: int, message: str, extra: list
 
 
 class AccessMiddleware:
-    """ASGI middleware: authenticate, check the path's roles, add the model version header."""
+    """ASGI middleware: authenticate, check the path's roles, add the model version header
+    (and on /readyz whether the registry answers)."""
 
     def __init__(
         self,
         app: ASGIApp,
         store: UserStore | Callable[[], UserStore],
         model_version: Callable[[], str | None] = lambda: None,
+        registry: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.app = app
         self._store = store
         self._model_version = model_version
+        self._registry = registry
 
     @property
     def store(self) -> UserStore:
@@ -153,6 +156,11 @@ class AccessMiddleware:
             return
         version = self._model_version()
         extra = [(b"x-model-version", version.encode())] if version else []
+        if scope["path"] == "/readyz":
+            # Readiness stays 200 while the loaded model serves; this says if MLflow answers.
+            state = self._registry()
+            if state:
+                extra.append((b"x-registry", state.encode()))
 
         async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start" and extra:

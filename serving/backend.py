@@ -1,0 +1,250 @@
+"""What the service does, over the loaded model, the score store and the month's feature rows.
+
+Thin on purpose: scores and explanations come from `models.explain`, lists and people from
+`scoring.store`, feature rows from `features.build_features` on the run's extract, the model from
+`training.registry`. The service and the pages both call this one object.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from casefinder.settings import Settings
+from models.explain import Explanation, PersonChanges, WhatIf, changes, explain, what_if
+from models.risk_model import RiskModel
+from scoring.months import index_date, previous_month
+from scoring.store import ScoreStore, StoreError
+
+FLAGS = ("new_this_month", "on_last_month_list", "risk_risen")
+
+
+class NotFound(LookupError):
+    """A month, run or person the store does not hold (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class PersonView:
+    """One person in one month: the run's row, the explanation, the change since last month."""
+
+    month: str
+    run_id: str
+    meta: dict[str, Any]
+    row: dict[str, Any]
+    features: pd.DataFrame  # one row of model inputs
+    explanation: Explanation
+    change: PersonChanges | None
+    previous_month: str
+
+
+def flags_of(row: dict[str, Any]) -> list[str]:
+    """The month flags set for a person's run row."""
+    return [f for f in FLAGS if bool(row.get(f)) and row.get(f) is not pd.NA]
+
+
+def _plain(value: Any) -> Any:
+    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def registry_check(settings: Settings, timeout: float = 2.0) -> tuple[bool, str]:
+    """Whether the MLflow store answers now, without creating or changing anything in it."""
+    uri = settings.tracking_uri
+    parsed = urlparse(uri)
+    try:
+        if parsed.scheme == "sqlite":
+            path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+            if path is None or not path.is_file():
+                return False, "the MLflow database file is missing"
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+            try:
+                con.execute("SELECT count(*) FROM registered_models").fetchone()
+            finally:
+                con.close()
+            return True, "MLflow database answers"
+        if parsed.scheme in ("http", "https"):
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as resp:
+                return resp.status == 200, f"MLflow server answered {resp.status}"
+        if parsed.scheme in ("", "file"):
+            folder = Path(parsed.path if parsed.scheme else uri)
+            return folder.is_dir(), "MLflow folder present" if folder.is_dir() else "folder missing"
+        return False, f"no reachability check for {parsed.scheme} stores"
+    except (OSError, sqlite3.Error) as exc:
+        return False, f"{type(exc).__name__}"
+
+
+class Backend:
+    """The loaded model and read access to the monthly runs."""
+
+    def __init__(self, settings: Settings, model: RiskModel, version: str) -> None:
+        self.settings = settings
+        self.model = model
+        self.version = str(version)
+        self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.store = ScoreStore(settings.score_store)
+        self.top_n = settings.serving.top_reasons
+        self._features: dict[str, pd.DataFrame] = {}
+        self._lock = threading.Lock()
+        self._registry: tuple[float, bool, str] | None = None
+
+    @classmethod
+    def start(cls, settings: Settings) -> Backend:
+        """Load the registry's model (`serving.model_ref`, default the champion)."""
+        from training.registry import load_risk_model
+
+        model, version = load_risk_model(settings, ref=settings.serving.model_ref)
+        return cls(settings, model, str(version))
+
+    # --- model ---------------------------------------------------------------------------
+
+    def score(self, rows: pd.DataFrame) -> list[Explanation]:
+        """Probability, band and top reasons for each feature row."""
+        return explain(self.model, rows, top_n=self.top_n)
+
+    def registry(self) -> tuple[bool, str]:
+        """Registry reachability, re-checked at most every `registry_check_seconds`."""
+        now = time.monotonic()
+        cached = self._registry
+        if cached is None or now - cached[0] > self.settings.serving.registry_check_seconds:
+            ok, detail = registry_check(self.settings)
+            self._registry = cached = (now, ok, detail)
+        return cached[1], cached[2]
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def month_or_latest(self, month: str | None) -> str:
+        if month is not None:
+            return month
+        months = self.store.months()
+        if not months:
+            raise NotFound("no month has been scored yet")
+        return months[-1]
+
+    def run(self, month: str | None) -> tuple[str, str, dict[str, Any]]:
+        """(month, run id, run metadata) of the month's current run."""
+        month = self.month_or_latest(month)
+        try:
+            run_id = self.store.resolve(month=month)
+            return month, run_id, self.store.meta(run_id)
+        except StoreError as exc:
+            raise NotFound(str(exc)) from None
+
+    def people(self, run_id: str) -> pd.DataFrame:
+        return self.store.people(run_id)
+
+    def neighbourhood_list(
+        self, neighbourhood: str, month: str | None, flag: str | None = None
+    ) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
+        """The listed people of a neighbourhood in the month's current run, by rank."""
+        month, run_id, meta = self.run(month)
+        people = self.people(run_id)
+        known = set(people["neighbourhood"].dropna().astype(str))
+        if neighbourhood not in known:
+            raise NotFound(f"neighbourhood {neighbourhood} is not in the {month} run")
+        chosen = people[(people["neighbourhood"] == neighbourhood) & people["listed"]]
+        if flag is not None:
+            chosen = chosen[chosen[flag].fillna(False).astype(bool)]
+        chosen = chosen.sort_values("rank")
+        rows = [{k: _plain(v) for k, v in r.items()} for r in chosen.to_dict("records")]
+        return month, run_id, meta, rows
+
+    def person_row(self, person_id: str, month: str | None) -> tuple[str, str, dict, dict]:
+        """(month, run id, meta, the person's run row); NotFound when not in the run."""
+        month, run_id, meta = self.run(month)
+        people = self.people(run_id)
+        match = people[people["person_id"].astype(str) == person_id]
+        if match.empty:
+            raise NotFound(f"person {person_id} is not in the {month} run")
+        return month, run_id, meta, {k: _plain(v) for k, v in match.iloc[0].items()}
+
+    # --- feature rows --------------------------------------------------------------------
+
+    def month_features(self, run_id: str, meta: dict[str, Any]) -> pd.DataFrame:
+        """The run's feature rows (rebuilt from its extract once, then kept), by person_id."""
+        with self._lock:
+            if run_id in self._features:
+                return self._features[run_id]
+            cache = self.settings.home / "serving-cache" / f"{run_id}.features.parquet"
+            if cache.is_file():
+                frame = pd.read_parquet(cache)
+            else:
+                import features as feature_stage
+                from records import load_extract
+
+                extract = load_extract(Path(meta["extract"]["path"]))
+                try:
+                    frame = feature_stage.build_features(extract, index_date(meta["month"]))
+                finally:
+                    extract.con.close()
+                keep = ["person_id", *self.model.feature_names]
+                frame = frame[[c for c in keep if c in frame.columns]]
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                frame.to_parquet(cache, index=False)
+            frame = frame.assign(person_id=frame["person_id"].astype(str)).set_index(
+                "person_id", drop=False
+            )
+            self._features[run_id] = frame
+            return frame
+
+    def person_features(self, run_id: str, meta: dict[str, Any], person_id: str) -> pd.DataFrame:
+        frame = self.month_features(run_id, meta)
+        if person_id not in frame.index:
+            raise NotFound(f"person {person_id} has no feature row in the {meta['month']} run")
+        return frame.loc[[person_id]].reset_index(drop=True)
+
+    # --- one person ----------------------------------------------------------------------
+
+    def person(self, person_id: str, month: str | None) -> PersonView:
+        """A person's explanation for the month and the change since last month's run."""
+        month, run_id, meta, row = self.person_row(person_id, month)
+        current = self.person_features(run_id, meta, person_id)
+        (explanation,) = explain(self.model, current, top_n=self.top_n)
+        last = previous_month(month)
+        change = None
+        prev_run = self.store.current_run_id(last)
+        if prev_run is not None:
+            prev_meta = self.store.meta(prev_run)
+            try:
+                before = self.person_features(prev_run, prev_meta, person_id)
+            except NotFound:
+                change = PersonChanges(
+                    person_id, "new", None, explanation.probability, None, explanation.band,
+                    None, None, [], 0.0, 0.0,
+                )  # fmt: skip
+            else:
+                (change,) = changes(self.model, before, current, top_n=self.top_n)
+        return PersonView(month, run_id, meta, row, current, explanation, change, last)
+
+    def what_if(
+        self, person_id: str, month: str | None, new_values: dict[str, float | None]
+    ) -> tuple[str, dict[str, Any], WhatIf]:
+        """A person's score with some adjustable features changed (ValueError names bad ones)."""
+        month, run_id, meta, row = self.person_row(person_id, month)
+        current = self.person_features(run_id, meta, person_id)
+        return month, row, what_if(self.model, current, new_values, top_n=self.top_n)
+
+    def summary(self, month: str | None) -> tuple[str, str, dict[str, Any], pd.DataFrame]:
+        """Counts per neighbourhood: eligible, scored, listed and per band (no person data)."""
+        month, run_id, meta = self.run(month)
+        people = self.people(run_id)
+        grouped = people.groupby("neighbourhood", sort=True)
+        table = pd.DataFrame(
+            {
+                "eligible": grouped.size(),
+                "scored": grouped["probability"].count(),
+                "listed": grouped["listed"].sum(),
+            }
+        )
+        bands = pd.crosstab(people["neighbourhood"], people["band"])
+        return month, run_id, meta, table.join(bands).fillna(0)

@@ -1,0 +1,383 @@
+"""Server-rendered pages, mounted on the service under /ui: sign in, a neighbourhood's list
+(sortable, filter by flag, CSV and Excel download) and a person page for clinicians (score,
+reasons, chart, change since last month, what-if). No JavaScript and no build step.
+
+Access is checked by `serving.access.AccessMiddleware` before any page runs (the token comes from
+the Authorization header or the HttpOnly cookie the sign-in form sets); the neighbourhood half of
+the check and the audit entries are here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from models.reasons import format_points
+from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood
+from serving.backend import FLAGS, NotFound
+from serving.schemas import PERSON_ID_PATTERN
+from serving.users import User, UserStore
+
+HERE = Path(__file__).parent
+TEMPLATES = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+)
+FLAG_LABELS = {
+    "new_this_month": "new this month",
+    "on_last_month_list": "on last month's list",
+    "risk_risen": "risk risen",
+}
+COLUMNS = {"rank": "Rank", "person_id": "Person", "probability": "Risk", "band": "Band"}
+EXPORT_COLUMNS = ["rank", "person_id", "probability", "band", "flags", "reasons"]
+
+
+def _service() -> Any:
+    import bentoml
+
+    return bentoml.get_current_service()
+
+
+def _user(request: Request) -> User:
+    return request.scope[USER_KEY]
+
+
+def _render(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("user", request.scope.get(USER_KEY))
+    context.setdefault("points", format_points)
+    html = TEMPLATES.get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status)
+
+
+def _problem(request: Request, status: int, message: str) -> HTMLResponse:
+    title = {400: "Not understood", 403: "Not allowed", 404: "Not found"}.get(status, "Problem")
+    return _render("problem.html", request, status, title=title, message=message)
+
+
+def _month(request: Request) -> str | None:
+    import re
+
+    month = request.query_params.get("month") or None
+    if month is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise ValueError("month must look like 2026-10")
+    return month
+
+
+# --- sign in -----------------------------------------------------------------------------
+
+
+async def login_form(request: Request) -> HTMLResponse:
+    return _render("login.html", request)
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    token = str(form.get("token", "")).strip()
+    svc = _service()
+    user = UserStore(svc.settings.serving.users_path(svc.settings.home)).authenticate(token)
+    if user is None:
+        return _render("login.html", request, 401, message="That token is not valid.")
+    target = "/ui/list" if user.role != "data_scientist" else "/ui/login"
+    if user.neighbourhood:
+        target += "?" + urlencode({"neighbourhood": user.neighbourhood})
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE, token, httponly=True, samesite="strict", secure=svc.settings.serving.secure_cookie,
+        path="/",
+    )  # fmt: skip
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+async def home(request: Request) -> Response:
+    user = _user(request)
+    return RedirectResponse("/ui/list?" + urlencode({"neighbourhood": user.neighbourhood or ""}))
+
+
+# --- list --------------------------------------------------------------------------------
+
+
+def _list_rows(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The page's list after the scope check, filter and sort; raises Denied/NotFound/ValueError."""
+    from serving.service import listed_person
+
+    user = _user(request)
+    q = request.query_params
+    neighbourhood = q.get("neighbourhood") or user.neighbourhood or ""
+    if not neighbourhood:
+        raise ValueError("choose a neighbourhood")
+    check_neighbourhood(user, neighbourhood)
+    flag = q.get("flag") or None
+    if flag is not None and flag not in FLAGS:
+        raise ValueError(f"unknown flag {flag!r}; flags are {', '.join(FLAGS)}")
+    sort = q.get("sort") or "rank"
+    if sort not in COLUMNS:
+        raise ValueError(f"cannot sort by {sort!r}")
+    order = q.get("order") or ("desc" if sort == "probability" else "asc")
+    if order not in ("asc", "desc"):
+        raise ValueError("order must be asc or desc")
+    backend = _service().backend
+    month, run_id, meta, rows = backend.neighbourhood_list(neighbourhood, _month(request), flag)
+    people = [listed_person(r).model_dump() for r in rows]
+    people.sort(key=lambda p: p[sort], reverse=order == "desc")
+    view = {
+        "neighbourhood": neighbourhood,
+        "month": month,
+        "index_date": meta["index_date"],
+        "flag": flag,
+        "sort": sort,
+        "order": order,
+        "run_id": run_id,
+    }
+    return view, people
+
+
+def _guard(handler: Any) -> Any:
+    """Turn scope, lookup and input errors into 403/404/400 pages (never a 500)."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Denied as exc:
+            return _problem(request, exc.status, exc.message)
+        except NotFound as exc:
+            return _problem(request, 404, str(exc))
+        except ValueError as exc:
+            return _problem(request, 400, str(exc))
+
+    return wrapped
+
+
+@_guard
+async def list_page(request: Request) -> Response:
+    view, people = _list_rows(request)
+    svc = _service()
+    user = _user(request)
+    svc.record(
+        user, "page.list", [p["person_id"] for p in people], neighbourhood=view["neighbourhood"],
+        month=view["month"],
+    )  # fmt: skip
+    base = {k: view[k] for k in ("neighbourhood", "month")}
+    if view["flag"]:
+        base["flag"] = view["flag"]
+    sort_links = {}
+    for key in COLUMNS:
+        flip = "asc" if view["sort"] == key and view["order"] == "desc" else "desc"
+        order = flip if view["sort"] == key else ("desc" if key == "probability" else "asc")
+        sort_links[key] = urlencode({**base, "sort": key, "order": order})
+    query = urlencode({**base, "sort": view["sort"], "order": view["order"]})
+    return _render(
+        "list.html", request, people=people, columns=COLUMNS, flag_labels=FLAG_LABELS,
+        sort_links=sort_links, query=query, model_version=svc.backend.version,
+        can_open_person=user.role == "clinician", **view,
+    )  # fmt: skip
+
+
+def _export_rows(people: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            p["rank"],
+            p["person_id"],
+            round(p["probability"], 4),
+            p["band"],
+            "; ".join(FLAG_LABELS[f] for f in p["flags"]),
+            "; ".join(r["sentence"] for r in p["reasons"]),
+        ]
+        for p in people
+    ]
+
+
+def _filename(view: dict[str, Any], ext: str) -> str:
+    return f"casefinder-{view['neighbourhood']}-{view['month']}.{ext}".replace(" ", "_")
+
+
+@_guard
+async def list_csv(request: Request) -> Response:
+    view, people = _list_rows(request)
+    svc = _service()
+    svc.record(
+        _user(request), "download.csv", [p["person_id"] for p in people],
+        neighbourhood=view["neighbourhood"], month=view["month"],
+    )  # fmt: skip
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([f"# model version {svc.backend.version}; data for {view['month']}"])
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(_export_rows(people))
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_filename(view, "csv")}"'},
+    )
+
+
+@_guard
+async def list_xlsx(request: Request) -> Response:
+    from openpyxl import Workbook
+
+    view, people = _list_rows(request)
+    svc = _service()
+    svc.record(
+        _user(request), "download.xlsx", [p["person_id"] for p in people],
+        neighbourhood=view["neighbourhood"], month=view["month"],
+    )  # fmt: skip
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "list"
+    sheet.append(EXPORT_COLUMNS)
+    for row in _export_rows(people):
+        sheet.append(row)
+    about = book.create_sheet("about")
+    about.append(["neighbourhood", view["neighbourhood"]])
+    about.append(["month", view["month"]])
+    about.append(["data as at", view["index_date"]])
+    about.append(["model version", svc.backend.version])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return Response(
+        buffer.getvalue(),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{_filename(view, "xlsx")}"'},
+    )
+
+
+# --- person ------------------------------------------------------------------------------
+
+
+def _person_id(request: Request) -> str:
+    import re
+
+    person_id = request.path_params["person_id"]
+    if not re.fullmatch(PERSON_ID_PATTERN, person_id):
+        raise ValueError("not a person id")
+    return person_id
+
+
+def _adjustable(backend: Any, row: Any) -> list[dict[str, Any]]:
+    from models.reasons import feature_map
+
+    defs = feature_map(None, backend.model.feature_names)
+    out = []
+    for name, feat in defs.items():
+        if not feat.adjustable:
+            continue
+        value = row[name]
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        value = None if missing else float(value)
+        shown = "" if value is None else (int(value) if value.is_integer() else value)
+        out.append(
+            {
+                "name": name,
+                "kind": feat.kind,
+                "description": feat.description,
+                "labels": feat.labels,
+                "value": None if value is None else int(value) if value.is_integer() else value,
+                "shown": shown,
+            }
+        )
+    return out
+
+
+def _what_if_values(request: Request, adjustable: list[dict[str, Any]]) -> dict[str, Any]:
+    """Changed what-if fields from the query (wi_<feature>); ValueError names bad input."""
+    changes: dict[str, Any] = {}
+    known = {f["name"]: f for f in adjustable}
+    for key, raw in request.query_params.items():
+        if not key.startswith("wi_"):
+            continue
+        name = key[3:]
+        if name not in known:
+            raise ValueError(f"{name!r} cannot be changed here")
+        value: float | None
+        if raw.strip() == "":
+            value = None
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{known[name]['description']}: {raw!r} is not a number") from None
+        if value != known[name]["value"]:
+            changes[name] = value
+    return changes
+
+
+@_guard
+async def person_page(request: Request) -> Response:
+    from serving.service import person_response
+
+    person_id = _person_id(request)
+    svc = _service()
+    backend, user = svc.backend, _user(request)
+    _, _, _, row = backend.person_row(person_id, _month(request))
+    check_neighbourhood(user, str(row["neighbourhood"]))
+    view = backend.person(person_id, _month(request))
+    p = person_response(backend.version, view, None)
+    adjustable = _adjustable(backend, view.features.iloc[0])
+    what_if, what_if_error, action = None, None, "page.person"
+    try:
+        changes = _what_if_values(request, adjustable)
+        if changes:
+            _, _, what_if = backend.what_if(person_id, view.month, changes)
+            action = "page.what_if"
+            for f in adjustable:  # show the values the clinician chose
+                if f["name"] in changes:
+                    f["value"] = changes[f["name"]]
+                    f["shown"] = "" if changes[f["name"]] is None else changes[f["name"]]
+    except ValueError as exc:
+        what_if_error = str(exc)
+    svc.record(user, action, [person_id], neighbourhood=p.neighbourhood, month=p.month)
+    return _render(
+        "person.html", request, p=p, adjustable=adjustable, what_if=what_if,
+        what_if_error=what_if_error, model_version=backend.version, month=p.month,
+        index_date=p.index_date, previous_month=view.previous_month,
+    )  # fmt: skip
+
+
+@_guard
+async def person_chart(request: Request) -> Response:
+    from serving.service import chart_svg
+
+    person_id = _person_id(request)
+    svc = _service()
+    backend, user = svc.backend, _user(request)
+    _, _, _, row = backend.person_row(person_id, _month(request))
+    check_neighbourhood(user, str(row["neighbourhood"]))
+    view = backend.person(person_id, _month(request))
+    svc.record(
+        user, "page.chart", [person_id], neighbourhood=str(row["neighbourhood"]), month=view.month
+    )
+    return Response(chart_svg(view.explanation), media_type="image/svg+xml")
+
+
+async def style(request: Request) -> Response:
+    return FileResponse(HERE / "templates" / "style.css", media_type="text/css")
+
+
+pages_app = Starlette(
+    routes=[
+        Route("/", home),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout),
+        Route("/style.css", style),
+        Route("/list", list_page),
+        Route("/list.csv", list_csv),
+        Route("/list.xlsx", list_xlsx),
+        Route("/person/{person_id}", person_page),
+        Route("/person/{person_id}/chart.svg", person_chart),
+    ]
+)

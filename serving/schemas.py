@@ -1,0 +1,207 @@
+"""Request and response bodies of the service, as pydantic models (they make the OpenAPI schema).
+
+`FeatureRow` is built from the feature definitions, so the schema of a row to score lists every
+model input with its kind's bounds: counts whole and ≥ 0, flags 0/1, codes one of their labels,
+numbers and days-since ≥ 0 or null (missing / never). Every model forbids unknown fields and keeps
+input values out of error messages (no health data in errors or logs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from features.definition import Feature
+
+STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True)
+Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"])]
+Neighbourhood = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_. -]+$")]
+PERSON_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+PersonId = Annotated[str, Field(pattern=PERSON_ID_PATTERN)]
+FlagName = Literal["new_this_month", "on_last_month_list", "risk_risen"]
+FLAGS: tuple[str, ...] = ("new_this_month", "on_last_month_list", "risk_risen")
+# Upper bounds only to keep nonsense out; far above anything a record can hold.
+COUNT_MAX = 100_000
+NUMBER_MAX = 1e9
+
+
+def _field(feature: Feature) -> tuple[Any, Any]:
+    text = feature.description
+    if feature.kind == "count":
+        return int, Field(ge=0, le=COUNT_MAX, description=text)
+    if feature.kind == "flag":
+        return Literal[0, 1], Field(description=text)
+    if feature.kind == "code":
+        codes = tuple(sorted(feature.labels))
+        labels = ", ".join(f"{k} = {v}" for k, v in sorted(feature.labels.items()))
+        kind = Literal[codes] if codes else int  # type: ignore[valid-type]
+        return kind, Field(description=f"{text} ({labels})")
+    # number and days_since: missing (None) is allowed and means "not recorded" / "never".
+    return float | None, Field(
+        ge=0, le=NUMBER_MAX, allow_inf_nan=False, description=text, default=None
+    )
+
+
+def feature_row_model(features: Iterable[Feature]) -> type[BaseModel]:
+    """The pydantic model of one row of model inputs."""
+    fields = {f.name: _field(f) for f in features}
+    return create_model("FeatureRow", __config__=STRICT, **fields)  # type: ignore[call-overload]
+
+
+def _registry_row_model() -> type[BaseModel]:
+    from features import model_feature_names
+    from models.reasons import feature_map
+
+    names = model_feature_names()
+    return feature_row_model(feature_map(None, names).values())
+
+
+FeatureRow = _registry_row_model()
+
+
+class Strict(BaseModel):
+    model_config = STRICT
+
+
+class Reason(Strict):
+    """One feature's part in a score: a plain sentence and its size in probability points."""
+
+    feature: str
+    domain: str
+    sentence: str
+    value: float | None
+    probability_change: float = Field(description="Share of the score, 0.031 = 3.1 points")
+
+
+class ScoredRow(Strict):
+    """The score of one feature row."""
+
+    probability: float
+    band: str
+    raising: list[Reason]
+    lowering: list[Reason]
+    model_version: str
+
+
+class ListRequest(Strict):
+    neighbourhood: Neighbourhood
+    month: Month | None = Field(default=None, description="Default: the latest scored month")
+    flag: FlagName | None = Field(default=None, description="Only people with this flag")
+
+
+class ListedPerson(Strict):
+    person_id: str
+    rank: int
+    probability: float
+    band: str
+    flags: list[str]
+    reasons: list[Reason]
+
+
+class ListResponse(Strict):
+    model_version: str
+    run_model_version: str = Field(description="The model version the monthly run used")
+    run_id: str
+    month: str
+    index_date: str = Field(description="The date the data describe")
+    neighbourhood: str
+    people: list[ListedPerson]
+
+
+class PersonRequest(Strict):
+    person_id: PersonId
+    month: Month | None = None
+    include_chart: bool = Field(default=False, description="Inline the waterfall chart (SVG)")
+
+
+class Movement(Strict):
+    feature: str
+    sentence: str
+    probability_change: float
+
+
+class Change(Strict):
+    """How the score moved since last month's run."""
+
+    previous_month: str
+    status: Literal["both", "new", "gone"]
+    previous_probability: float | None
+    probability_change: float | None
+    previous_band: str | None
+    movements: list[Movement]
+
+
+class PersonResponse(Strict):
+    model_version: str
+    month: str
+    index_date: str
+    person_id: str
+    neighbourhood: str
+    probability: float
+    band: str
+    rank: int | None
+    listed: bool
+    flags: list[str]
+    base_probability: float
+    raising: list[Reason]
+    lowering: list[Reason]
+    other_probability_change: float
+    change: Change | None = Field(description="Null when last month was not scored")
+    chart_url: str
+    chart_svg: str | None = None
+
+
+class WhatIfRequest(Strict):
+    person_id: PersonId
+    month: Month | None = None
+    changes: dict[str, float | None] = Field(
+        min_length=1, max_length=50, description="Adjustable feature -> new value (null: never)"
+    )
+
+
+class Scored(Strict):
+    probability: float
+    band: str
+
+
+class WhatIfResponse(Strict):
+    model_version: str
+    month: str
+    person_id: str
+    before: Scored
+    after: Scored
+    probability_change: float
+    changed: dict[str, dict[str, float | None]]
+    movements: list[Movement]
+    raising_after: list[Reason]
+
+
+class SummaryRequest(Strict):
+    month: Month | None = None
+
+
+class NeighbourhoodSummary(Strict):
+    neighbourhood: str
+    eligible: int
+    scored: int
+    listed: int
+    bands: dict[str, int]
+
+
+class SummaryResponse(Strict):
+    model_version: str
+    run_model_version: str
+    run_id: str
+    month: str
+    neighbourhoods: list[NeighbourhoodSummary]
+
+
+class Status(Strict):
+    model_name: str
+    model_version: str
+    model_loaded_at: str
+    registry: Literal["reachable", "unreachable"]
+    registry_detail: str
+    months: list[str]

@@ -1,0 +1,345 @@
+"""The casefinder BentoML service: `bentoml serve serving.service:CaseFinder` or `casefinder serve`.
+
+At start-up it loads the registry's champion model once; every response carries that model's
+version (in the body and the `X-Model-Version` header). Access control wraps every path
+(`serving.access`); person-level reads are appended to the audit log (`serving.audit`). The
+neighbourhood pages are mounted under /ui (`serving.pages`). BentoML adds /healthz, /livez,
+/readyz and /metrics; /status says which model is loaded and whether the registry answers.
+"""
+
+from typing import Annotated, Any
+
+import bentoml
+import pandas as pd
+from pydantic import Field
+from starlette.responses import JSONResponse
+
+from casefinder.settings import load_settings
+from serving.access import USER_KEY, AccessMiddleware, Denied, check_neighbourhood
+from serving.audit import AuditLog
+from serving.backend import Backend, NotFound, flags_of
+from serving.pages import pages_app
+from serving.schemas import (
+    Change,
+    FeatureRow,
+    ListedPerson,
+    ListRequest,
+    ListResponse,
+    Movement,
+    NeighbourhoodSummary,
+    PersonRequest,
+    PersonResponse,
+    Reason,
+    Scored,
+    ScoredRow,
+    Status,
+    SummaryRequest,
+    SummaryResponse,
+    WhatIfRequest,
+    WhatIfResponse,
+)
+from serving.users import User, UserStore
+
+SETTINGS = load_settings()
+MAX_ROWS = SETTINGS.serving.max_batch_rows
+
+
+def reasons(items: list[Any]) -> list[Reason]:
+    """`models.explain.Reason`s (or their dicts) as response reasons."""
+    out = []
+    for r in items:
+        d = r if isinstance(r, dict) else r.__dict__
+        out.append(
+            Reason(
+                feature=d["feature"],
+                domain=d["domain"],
+                sentence=d["sentence"],
+                value=d.get("value"),
+                probability_change=d["probability_change"],
+            )
+        )
+    return out
+
+
+def error(status: int, message: str, ctx: bentoml.Context | None = None) -> JSONResponse:
+    """An error body like BentoML's own: {"error": message}. BentoML copies the context's status
+    onto the response of endpoints that take a context, so set it there too."""
+    if ctx is not None:
+        ctx.response.status_code = status
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _model_version() -> str | None:
+    try:
+        return bentoml.get_current_service().backend.version
+    except Exception:
+        return None
+
+
+def _users() -> UserStore:
+    return UserStore(SETTINGS.serving.users_path(SETTINGS.home))
+
+
+@bentoml.service(
+    name="casefinder",
+    workers=SETTINGS.serving.workers,
+    threads=SETTINGS.serving.threads,
+    traffic={"timeout": 120},
+)
+class CaseFinder:
+    """Risk scores, neighbourhood lists and person explanations for the champion model."""
+
+    def __init__(self) -> None:
+        self.settings = load_settings()
+        self.backend = Backend.start(self.settings)
+        self.audit = AuditLog(self.settings.audit_log)
+
+    def __is_ready__(self) -> bool:
+        return self.backend is not None
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def user(self, ctx: bentoml.Context) -> User:
+        user = ctx.request.scope.get(USER_KEY)
+        if user is None:  # the middleware always sets it on these paths
+            raise Denied(401, "not signed in")
+        return user
+
+    def record(self, user: User, action: str, person_ids: list[str], **where: Any) -> None:
+        self.audit.append(
+            user=user.name,
+            role=user.role,
+            action=action,
+            person_ids=person_ids,
+            model_version=self.backend.version,
+            **where,
+        )
+
+    # --- endpoints -----------------------------------------------------------------------
+
+    @bentoml.api(
+        route="/score",
+        batchable=True,
+        batch_dim=0,
+        max_batch_size=SETTINGS.serving.batch_max_rows,
+        max_latency_ms=SETTINGS.serving.batch_max_latency_ms,
+    )
+    def score(
+        self, rows: Annotated[list[FeatureRow], Field(min_length=1, max_length=MAX_ROWS)]
+    ) -> list[ScoredRow]:
+        """Score feature rows: probability, band and top reasons for each (data scientists)."""
+        frame = pd.DataFrame([r.model_dump() for r in rows], dtype=float)
+        return [
+            ScoredRow(
+                probability=e.probability,
+                band=e.band,
+                raising=reasons(e.raising),
+                lowering=reasons(e.lowering),
+                model_version=self.backend.version,
+            )
+            for e in self.backend.score(frame)
+        ]
+
+    @bentoml.api(route="/list", input_spec=ListRequest)
+    def neighbourhood_list(
+        self, neighbourhood: str, month: str | None, flag: str | None, ctx: bentoml.Context
+    ) -> ListResponse:
+        """The current MDT list of a neighbourhood for a month (team and clinicians there)."""
+        user = self.user(ctx)
+        try:
+            check_neighbourhood(user, neighbourhood)
+            month, run_id, meta, rows = self.backend.neighbourhood_list(neighbourhood, month, flag)
+        except Denied as exc:
+            return error(exc.status, exc.message, ctx)
+        except NotFound as exc:
+            return error(404, str(exc), ctx)
+        self.record(
+            user, "api.list", [r["person_id"] for r in rows], neighbourhood=neighbourhood,
+            month=month,
+        )  # fmt: skip
+        return ListResponse(
+            model_version=self.backend.version,
+            run_model_version=str(meta["model"]["version"]),
+            run_id=run_id,
+            month=month,
+            index_date=meta["index_date"],
+            neighbourhood=neighbourhood,
+            people=[listed_person(r) for r in rows],
+        )
+
+    @bentoml.api(route="/person", input_spec=PersonRequest)
+    def person(
+        self, person_id: str, month: str | None, include_chart: bool, ctx: bentoml.Context
+    ) -> PersonResponse:
+        """One person's explanation for a month and the change since last month (clinicians)."""
+        user = self.user(ctx)
+        try:
+            _, _, _, row = self.backend.person_row(person_id, month)
+            check_neighbourhood(user, str(row["neighbourhood"]))
+            view = self.backend.person(person_id, month)
+        except Denied as exc:
+            return error(exc.status, exc.message, ctx)
+        except NotFound as exc:
+            return error(404, str(exc), ctx)
+        self.record(
+            user, "api.person", [person_id], neighbourhood=row["neighbourhood"], month=view.month
+        )
+        svg = chart_svg(view.explanation) if include_chart else None
+        return person_response(self.backend.version, view, svg)
+
+    @bentoml.api(route="/what_if", input_spec=WhatIfRequest)
+    def what_if(
+        self,
+        person_id: str,
+        month: str | None,
+        changes: dict[str, float | None],
+        ctx: bentoml.Context,
+    ) -> WhatIfResponse:
+        """One person's score with some adjustable features changed (clinicians)."""
+        user = self.user(ctx)
+        try:
+            _, _, _, row = self.backend.person_row(person_id, month)
+            check_neighbourhood(user, str(row["neighbourhood"]))
+            month, row, result = self.backend.what_if(person_id, month, changes)
+        except Denied as exc:
+            return error(exc.status, exc.message, ctx)
+        except NotFound as exc:
+            return error(404, str(exc), ctx)
+        except ValueError as exc:
+            return error(422, str(exc), ctx)
+        self.record(
+            user, "api.what_if", [person_id], neighbourhood=row["neighbourhood"], month=month
+        )
+        return what_if_response(self.backend.version, month, person_id, result)
+
+    @bentoml.api(route="/summary", input_spec=SummaryRequest)
+    def summary(self, month: str | None) -> SummaryResponse:
+        """Counts per neighbourhood and band for a month; no person-level data (data scientists)."""
+        try:
+            month, run_id, meta, table = self.backend.summary(month)
+        except NotFound as exc:
+            return error(404, str(exc))
+        band_names = [name for name, _ in self.backend.model.bands]
+        return SummaryResponse(
+            model_version=self.backend.version,
+            run_model_version=str(meta["model"]["version"]),
+            run_id=run_id,
+            month=month,
+            neighbourhoods=[
+                NeighbourhoodSummary(
+                    neighbourhood=str(hood),
+                    eligible=int(r["eligible"]),
+                    scored=int(r["scored"]),
+                    listed=int(r["listed"]),
+                    bands={b: int(r[b]) if b in r else 0 for b in band_names},
+                )
+                for hood, r in table.iterrows()
+            ],
+        )
+
+    @bentoml.api(route="/status", input_spec=None)
+    def status(self) -> Status:
+        """Which model is loaded and whether the registry answers (no personal data)."""
+        ok, detail = self.backend.registry()
+        return Status(
+            model_name=self.settings.mlflow.registered_model,
+            model_version=self.backend.version,
+            model_loaded_at=self.backend.loaded_at,
+            registry="reachable" if ok else "unreachable",
+            registry_detail=detail,
+            months=self.backend.store.months(),
+        )
+
+
+def listed_person(row: dict[str, Any]) -> ListedPerson:
+    import json
+
+    payload = row.get("reasons_json")
+    return ListedPerson(
+        person_id=str(row["person_id"]),
+        rank=int(row["rank"]),
+        probability=float(row["probability"]),
+        band=str(row["band"]),
+        flags=flags_of(row),
+        reasons=reasons(json.loads(payload)) if payload else [],
+    )
+
+
+def movements(items: list[Any]) -> list[Movement]:
+    return [
+        Movement(feature=m.feature, sentence=m.sentence, probability_change=m.probability_change)
+        for m in items
+    ]
+
+
+def chart_svg(explanation: Any) -> str:
+    """The waterfall chart of an explanation as SVG text."""
+    import tempfile
+    from pathlib import Path
+
+    from models.charts import waterfall
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return waterfall(explanation, Path(tmp) / "chart.svg").read_text("utf-8")
+
+
+def person_response(version: str, view: Any, svg: str | None) -> PersonResponse:
+    e, c = view.explanation, view.change
+    change = None
+    if c is not None:
+        change = Change(
+            previous_month=view.previous_month,
+            status=c.status,
+            previous_probability=c.previous_probability,
+            probability_change=c.probability_change,
+            previous_band=c.previous_band,
+            movements=movements(c.movements),
+        )
+    rank = view.row.get("rank")
+    return PersonResponse(
+        model_version=version,
+        month=view.month,
+        index_date=view.meta["index_date"],
+        person_id=str(view.row["person_id"]),
+        neighbourhood=str(view.row["neighbourhood"]),
+        probability=e.probability,
+        band=e.band,
+        rank=None if rank is None else int(rank),
+        listed=bool(view.row.get("listed")),
+        flags=flags_of(view.row),
+        base_probability=e.base_probability,
+        raising=reasons(e.raising),
+        lowering=reasons(e.lowering),
+        other_probability_change=e.other_probability_change,
+        change=change,
+        chart_url=f"/ui/person/{view.row['person_id']}/chart.svg?month={view.month}",
+        chart_svg=svg,
+    )
+
+
+def what_if_response(version: str, month: str, person_id: str, result: Any) -> WhatIfResponse:
+    return WhatIfResponse(
+        model_version=version,
+        month=month,
+        person_id=person_id,
+        before=Scored(probability=result.before.probability, band=result.before.band),
+        after=Scored(probability=result.after.probability, band=result.after.band),
+        probability_change=result.probability_change,
+        changed=result.changed,
+        movements=movements(result.movements),
+        raising_after=reasons(result.after.raising),
+    )
+
+
+def _registry_state() -> str | None:
+    try:
+        ok, _ = bentoml.get_current_service().backend.registry()
+    except Exception:
+        return None
+    return "reachable" if ok else "unreachable"
+
+
+CaseFinder.add_asgi_middleware(
+    AccessMiddleware, store=_users, model_version=_model_version, registry=_registry_state
+)
+CaseFinder.mount_asgi_app(pages_app, path="/ui")

@@ -1,0 +1,372 @@
+"""The service over HTTP: a real `bentoml serve` process on a small trained model and two runs.
+
+Covers every endpoint, 401/403 for each role on each endpoint and page, the audit entries,
+bad input (400/422, never 500) and a registry that goes away while the service runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.audit import verify
+from tests import serving_fixtures
+
+built_home = serving_fixtures.built_home  # pytest fixtures shared by the serving tests
+server = serving_fixtures.server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+MONTH, LAST_MONTH = "2026-10", "2026-09"
+
+
+def post(server, path, body, user=None, **kw):
+    return httpx.post(
+        f"{server.url}{path}", json=body, headers=server.headers(user), timeout=30, **kw
+    )
+
+
+def audit(server):
+    path = server.home / "audit.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def north(server):
+    """Someone on the North list this month, and the list itself."""
+    body = post(server, "/list", {"neighbourhood": "North", "month": MONTH}, "north_team").json()
+    return body["people"][0]["person_id"], body
+
+
+@pytest.fixture(scope="module")
+def rows(server):
+    """Real feature rows for the month, from the stage that builds them."""
+    import features
+    from casefinder.settings import load_settings
+    from records import load_extract
+    from scoring.months import index_date
+
+    settings = load_settings(home=server.home)
+    run = json.loads(next((settings.score_store / "runs").glob(f"{MONTH}_*/run.json")).read_text())
+    extract = load_extract(run["extract"]["path"])
+    frame = features.build_features(extract, index_date(MONTH))
+    extract.con.close()
+    return frame
+
+
+def feature_body(frame: pd.DataFrame, n: int) -> dict:
+    import features
+
+    names = features.model_feature_names()
+    out = []
+    for rec in frame[names].head(n).to_dict("records"):
+        out.append({k: (None if pd.isna(v) else v) for k, v in rec.items()})
+    return {"rows": json.loads(json.dumps(out, default=float))}
+
+
+# --- public endpoints -----------------------------------------------------------------------
+
+
+def test_health_readiness_metrics_status_are_open(server):
+    for path in ("/healthz", "/livez", "/readyz", "/metrics"):
+        response = httpx.get(server.url + path, timeout=10)
+        assert response.status_code == 200, path
+        assert response.headers["x-model-version"] == "1"
+    ready = httpx.get(server.url + "/readyz", timeout=10)
+    assert ready.headers["x-registry"] == "reachable"
+    status = post(server, "/status", {})
+    assert status.status_code == 200
+    body = status.json()
+    assert body["model_version"] == "1" and body["registry"] == "reachable"
+    assert body["months"] == [LAST_MONTH, MONTH]
+    schema = httpx.get(server.url + "/docs.json", timeout=10).json()
+    assert {"/score", "/list", "/person", "/what_if", "/summary", "/status"} <= set(schema["paths"])
+
+
+# --- access matrix --------------------------------------------------------------------------
+
+ENDPOINTS = ("/score", "/summary", "/list", "/person", "/what_if")
+ALLOWED = {
+    "/score": {"scientist"},
+    "/summary": {"scientist"},
+    "/list": {"north_team", "north_clinician"},
+    "/person": {"north_clinician"},
+    "/what_if": {"north_clinician"},
+}
+USERS = ("scientist", "north_team", "south_team", "north_clinician", "south_clinician")
+
+
+def _body(path, person, rows):
+    return {
+        "/score": feature_body(rows, 1),
+        "/summary": {"month": MONTH},
+        "/list": {"neighbourhood": "North", "month": MONTH},
+        "/person": {"person_id": person, "month": MONTH},
+        "/what_if": {"person_id": person, "month": MONTH, "changes": {"falls_12m": 2}},
+    }[path]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_no_token_is_401_and_bad_token_is_401(server, north, rows, path):
+    person, _ = north
+    body = _body(path, person, rows)
+    assert post(server, path, body).status_code == 401
+    bad = httpx.post(
+        server.url + path, json=body, headers={"Authorization": "Bearer cf_wrong"}, timeout=10
+    )
+    assert bad.status_code == 401
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("user", USERS)
+def test_each_role_on_each_endpoint(server, north, rows, path, user):
+    """North data: allowed roles in North get 200; everyone else 403 (role or neighbourhood)."""
+    person, _ = north
+    before = len(audit(server))
+    response = post(server, path, _body(path, person, rows), user)
+    expected = 200 if user in ALLOWED[path] else 403
+    if path == "/what_if" and response.status_code == 422:
+        pytest.fail(f"what-if rejected its change: {response.text}")
+    assert response.status_code == expected, response.text
+    assert response.headers["x-model-version"] == "1"
+    if expected == 403:
+        assert "error" in response.json()
+        assert len(audit(server)) == before  # nothing was read, nothing logged
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def test_score_matches_the_registered_model(server, rows):
+    from casefinder.settings import load_settings
+    from training.registry import load_risk_model
+
+    for n in (1, 100):
+        response = post(server, "/score", feature_body(rows, n), "scientist")
+        assert response.status_code == 200, response.text
+        scored = response.json()
+        assert len(scored) == n
+        model, version = load_risk_model(load_settings(home=server.home))
+        expected = model.predict_proba(rows.head(n))
+        np.testing.assert_allclose([s["probability"] for s in scored], expected, rtol=1e-9)
+        assert all(s["model_version"] == version == "1" for s in scored)
+        assert [s["band"] for s in scored] == list(model.band(expected))
+        top = scored[0]["raising"] + scored[0]["lowering"]
+        assert top and all(r["sentence"] for r in top)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"emergency_admissions_12m": -1}, "emergency_admissions_12m"),
+        ({"emergency_admissions_12m": "many"}, "emergency_admissions_12m"),
+        ({"not_a_feature": 1}, "not_a_feature"),
+    ],
+)
+def test_bad_score_rows_are_400_naming_the_field(server, rows, change, named):
+    body = feature_body(rows, 1)
+    body["rows"][0].update(change)
+    response = post(server, "/score", body, "scientist")
+    assert response.status_code == 400, response.text
+    assert named in response.text
+    assert "many" not in response.text  # input values stay out of errors
+
+
+def test_malformed_requests_are_client_errors(server, rows):
+    head = {**server.headers("scientist"), "Content-Type": "application/json"}
+    cases = [
+        ("/score", b"{not json"),
+        ("/score", b'{"rows": []}'),
+        ("/score", json.dumps({"rows": feature_body(rows, 1)["rows"] * 501}).encode()),
+        ("/score", b'{"rows": 5}'),
+        ("/summary", b'{"month": "2026-13"}'),
+    ]
+    for path, raw in cases:
+        response = httpx.post(server.url + path, content=raw, headers=head, timeout=30)
+        assert 400 <= response.status_code < 500, (path, raw[:40], response.text)
+    clinician = {**server.headers("north_clinician"), "Content-Type": "application/json"}
+    response = httpx.post(
+        server.url + "/person", content=b'{"person_id": "../etc"}', headers=clinician, timeout=10
+    )
+    assert response.status_code == 400
+
+
+def test_list_is_ranked_scoped_and_audited(server, north):
+    _, body = north
+    assert body["model_version"] == "1" and body["month"] == MONTH
+    assert body["index_date"] == "2026-10-01"
+    ranks = [p["rank"] for p in body["people"]]
+    assert ranks == sorted(ranks) and len(ranks) > 0
+    probabilities = [p["probability"] for p in body["people"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(p["reasons"] for p in body["people"])
+    before = len(audit(server))
+    flagged = post(
+        server, "/list", {"neighbourhood": "North", "month": MONTH, "flag": "new_this_month"},
+        "north_clinician",
+    ).json()  # fmt: skip
+    assert all("new_this_month" in p["flags"] for p in flagged["people"])
+    expected = [p["person_id"] for p in body["people"] if "new_this_month" in p["flags"]]
+    assert [p["person_id"] for p in flagged["people"]] == expected
+    entry = audit(server)[-1]
+    assert len(audit(server)) == before + 1
+    assert entry["user"] == "north_clinician" and entry["role"] == "clinician"
+    assert entry["action"] == "api.list" and entry["neighbourhood"] == "North"
+    assert entry["person_ids"] == expected and entry["month"] == MONTH
+    missing = post(server, "/list", {"neighbourhood": "Nowhere"}, "scientist")
+    assert missing.status_code == 403  # role first: scientists never see lists
+    nowhere = post(server, "/list", {"neighbourhood": "Nowhere"}, "north_team")
+    assert nowhere.status_code == 403  # another neighbourhood, even one that does not exist
+    later = post(server, "/list", {"neighbourhood": "North", "month": "2027-01"}, "north_team")
+    assert later.status_code == 404 and "2027-01" in later.json()["error"]
+
+
+def test_person_explanation_with_change_and_chart(server, north):
+    person, listed = north
+    response = post(
+        server, "/person", {"person_id": person, "month": MONTH, "include_chart": True},
+        "north_clinician",
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["person_id"] == person and body["neighbourhood"] == "North"
+    assert body["probability"] == pytest.approx(listed["people"][0]["probability"])
+    assert body["raising"] and body["raising"][0]["sentence"]
+    parts = sum(r["probability_change"] for r in body["raising"] + body["lowering"])
+    total = body["base_probability"] + parts + body["other_probability_change"]
+    assert total == pytest.approx(body["probability"], abs=1e-9)
+    change = body["change"]
+    assert change["previous_month"] == LAST_MONTH and change["status"] == "both"
+    moved = change["previous_probability"] + change["probability_change"]
+    assert moved == pytest.approx(body["probability"], abs=1e-9)
+    assert body["chart_svg"].lstrip().startswith("<?xml") and "<svg" in body["chart_svg"]
+    entry = audit(server)[-1]
+    assert entry["action"] == "api.person" and entry["person_ids"] == [person]
+    unknown = post(server, "/person", {"person_id": "P9999"}, "north_clinician")
+    assert unknown.status_code == 404
+
+
+def test_what_if(server, north):
+    person, _ = north
+    body = {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}}
+    response = post(server, "/what_if", body, "north_clinician")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["changed"]["falls_12m"]["after"] == 3
+    delta = result["after"]["probability"] - result["before"]["probability"]
+    assert result["probability_change"] == pytest.approx(delta)
+    assert audit(server)[-1]["action"] == "api.what_if"
+    fixed = post(
+        server, "/what_if", {"person_id": person, "changes": {"age": 60}}, "north_clinician"
+    )
+    assert fixed.status_code == 422 and "age" in fixed.json()["error"]
+    empty = post(server, "/what_if", {"person_id": person, "changes": {}}, "north_clinician")
+    assert empty.status_code == 400
+
+
+def test_summary_is_aggregate_only(server, north):
+    person, _ = north
+    response = post(server, "/summary", {"month": MONTH}, "scientist")
+    assert response.status_code == 200
+    body = response.json()
+    hoods = {h["neighbourhood"]: h for h in body["neighbourhoods"]}
+    assert set(hoods) == {"North", "South"}
+    for h in hoods.values():
+        assert sum(h["bands"].values()) == h["scored"] <= h["eligible"]
+    assert person not in response.text
+
+
+# --- pages: scope ---------------------------------------------------------------------------
+
+PAGES = {
+    "/ui/list?neighbourhood=North": {"north_team", "north_clinician"},
+    "/ui/list.csv?neighbourhood=North": {"north_team", "north_clinician"},
+    "/ui/list.xlsx?neighbourhood=North": {"north_team", "north_clinician"},
+    "/ui/person/{person}": {"north_clinician"},
+    "/ui/person/{person}/chart.svg": {"north_clinician"},
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_scope(server, north, page):
+    person, _ = north
+    url = server.url + page.format(person=person)
+    assert httpx.get(url, timeout=30).status_code == 401
+    for user in USERS:
+        response = httpx.get(url, headers=server.headers(user), timeout=30)
+        assert response.status_code == (200 if user in PAGES[page] else 403), (user, page)
+
+
+def test_login_sets_httponly_cookie(server):
+    with httpx.Client(base_url=server.url, timeout=30, follow_redirects=True) as browser:
+        bad = browser.post("/ui/login", data={"token": "cf_nope"})
+        assert bad.status_code == 401
+        ok = browser.post("/ui/login", data={"token": server.tokens["north_team"]})
+        assert ok.status_code == 200 and "MDT list: North" in ok.text
+        cookie = ok.history[0].headers["set-cookie"]
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        browser.get("/ui/logout")
+        assert browser.get("/ui/list?neighbourhood=North").status_code == 401
+
+
+def test_downloads(server):
+    import io
+
+    from openpyxl import load_workbook
+
+    head = server.headers("north_team")
+    csv = httpx.get(server.url + "/ui/list.csv?neighbourhood=North", headers=head, timeout=30)
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.splitlines()
+    assert "model version 1" in lines[0] and lines[1].startswith("rank,person_id")
+    xlsx = httpx.get(server.url + "/ui/list.xlsx?neighbourhood=North", headers=head, timeout=30)
+    book = load_workbook(io.BytesIO(xlsx.content))
+    assert book["list"].max_row == len(lines) - 1
+    assert audit(server)[-1]["action"] == "download.xlsx"
+
+
+def test_bad_page_input_is_400(server):
+    head = server.headers("north_team")
+    for query in ("flag=bogus", "sort=secret", "month=2026-99", "order=up"):
+        response = httpx.get(
+            f"{server.url}/ui/list?neighbourhood=North&{query}", headers=head, timeout=30
+        )
+        assert response.status_code == 400, query
+
+
+# --- audit and robustness (keep last: they change the server's home) -------------------------
+
+
+def test_audit_log_is_intact_and_complete(server):
+    result = verify(server.home / "audit.log")
+    assert result.ok, result.problem
+    actions = {e["action"] for e in audit(server)}
+    assert {"api.list", "api.person", "api.what_if", "page.list", "download.csv"} <= actions
+    log = server.log.read_text()
+    assert not any(token in log for token in server.tokens.values())
+
+
+def test_registry_unreachable_keeps_serving(server, rows):
+    db = server.home / "mlflow.db"
+    moved = db.with_suffix(".away")
+    shutil.move(db, moved)
+    try:
+        import time
+
+        time.sleep(5.5)  # past the registry check's cache
+        status = post(server, "/status", {}).json()
+        assert status["registry"] == "unreachable"
+        ready = httpx.get(server.url + "/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.headers["x-registry"] == "unreachable"
+        scored = post(server, "/score", feature_body(rows, 2), "scientist")
+        assert scored.status_code == 200 and scored.json()[0]["model_version"] == "1"
+        assert not db.exists()  # the check did not create an empty store
+    finally:
+        shutil.move(moved, db)
