@@ -57,15 +57,16 @@ def placeholders(manifest: Manifest, index_date: date, table: str | None) -> Map
 def eligibility_sql(index_date: date, alias: str = "p") -> str:
     """SQL condition on `people`: aged 65+, alive and registered on the index date.
 
-    Dates on or after the index date (a later death, registration end or start) are not known at
-    the index date, so they never change who is eligible.
+    A death or registration end on or after D leaves the person alive and registered on D, so
+    later records never change who is eligible; a registration starting on D counts (contract:
+    registered on the index date).
     """
     d = sql_date(index_date)
     born_by = sql_date(add_months(index_date, -12 * ELIGIBLE_AGE))
     return (
         f"{alias}.birth_date <= {born_by} "
         f"AND ({alias}.date_of_death IS NULL OR {alias}.date_of_death >= {d}) "
-        f"AND ({alias}.registration_start IS NULL OR {alias}.registration_start < {d}) "
+        f"AND ({alias}.registration_start IS NULL OR {alias}.registration_start <= {d}) "
         f"AND ({alias}.registration_end IS NULL OR {alias}.registration_end >= {d})"
     )
 
@@ -138,9 +139,9 @@ def history_start(extract: Extract) -> date | None:
         if t.date_column is not None
     ]
     parts.append("SELECT min(registration_start) AS d FROM people")
-    (earliest,) = extract.con.execute(
+    [(earliest,)] = extract.con.execute(
         f"SELECT min(d) FROM ({' UNION ALL '.join(parts)}) AS u"
-    ).fetchone()
+    ).fetchall()
     return earliest
 
 

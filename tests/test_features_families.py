@@ -20,6 +20,7 @@ def table(tmp_path_factory: pytest.TempPathFactory):
         person("A4", date_of_death="2025-01-01", ethnic_category="", data_opt_out="Y"),
         person("A5", registration_end="2024-12-31"),  # left the practice before D
         person("A6", registration_start="2025-01-01"),  # registers on D
+        person("A8", registration_start="2025-01-02"),  # registers after D
         person("A7", registration_end="2025-01-01", ethnic_category="99"),
         person("H1"), person("X1"), person("S1"), person("S2"), person("M1"),
     ]  # fmt: skip
@@ -174,9 +175,9 @@ def table(tmp_path_factory: pytest.TempPathFactory):
 
 def test_eligibility_and_columns(table) -> None:
     frame, _ = table
-    # A2 is 64, A3 died and A5 left before D, A6 registers on D; A4 dies on D and A7 leaves on
-    # D: still alive and registered on D.
-    assert list(frame["person_id"]) == ["A1", "A4", "A7", "H1", "M1", "S1", "S2", "X1"]
+    # A2 is 64, A3 died and A5 left before D, A8 registers after D; A4 dies on D, A6 registers
+    # on D and A7 leaves on D: all three alive and registered on D.
+    assert list(frame["person_id"]) == ["A1", "A4", "A6", "A7", "H1", "M1", "S1", "S2", "X1"]
     assert list(frame.columns[:4]) == ["person_id", "index_date", "neighbourhood",
                                        "gp_practice_code"]  # fmt: skip
     assert list(frame.columns[4:]) == [f.name for f in FEATURES]

@@ -58,8 +58,11 @@ def _tamper(tables: dict, cutoffs: dict[str, date], mode: str, seed: int = 3) ->
                 if _after(row[key], cutoff):
                     row[key] = ""
             continue
-        if _after(row["registration_start"], cutoff):
-            row["registration_start"] = _day_between(rng, cutoff, limit[row["person_id"]])
+        # A registration starting on D counts as registered on D (contract), so only later
+        # starts are rewritten (to other later days).
+        if _after(row["registration_start"], cutoff + timedelta(days=1)):
+            lo = cutoff + timedelta(days=1)
+            row["registration_start"] = _day_between(rng, lo, limit[row["person_id"]])
         if _after(row["registration_end"], cutoff):
             lo = max(cutoff, date.fromisoformat(row["registration_start"]))
             row["registration_end"] = _day_between(rng, lo, limit[row["person_id"]])

@@ -1,0 +1,136 @@
+"""The training panel over many index dates, and the features/panel/describe commands."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_features_common import load, random_tables, write
+from typer.testing import CliRunner
+
+from casefinder.cli import app
+from features import (
+    FEATURES,
+    FeatureError,
+    build_features,
+    build_outcome,
+    build_panel,
+    index_dates,
+)
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict:
+    return random_tables(n_people=150, seed=21)
+
+
+@pytest.fixture(scope="module")
+def extract(tables: dict, tmp_path_factory: pytest.TempPathFactory):
+    return load(tmp_path_factory.mktemp("panel"), tables)
+
+
+@pytest.fixture(scope="module")
+def folder(tables: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("cli"), tables)
+
+
+def test_panel_stacks_features_and_outcome_per_date(extract) -> None:
+    dates = index_dates(date(2023, 1, 1), date(2025, 7, 1), "6M")
+    assert dates[-1] == date(2025, 7, 1)
+    panel = build_panel(extract, dates)
+    assert list(panel.columns[: 4 + len(FEATURES)]) == [
+        "person_id", "index_date", "neighbourhood", "gp_practice_code",
+    ] + [f.name for f in FEATURES]  # fmt: skip
+    assert list(panel.columns[4 + len(FEATURES) :]) == [
+        "outcome", "outcome_acute_hospital", "outcome_community_health",
+        "outcome_adult_social_care", "outcome_mental_health",
+    ]  # fmt: skip
+    assert (panel["data_opt_out"] == 0).all()
+    for day in (dates[0], dates[-1]):
+        features = build_features(extract, day)
+        features = features[features["data_opt_out"] == 0].reset_index(drop=True)
+        outcome = build_outcome(extract, day).set_index("person_id")
+        part = panel[panel["index_date"] == day].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part[features.columns], features)
+        assert list(part["outcome"]) == list(outcome.loc[part["person_id"], "outcome"])
+    assert panel["outcome"].between(0, 1).all() and panel["outcome"].sum() > 0
+    everyone = build_panel(extract, dates[:1], include_opted_out=True)
+    assert everyone["data_opt_out"].sum() > 0
+
+
+def test_panel_refuses_dates_whose_outcome_is_not_observed(extract) -> None:
+    with pytest.raises(FeatureError, match=r"not yet observed for index date\(s\) 2025-12-01"):
+        build_panel(extract, [date(2024, 1, 1), date(2025, 12, 1)])
+    with pytest.raises(FeatureError, match="no index dates"):
+        build_panel(extract, [])
+    with pytest.raises(FeatureError, match="not after the start of the extract's history"):
+        build_panel(extract, [date(1990, 1, 1)])
+
+
+def test_features_command_default_index_date_is_the_day_after_the_extract(
+    folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "features.parquet"
+    result = CliRunner().invoke(app, ["features", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert set(frame["index_date"].astype(str)) == {"2026-11-01"}
+    assert list(frame.columns[4:]) == [f.name for f in FEATURES]
+    assert len(frame) > 50
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--index-date", "2026-12-01"], "after the day after the extract date"),
+        (["--index-date", "1980-01-01"], "not after the start of the extract's history"),
+        (["--index-date", "2025-01-15"], "not the first day of a month"),
+    ],
+)
+def test_features_command_bad_index_dates_exit_2(
+    folder: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = tmp_path / "f.parquet"
+    result = CliRunner().invoke(app, ["features", str(folder), "--out", str(out), *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_commands_refuse_an_unusable_extract(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["features", str(tmp_path / "missing"), "--out", str(tmp_path / "f.parquet")]
+    )
+    assert result.exit_code == 2
+    assert "not a folder" in " ".join(result.output.split())
+
+
+def test_panel_command(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "panel.parquet"
+    args = ["panel", str(folder), "--from", "2024-01-01", "--to", "2025-01-01", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--every", "6M"])
+    assert result.exit_code == 0, result.output
+    panel = pd.read_parquet(out)
+    assert sorted(set(panel["index_date"].astype(str))) == ["2024-01-01", "2024-07-01",
+                                                             "2025-01-01"]  # fmt: skip
+    late = ["panel", str(folder), "--from", "2025-01-01", "--to", "2026-01-01", "--out", str(out)]
+    result = CliRunner().invoke(app, late)
+    assert result.exit_code == 2
+    assert "outcome not yet observed" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, [*args, "--every", "fortnightly"])
+    assert result.exit_code == 2 and "not a number of months" in result.output
+
+
+def test_describe_command(folder: Path) -> None:
+    result = CliRunner().invoke(app, ["describe", str(folder)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "Index date 2025-11-01" in text  # latest with an observed outcome
+    assert "Outcome rate" in text and "acute_hospital" in text
+    for heading in ("demographics", "hospital use", "prescribing", "social care", "caseload"):
+        assert heading in text
+    result = CliRunner().invoke(app, ["describe", str(folder), "--index-date", "2026-11-01"])
+    assert result.exit_code == 0, result.output
+    assert "not yet observed" in result.output
