@@ -164,6 +164,9 @@ class TrainingSettings(BaseModel):
     # outcome window ends by the extract date.
     index_dates: int = Field(8, ge=3)
     every_months: int = Field(3, ge=1)
+    # Index dates fall in this month and every `every_months` after it (1: Jan, Apr, Jul, Oct,
+    # the quarter starts the synthetic generator's oracle uses).
+    anchor_month: int = Field(1, ge=1, le=12)
     # An index date needs this many months of records before it (the longest feature window).
     history_months: int = Field(12, ge=0)
     # Split: people are assigned once (stable hash of person_id with `split_seed`) to train,

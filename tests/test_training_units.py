@@ -80,7 +80,7 @@ def test_list_flags_take_each_neighbourhoods_share() -> None:
 
 def test_training_index_dates_end_at_the_latest_observed_date() -> None:
     settings = TrainingSettings(index_dates=8, every_months=3, history_months=12)
-    dates = training_index_dates(date(2019, 1, 1), date(2025, 10, 1), settings)
+    dates = training_index_dates(date(2019, 1, 1), date(2025, 11, 1), settings)
     assert dates[-1] == date(2025, 10, 1)
     assert len(dates) == 8 and dates[0] == date(2024, 1, 1)
     assert all(d.day == 1 for d in dates)

@@ -37,12 +37,15 @@ def training_index_dates(
     settings: TrainingSettings,
     outcome_months: int = 12,
 ) -> list[date]:
-    """The latest `settings.index_dates` first-of-month dates, `every_months` apart, ending at
-    `latest` (the last index date whose outcome window is observed), each with
+    """The latest `settings.index_dates` first-of-month dates, `every_months` apart and aligned
+    to `anchor_month`, up to `latest` (the last index date whose outcome window is observed),
+    each with
     `settings.history_months` of records before it. Raise `TrainingError` when there are fewer
     than train + validation + test need.
     """
     earliest = first_of_month_on_or_after(add_months(first_record, settings.history_months))
+    # Align to the calendar: months `anchor_month`, `anchor_month + every_months`, ...
+    latest = add_months(latest, -((latest.month - settings.anchor_month) % settings.every_months))
     dates = [add_months(latest, -k * settings.every_months) for k in range(settings.index_dates)]
     dates = sorted(d for d in dates if d >= earliest)
     needed = settings.validation_dates + settings.test_dates + 1

@@ -50,7 +50,7 @@ def _datasets(
 ) -> tuple[lgb.Dataset, lgb.Dataset]:
     params = {"feature_pre_filter": False, "verbosity": -1}
     train = lgb.Dataset(x_train, label=y_train, params=params, free_raw_data=False)
-    valid = lgb.Dataset(x_valid, label=y_valid, reference=train, free_raw_data=False)
+    valid = lgb.Dataset(x_valid, label=y_valid, params=params, reference=train, free_raw_data=False)
     return train.construct(), valid.construct()
 
 

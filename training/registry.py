@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -147,19 +146,19 @@ class Promotion:
         return [g for g in self.gates if not g.passed]
 
 
-def _score(model: RiskModel, rows: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(rows)
-
-
-def check_gates(
-    settings: Settings, candidate: str, champion: str | None, test: pd.DataFrame, share: dict
+def compare_models(
+    candidate: RiskModel,
+    champion: RiskModel | None,
+    test: pd.DataFrame,
+    share: dict[str, float],
+    settings: Settings,
+    champion_version: str | None = None,
 ) -> list[Gate]:
-    """Compare `candidate` with `champion` on the candidate's test rows."""
+    """The promotion gates for `candidate` against `champion` on the same test rows."""
     cfg = settings.training
-    cand_model, _ = load_risk_model(settings, candidate)
     y = test["outcome"].astype(int).to_numpy()
     nbhd = test["neighbourhood"].astype(str).to_numpy()
-    p_cand = _score(cand_model, test)
+    p_cand = candidate.predict_proba(test)
     m_cand = evaluate(y, p_cand, cfg.top_fractions, nbhd, share)
     slope = m_cand["calibration_slope"]
     gates = [
@@ -173,22 +172,22 @@ def check_gates(
         gates.append(Gate("AUROC vs champion", True, "no champion yet"))
         gates.append(Gate("fairness flags", True, "no champion yet"))
         return gates
-    champ_model, _ = load_risk_model(settings, champion)
-    missing = [c for c in champ_model.feature_names if c not in test.columns]
+    missing = [c for c in champion.feature_names if c not in test.columns]
     if missing:
         raise RegistryError(
-            f"cannot compare with champion version {champion} on version {candidate}'s test "
-            f"rows: they lack its features {', '.join(missing[:5])}; use --force --reason"
+            f"cannot compare with the champion on the candidate's test rows: they lack its "
+            f"features {', '.join(missing[:5])}; use --force --reason"
         )
-    p_champ = _score(champ_model, test)
+    p_champ = champion.predict_proba(test)
     m_champ = evaluate(y, p_champ, cfg.top_fractions, nbhd, share)
     drop = m_champ["auroc"] - m_cand["auroc"]
     gates.append(
         Gate(
             "AUROC vs champion",
             drop <= cfg.gate_auroc_tolerance,
-            f"candidate {m_cand['auroc']:.4f}, champion v{champion} {m_champ['auroc']:.4f} on "
-            f"the same {len(y)} test rows (tolerance {cfg.gate_auroc_tolerance})",
+            f"candidate {m_cand['auroc']:.4f}, champion v{champion_version or '?'} "
+            f"{m_champ['auroc']:.4f} on the same {len(y)} test rows "
+            f"(tolerance {cfg.gate_auroc_tolerance})",
         )
     )
     flags_cand = flagged_groups(
@@ -206,6 +205,16 @@ def check_gates(
         )
     )
     return gates
+
+
+def check_gates(settings: Settings, candidate: str, champion: str | None) -> list[Gate]:
+    """The promotion gates for registered `candidate` against `champion`, on the candidate's
+    logged test rows and list shares."""
+    cand_model, _ = load_risk_model(settings, candidate)
+    champ_model = load_risk_model(settings, champion)[0] if champion else None
+    share = evaluation(settings, candidate)["list_share"]
+    rows = evaluation_rows(settings, candidate)
+    return compare_models(cand_model, champ_model, rows, share, settings, champion)
 
 
 def latest_version(settings: Settings) -> str:
@@ -244,12 +253,7 @@ def promote(
     champion = current_champion(settings)
     if champion == version:
         return Promotion(version, False, champion, [Gate("already champion", False, "")])
-    gates: list[Gate] = []
-    if not force:
-        ev = evaluation(settings, version)
-        gates = check_gates(
-            settings, version, champion, evaluation_rows(settings, version), ev["list_share"]
-        )
+    gates = [] if force else check_gates(settings, version, champion)
     result = Promotion(version, force or all(g.passed for g in gates), champion, gates, force)
     result.reason = reason or ""
     if not result.promoted:

@@ -127,22 +127,25 @@ def _describe_rule(rule: Any) -> str:
     return f"{count}{rule.table} row with {rule.column} {'/'.join(rule.values)}{where}"
 
 
-def train(
-    extract_dir: Path,
-    settings: Settings | None = None,
-    experiment: str | None = None,
-    tune: int = 0,
-    progress: ProgressFn | None = None,
-) -> TrainResult:
-    """Load the extract, build the training panel on complete index dates, and train, evaluate,
-    log and register a model. Raises `TrainingError` (or the loader's `ExtractError`)."""
+@dataclass
+class TrainingPanel:
+    """The panel built from an extract for training, with what is known about its source."""
+
+    panel: pd.DataFrame
+    feature_names: list[str]
+    extract_info: dict[str, Any]
+    oracle: pd.DataFrame | None
+
+
+def build_training_panel(
+    extract_dir: Path, settings: Settings, progress: ProgressFn | None = None
+) -> TrainingPanel:
+    """Load the extract and build features and outcome on its complete index dates."""
     import features
+    from features.outcome import last_observed_index_date
     from records import load_extract
 
-    settings = settings or load_settings()
     progress = progress or no_progress
-    from features.outcome import last_observed_index_date
-
     extract = load_extract(Path(extract_dir), progress=progress)
     dates = training_index_dates(
         first_record_date(extract),
@@ -169,12 +172,31 @@ def train(
         "panel_rows": len(panel),
         "data_kind": "synthetic" if (Path(extract_dir) / ORACLE_FILE).is_file() else "records",
     }
-    return train_on_panel(
-        panel,
+    return TrainingPanel(
+        panel=panel,
         feature_names=list(features.model_feature_names()),
-        settings=settings,
         extract_info=info,
         oracle=read_oracle(Path(extract_dir)),
+    )
+
+
+def train(
+    extract_dir: Path,
+    settings: Settings | None = None,
+    experiment: str | None = None,
+    tune: int = 0,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Load the extract, build the training panel on complete index dates, and train, evaluate,
+    log and register a model. Raises `TrainingError` (or the loader's `ExtractError`)."""
+    settings = settings or load_settings()
+    built = build_training_panel(Path(extract_dir), settings, progress)
+    return train_on_panel(
+        built.panel,
+        feature_names=built.feature_names,
+        settings=settings,
+        extract_info=built.extract_info,
+        oracle=built.oracle,
         experiment=experiment,
         tune=tune,
         progress=progress,

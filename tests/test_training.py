@@ -1,0 +1,179 @@
+"""A real training run (generator -> loader -> features -> LightGBM) into a real SQLite MLflow
+store: what the run logged and what the registry holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from test_training_support import REAL_PEOPLE, isolated_settings, real_run
+
+from training import RegistryError, load_risk_model, training_sample
+from training.registry import evaluation_rows, list_versions
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return real_run(tmp_path_factory.mktemp("training-run"))
+
+
+def _client(run: dict[str, Any]) -> MlflowClient:
+    uri = run["settings"].tracking_uri
+    assert uri.startswith("sqlite:///")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_run_logs_parameters_metrics_and_the_data_extract(run: dict[str, Any]) -> None:
+    result = run["result"]
+    logged = _client(run).get_run(result.run_id).data
+    for name in ("learning_rate", "num_leaves", "best_iteration", "train_dates", "test_dates"):
+        assert name in logged.params
+    assert int(logged.params["best_iteration"]) >= 1
+    assert logged.params["test_dates"] > logged.params["validation_dates"]
+    for name in (
+        "test_auroc",
+        "test_auprc",
+        "test_brier",
+        "test_calibration_slope",
+        "test_calibration_intercept",
+        "test_ppv_top_1pct",
+        "test_sensitivity_top_5pct",
+        "test_ppv_list",
+        "test_sensitivity_list",
+        "baseline_efi_band_auroc",
+        "baseline_hfrs_auroc",
+        "baseline_prior_emergency_admissions_auroc",
+        "baseline_logistic_regression_auroc",
+        "oracle_auroc",
+        "model_oracle_auroc_ratio",
+        "test_rows",
+        "train_rows",
+    ):
+        assert name in logged.metrics, name
+    assert logged.metrics["test_auroc"] == pytest.approx(result.metrics["auroc"])
+    assert logged.metrics["test_rows"] == result.counts["test_rows"] > 0
+
+    local = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data"))
+    extract = json.loads((local / "extract.json").read_text())
+    assert extract["extract_date"] == "2026-10-31"
+    assert extract["tables"]["people"]["loaded"] == REAL_PEOPLE
+    assert extract["rows"]["test_rows"] == result.counts["test_rows"]
+    assert "2 of these agencies" in extract["outcome_definition"]
+    assert extract["outcome_settings"]["window_months"] == 12
+
+
+def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any]) -> None:
+    result = run["result"]
+    client = _client(run)
+    paths = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert paths == {
+        f"plots/{n}.png"
+        for n in ("roc", "precision_recall", "calibration", "decile_oe", "shap_importance")
+    }
+    for path in paths:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=path))
+        assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fair_csv = mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="fairness/fairness.csv"
+    )
+    fairness = pd.read_csv(fair_csv)
+    assert {"sex", "age band", "IMD quintile", "ethnicity group", "neighbourhood"} <= set(
+        fairness["attribute"]
+    )
+    assert {"oe_ratio", "fnr_list", "auroc", "flag"} <= set(fairness.columns)
+    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
+    for heading in ("## Intended use", "## Outcome", "## Data", "## Metrics", "## Fairness"):
+        assert heading in card
+    assert "## Limits" in card and "not living in a care home" in card
+    assert f"{result.metrics['auroc']:.3f}" in card
+    comparison = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=result.run_id, artifact_path="evaluation/comparison.csv"
+        )
+    )
+    assert list(comparison["name"]) == [
+        "model",
+        "eFI band",
+        "HFRS",
+        "prior emergency admissions",
+        "logistic regression",
+    ]
+
+
+def test_registered_version_has_signature_example_and_scores_like_the_risk_model(
+    run: dict[str, Any],
+) -> None:
+    result, settings = run["result"], run["settings"]
+    name = settings.mlflow.registered_model
+    version = _client(run).get_model_version(name, result.version)
+    assert version.run_id == result.run_id
+    assert version.tags["test_auroc"] == f"{result.metrics['auroc']:.4f}"
+    info = mlflow.models.get_model_info(f"models:/{name}/{result.version}")
+    inputs = info.signature.inputs.to_dict()
+    assert [c["name"] for c in inputs] == result.model.feature_names
+    assert {c["type"] for c in inputs} == {"double"}
+    assert info.saved_input_example_info is not None
+
+    rows = evaluation_rows(settings, result.version)
+    model, loaded_version = load_risk_model(settings, result.version)
+    assert loaded_version == result.version
+    np.testing.assert_allclose(model.predict_proba(rows), result.model.predict_proba(rows))
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{result.version}")
+    out = pyfunc.predict(rows[model.feature_names].astype(float))
+    assert list(out.columns) == ["probability", "margin", "band"]
+    np.testing.assert_allclose(out["probability"], model.predict_proba(rows))
+    np.testing.assert_allclose(
+        model.calibrator.transform(out["margin"].to_numpy()), out["probability"]
+    )
+    assert str(result.version) in set(list_versions(settings)["version"].astype(str))
+
+
+def test_model_beats_baselines_and_nears_the_oracle(run: dict[str, Any]) -> None:
+    result = run["result"]
+    comparison = result.comparison.set_index("name")
+    model_auroc = comparison.loc["model", "auroc"]
+    assert model_auroc > comparison.drop(index="model")["auroc"].max()
+    assert result.oracle is not None
+    assert result.oracle["rows"] == result.counts["test_rows"]
+    assert result.oracle["ratio"] > 0.9
+
+
+def test_training_is_on_the_list_population(run: dict[str, Any]) -> None:
+    result, settings = run["result"], run["settings"]
+    rows = evaluation_rows(settings, result.version)
+    assert "person_id" not in rows.columns
+    assert len(rows) == result.counts["test_rows"]
+    assert result.counts["excluded_rows"] > 0
+    caseload = [c for c in rows.columns if c.startswith("on_caseload_")]
+    assert caseload and not rows[caseload].any(axis=None)
+    assert not rows["in_care_home"].any() and not rows["data_opt_out"].any()
+    assert "not already on a case-management caseload" in result.card
+
+
+def test_training_sample_is_kept_for_drift_checks(run: dict[str, Any]) -> None:
+    result, settings = run["result"], run["settings"]
+    sample = training_sample(settings, result.version)
+    assert set(result.model.feature_names) <= set(sample.columns)
+    assert "person_id" not in sample.columns
+    most = min(settings.training.training_sample_rows, result.counts["train_rows"])
+    assert 0 < len(sample) <= most
+    assert set(pd.to_datetime(sample["index_date"]).dt.date) <= set(
+        pd.to_datetime(pd.Series(result.params["train_dates"].split(","))).dt.date
+    )
+
+
+def test_loading_without_a_champion_says_so(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path / "empty")
+    with pytest.raises(RegistryError, match="has no champion yet") as err:
+        load_risk_model(settings)
+    assert "casefinder promote" in str(err.value)
+    with pytest.raises(RegistryError, match="no version or alias '7'"):
+        load_risk_model(settings, "7")
