@@ -267,6 +267,13 @@ def _person_id(request: Request) -> str:
     return person_id
 
 
+def _shown(value: float | None) -> float | int | None:
+    """A number as a form shows it: whole numbers without ".0"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value) if float(value).is_integer() else float(value)
+
+
 def _adjustable(backend: Any, row: Any) -> list[dict[str, Any]]:
     from models.reasons import feature_map
 
@@ -275,18 +282,15 @@ def _adjustable(backend: Any, row: Any) -> list[dict[str, Any]]:
     for name, feat in defs.items():
         if not feat.adjustable:
             continue
-        value = row[name]
-        missing = value is None or (isinstance(value, float) and math.isnan(value))
-        value = None if missing else float(value)
-        shown = "" if value is None else (int(value) if value.is_integer() else value)
+        value = _shown(row[name])
         out.append(
             {
                 "name": name,
                 "kind": feat.kind,
                 "description": feat.description,
                 "labels": feat.labels,
-                "value": None if value is None else int(value) if value.is_integer() else value,
-                "shown": shown,
+                "value": value,
+                "shown": "" if value is None else value,
             }
         )
     return out
@@ -335,8 +339,8 @@ async def person_page(request: Request) -> Response:
             action = "page.what_if"
             for f in adjustable:  # show the values the clinician chose
                 if f["name"] in changes:
-                    f["value"] = changes[f["name"]]
-                    f["shown"] = "" if changes[f["name"]] is None else changes[f["name"]]
+                    f["value"] = _shown(changes[f["name"]])
+                    f["shown"] = "" if f["value"] is None else f["value"]
     except ValueError as exc:
         what_if_error = str(exc)
     svc.record(user, action, [person_id], neighbourhood=p.neighbourhood, month=p.month)
