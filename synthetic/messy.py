@@ -50,8 +50,12 @@ class _Context:
 
     def fresh_id(self, like: str, taken: set[str], rng: np.random.Generator) -> str:
         """A new id shaped like `like` (its digits redrawn), not in `taken`; then taken."""
-        for _ in range(50):
-            new = "".join(str(rng.integers(10)) if ch.isdigit() else ch for ch in like)
+        places = [i for i, ch in enumerate(like) if ch.isdigit()]
+        for _ in range(50 if places else 0):
+            chars = list(like)
+            for i, digit in zip(places, rng.integers(0, 10, len(places)).tolist(), strict=True):
+                chars[i] = str(digit)
+            new = "".join(chars)
             if new not in taken and new != like:
                 taken.add(new)
                 return new
@@ -491,18 +495,21 @@ def _make_rows(
 ) -> list[tuple[int, Row]]:
     """Up to `n` faulty rows, each with the index of the clean row it was copied from."""
     size = table.num_rows
-    tries = min(size, 4 * n + 20)
+    tries = min(size, 4 * n + 20)  # some rows do not fit a fault (e.g. no service_type)
     picks = rng.choice(size, size=tries, replace=False) if tries < size else rng.permutation(size)
     out: list[tuple[int, Row]] = []
-    for index, row in zip(picks.tolist(), table.take(picks).to_pylist(), strict=True):
-        new = kind.mutate(ctx, row, rng)
-        if new is None:
-            continue
-        if kind.table == "hospital_spells" and not kind.duplicate and new["spell_id"] is not None:
-            new["spell_id"] = ctx.fresh_id(str(new["spell_id"]), ctx.spell_ids, rng)
-        out.append((index, new))
-        if len(out) == n:
-            break
+    batch = n + n // 8 + 8
+    for start in range(0, len(picks), batch):  # read rows a batch at a time: most fit
+        chunk = picks[start : start + batch]
+        for index, row in zip(chunk.tolist(), table.take(chunk).to_pylist(), strict=True):
+            new = kind.mutate(ctx, row, rng)
+            if new is None:
+                continue
+            if kind.table == "hospital_spells" and not kind.duplicate and new["spell_id"]:
+                new["spell_id"] = ctx.fresh_id(str(new["spell_id"]), ctx.spell_ids, rng)
+            out.append((index, new))
+            if len(out) == n:
+                return out
     return out
 
 
@@ -531,15 +538,8 @@ def _append(
         columns.append(pa.chunked_array([*clean.chunks, _chunk(values, clean.type)]))
     joined = pa.table(columns, names=table.column_names)
     n = table.num_rows
-    keys = np.concatenate(
-        [
-            np.arange(n, dtype=np.float64),
-            np.array(
-                [rng.uniform(index, n) if dup else rng.uniform(-0.5, n) for index, _, dup in rows],
-                dtype=np.float64,
-            ),
-        ]
-    )
+    low = np.array([index if dup else -0.5 for index, _, dup in rows], dtype=np.float64)
+    keys = np.concatenate([np.arange(n, dtype=np.float64), rng.uniform(low, n)])
     return joined.take(np.argsort(keys, kind="stable"))
 
 
@@ -561,7 +561,8 @@ def add_faults(
     missing = [name for name in TABLES if name not in tables]
     if missing:
         raise ValueError(f"add_faults needs every contract table; missing {', '.join(missing)}")
-    plain = {name: _plain(table, name) for name, table in tables.items()}
+    # One chunk per table: taking a few rows from a chunked table copies every chunk each time.
+    plain = {name: _plain(table, name).combine_chunks() for name, table in tables.items()}
     ctx = _context(plain["people"], plain.get("hospital_spells"), extract_date)
     added: dict[str, list[tuple[int, Row, bool]]] = {name: [] for name in plain}
     counts: Counts = {}
