@@ -1,0 +1,94 @@
+"""End to end through a real trained model: synthetic extract -> features -> training (MLflow
+SQLite registry) -> `casefinder score` for two months -> `casefinder lists`. Reuses the training
+tests' one training run per process and scores with its version number, so the shared
+registry's champion is left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+from test_training_support import REAL_PEOPLE, real_extract, real_run
+from typer.testing import CliRunner
+
+from casefinder.cli import app
+from scoring.exports import LIST_COLUMNS
+from scoring.store import ScoreStore
+
+runner = CliRunner()
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.getbasetemp() / "training-real"
+    root.mkdir(exist_ok=True)
+    run = real_run(root)
+    return {
+        "extract": real_extract(root),
+        "tracking_uri": run["settings"].tracking_uri,
+        "version": run["result"].version,
+    }
+
+
+def test_two_months_scored_listed_and_exported(
+    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.delenv("CASEFINDER_CONFIG", raising=False)
+    monkeypatch.setenv("CASEFINDER_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["tracking_uri"])
+    monkeypatch.setenv("CASEFINDER_LISTS__CAPACITY", "10")
+    extract, version = str(trained["extract"]), trained["version"]
+
+    for month in ("2026-10", "2026-11"):
+        result = runner.invoke(app, ["score", extract, "--month", month, "--model", version])
+        assert result.exit_code == 0, result.output
+        assert "stored" in result.output
+
+    store = ScoreStore(home / "scores")
+    october = store.people(store.current_run_id("2026-10"))
+    november_id = store.current_run_id("2026-11")
+    november = store.people(november_id)
+    meta = store.meta(november_id)
+    assert meta["model"]["version"] == version and meta["current"]
+    counts = meta["counts"]
+    assert counts["in_extract"] == REAL_PEOPLE
+    assert (
+        counts["eligible"]
+        == len(november)
+        == counts["scored"] + meta["exclusions"]["opted_out"]["first"]
+    )
+    hoods = november["neighbourhood"].nunique()
+    assert counts["listed"] == 10 * hoods
+    # Everyone listed is a candidate, ranked within their neighbourhood, and explained.
+    on_list = november[november["listed"]]
+    assert on_list["excluded"].isna().all() and on_list["rank"].le(10).all()
+    assert on_list["reasons"].str.len().gt(0).all()
+    # Flags agree with October's stored list.
+    was_listed = set(october.loc[october["listed"], "person_id"])
+    assert set(on_list.loc[on_list["on_last_month_list"], "person_id"]) == (
+        set(on_list["person_id"]) & was_listed
+    )
+    assert set(on_list.loc[on_list["new_this_month"], "person_id"]) == (
+        set(on_list["person_id"]) - was_listed
+    )
+    assert "## Drift against the training data" in store.summary(november_id)
+    assert meta["drift"], "drift measured against the model's training sample"
+
+    # Rerunning the month reuses the stored run.
+    result = runner.invoke(app, ["score", extract, "--month", "2026-11", "--model", version])
+    assert result.exit_code == 0 and "reused the stored run" in result.output
+    assert [r["run_id"] for r in store.runs("2026-11")] == [november_id]
+
+    out = tmp_path / "lists.xlsx"
+    result = runner.invoke(
+        app, ["lists", "--month", "2026-11", "--format", "xlsx", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    book = load_workbook(out)
+    assert len(book.sheetnames) == hoods
+    sheets = pd.read_excel(out, sheet_name=None, dtype={"person_id": str})
+    assert all(list(s.columns) == LIST_COLUMNS and len(s) == 10 for s in sheets.values())
