@@ -1,0 +1,29 @@
+"""Column buffers: rows are added as numpy chunks, one chunk per month, joined at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Rows:
+    """Named columns built from chunks of equal length."""
+
+    def __init__(self, *columns: str) -> None:
+        self.columns = columns
+        self._chunks: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+
+    def add(self, **values: np.ndarray) -> None:
+        sizes = {np.asarray(v).size for v in values.values()}
+        if len(sizes) != 1 or set(values) != set(self.columns):
+            raise ValueError(f"chunk must give every column once, all the same length: {sizes}")
+        for name, v in values.items():
+            self._chunks[name].append(np.asarray(v))
+
+    def get(self, name: str) -> np.ndarray:
+        parts = self._chunks[name]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def build(self) -> dict[str, np.ndarray]:
+        out = {c: self.get(c) for c in self.columns}
+        self._chunks = {c: [] for c in self.columns}
+        return out
