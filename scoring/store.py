@@ -18,6 +18,7 @@ same inputs give the same id and the stored run is reused.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -107,13 +108,15 @@ class ScoreStore:
         if not (self.runs_dir / run_id / RUN_FILE).is_file():
             raise StoreError(f"no stored run {run_id!r}")
         self.months_dir.mkdir(parents=True, exist_ok=True)
-        pointer = self._pointer(month)
-        history = pointer.get("history", [])
-        history.append({"run_id": run_id, "made_current": datetime.now(UTC).isoformat()})
-        _replace_atomically(
-            self.months_dir / f"{month}.json",
-            {"month": month, "current": run_id, "history": history},
-        )
+        with open(self.months_dir / ".lock", "w") as lock:  # one pointer update at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            pointer = self._pointer(month)
+            history = pointer.get("history", [])
+            history.append({"run_id": run_id, "made_current": datetime.now(UTC).isoformat()})
+            _replace_atomically(
+                self.months_dir / f"{month}.json",
+                {"month": month, "current": run_id, "history": history},
+            )
 
     # Reading
     def _pointer(self, month: str) -> dict[str, Any]:
