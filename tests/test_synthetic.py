@@ -54,9 +54,7 @@ def test_validate_names_the_bad_setting(changes, message):
 def test_extract_loads_with_zero_rejects(small):
     out, summary = small
     extract = load_extract(out)
-    assert extract.n_rejected == 0, {
-        t: r.reasons for t, r in extract.reports.items() if r.rejected
-    }
+    assert extract.n_rejected == 0, {t: r.reasons for t, r in extract.reports.items() if r.rejected}
     assert extract.manifest.extract_date == date(2026, 10, 31)
     assert extract.manifest.complete_to_for("prescriptions") == date(2026, 9, 30)
     assert extract.manifest.complete_to_for("social_care") < date(2026, 10, 31)
@@ -147,9 +145,10 @@ def test_same_seed_same_bytes(tmp_path):
     assert len(digests[0]) == len(TABLES) + 2  # tables, manifest, oracle
     other = tmp_path / "c"
     generate(SynthConfig(people=400, seed=4), other)
-    assert hashlib.sha256((other / "people.parquet").read_bytes()).hexdigest() != digests[0][
-        "people.parquet"
-    ]
+    assert (
+        hashlib.sha256((other / "people.parquet").read_bytes()).hexdigest()
+        != digests[0]["people.parquet"]
+    )
 
 
 def test_csv_format_loads_with_zero_rejects(tmp_path):
