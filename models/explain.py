@@ -36,6 +36,9 @@ PERSON_ID = "person_id"
 # Below this total log-odds change the secant (Δp / Δmargin) is numerically unstable; use the
 # calibrator's slope at the starting point instead (the secant's limit).
 _TINY_LOG_ODDS = 1e-9
+# Batches smaller than this are explained on one thread (measured in benchmarks/bench_explain.py:
+# for one row, LightGBM's thread start-up costs several times the work itself).
+_SMALL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -141,19 +144,27 @@ class WhatIf:
 
 
 def contributions(
-    model: RiskModel, rows: pd.DataFrame, num_threads: int = 0
+    model: RiskModel, rows: pd.DataFrame, num_threads: int | None = None
 ) -> tuple[float, np.ndarray]:
     """Exact TreeSHAP of the booster in log-odds: (base_value, contributions [n, features]).
 
     Columns follow `model.feature_names`; base_value + contributions.sum(1) = model.margin(rows).
-    `num_threads` 0 lets LightGBM use all cores.
+    `num_threads`: None picks one thread for small batches (starting threads costs more than
+    it saves for a few rows) and all cores otherwise; 0 means all cores.
     """
     return _contributions(model, model.frame(rows).to_numpy(dtype=np.float64), num_threads)
 
 
+def _threads(n: int, num_threads: int | None) -> int:
+    if num_threads is not None:
+        return num_threads
+    return 1 if n < _SMALL_BATCH else 0
+
+
 def _contributions(
-    model: RiskModel, x: np.ndarray, num_threads: int = 0
+    model: RiskModel, x: np.ndarray, num_threads: int | None = None
 ) -> tuple[float, np.ndarray]:
+    num_threads = _threads(len(x), num_threads)
     if len(x) == 0:
         x_base = np.full((1, len(model.feature_names)), np.nan)
         base = model.booster.predict(x_base, pred_contrib=True, num_threads=num_threads)[0, -1]
@@ -206,46 +217,58 @@ def explain(
     frame = model.frame(rows)
     values = frame.to_numpy(dtype=np.float64)
     base, contrib = _contributions(model, values)
-    margins = model.booster.predict(values, raw_score=True) if len(values) else np.empty(0)
+    threads = _threads(len(values), None)
+    margins = (
+        model.booster.predict(values, raw_score=True, num_threads=threads)
+        if len(values)
+        else np.empty(0)
+    )
     probs = model.calibrator.transform(margins)
-    bands = model.band(probs)
+    bands = model.band(probs).tolist()
     base_p = float(model.calibrator.transform(np.array([base]))[0])
     points = share_probability(model, contrib, np.full(len(values), base_p), probs)
 
-    domains = [defs[n].domain for n in names]
-    domain_names = list(dict.fromkeys(domains))
-    onehot = np.array([[d == dn for dn in domain_names] for d in domains], dtype=float)
-    domain_lo, domain_p = contrib @ onehot, points @ onehot
-    order = np.argsort(contrib, axis=1, kind="stable")
+    feats = [defs[n] for n in names]
+    domain_names = list(dict.fromkeys(f.domain for f in feats))
+    onehot = np.array([[f.domain == dn for dn in domain_names] for f in feats], dtype=float)
+    domain_lo, domain_p = (contrib @ onehot).tolist(), (points @ onehot).tolist()
+    domain_index = {dn: k for k, dn in enumerate(domain_names)}
+    total_lo, total_p = contrib.sum(axis=1).tolist(), points.sum(axis=1).tolist()
 
-    def reason(r: int, j: int) -> Reason:
-        feat, value = defs[names[j]], values[r, j]
-        return Reason(
-            feature=feat.name,
-            domain=feat.domain,
-            sentence=feat.phrase(value),
-            value=clean_value(value),
-            log_odds=float(contrib[r, j]),
-            probability_change=float(points[r, j]),
-            absent=feat.is_none(value),
-        )
+    # The top_n most negative and most positive columns of each row, gathered once.
+    order = np.argsort(contrib, axis=1, kind="stable")
+    picked = np.concatenate([order[:, ::-1][:, :top_n], order[:, :top_n]], axis=1)
+    pick_lo = np.take_along_axis(contrib, picked, axis=1).tolist()
+    pick_p = np.take_along_axis(points, picked, axis=1).tolist()
+    pick_v = np.take_along_axis(values, picked, axis=1).tolist()
+    words: dict[tuple[int, float | None], tuple[str, bool]] = {}  # phrases repeat a lot
 
     out: list[Explanation] = []
     for r, person in enumerate(_person_ids(rows)):
-        low = [j for j in order[r, :top_n] if contrib[r, j] < 0]
-        high = [j for j in order[r, ::-1][:top_n] if contrib[r, j] > 0]
-        raising = [reason(r, j) for j in high]
-        lowering = [reason(r, j) for j in low]
-        shown = high + low
-        groups = []
-        for k, dn in enumerate(domain_names):
-            up = [x for x in raising if x.domain == dn]
-            down = [x for x in lowering if x.domain == dn]
-            if up or down:
-                groups.append(
-                    DomainGroup(dn, float(domain_lo[r, k]), float(domain_p[r, k]), up, down)
-                )
-        groups.sort(key=lambda g: -abs(g.probability_change))
+        raising: list[Reason] = []
+        lowering: list[Reason] = []
+        groups: dict[str, tuple[list[Reason], list[Reason]]] = {}
+        shown_lo = shown_p = 0.0
+        for k, j in enumerate(picked[r].tolist()):
+            lo = pick_lo[r][k]
+            up = k < top_n
+            if (up and lo <= 0) or (not up and lo >= 0):
+                continue
+            feat, value = feats[j], clean_value(pick_v[r][k])
+            key = (j, value)
+            if key not in words:
+                words[key] = (feat.phrase(value), feat.is_none(value))
+            sentence, absent = words[key]
+            reason = Reason(feat.name, feat.domain, sentence, value, lo, pick_p[r][k], absent)
+            (raising if up else lowering).append(reason)
+            groups.setdefault(feat.domain, ([], []))[0 if up else 1].append(reason)
+            shown_lo += lo
+            shown_p += pick_p[r][k]
+        domain_groups = [
+            DomainGroup(dn, domain_lo[r][domain_index[dn]], domain_p[r][domain_index[dn]], up, down)
+            for dn, (up, down) in groups.items()
+        ]
+        domain_groups.sort(key=lambda g: -abs(g.probability_change))
         out.append(
             Explanation(
                 person_id=person,
@@ -256,9 +279,9 @@ def explain(
                 base_margin=base,
                 raising=raising,
                 lowering=lowering,
-                other_log_odds=float(contrib[r].sum() - contrib[r, shown].sum()),
-                other_probability_change=float(points[r].sum() - points[r, shown].sum()),
-                domains=groups,
+                other_log_odds=total_lo[r] - shown_lo,
+                other_probability_change=total_p[r] - shown_p,
+                domains=domain_groups,
             )
         )
     return out
