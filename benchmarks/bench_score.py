@@ -13,6 +13,7 @@ drift, summary, store and exports (no extract, no registry).
 
     uv run python benchmarks/bench_score.py                       # 1,000,000 people
     uv run python benchmarks/bench_score.py --people 50000        # smaller
+    uv run python benchmarks/bench_score.py --extract /tmp/casefinder-bench/synth-1000000
     uv run python benchmarks/bench_score.py --parts-only
 """
 
@@ -81,7 +82,7 @@ def full(args: argparse.Namespace) -> float:
     from training.registry import current_champion, promote
 
     work = Path(args.work)
-    extract = work / f"extract-{args.people}-{args.seed}"
+    extract = Path(args.extract) if args.extract else work / f"extract-{args.people}-{args.seed}"
     if not (extract / "manifest.json").is_file():
         began = time.perf_counter()
         generate(SynthConfig(people=args.people, seed=args.seed), extract)
@@ -208,6 +209,7 @@ def main() -> int:
     parser.add_argument("--train-people", type=int, default=20_000)
     parser.add_argument("--capacity", type=int, default=20)
     parser.add_argument("--work", default="/tmp/casefinder-bench-score")
+    parser.add_argument("--extract", help="Score this extract folder instead of generating one.")
     parser.add_argument("--parts-only", action="store_true")
     args = parser.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
