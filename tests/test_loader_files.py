@@ -182,3 +182,20 @@ def test_damaged_parquet_pages(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     message = _load_error(tmp_path)
     assert message.startswith("people.parquet: unreadable file ("), message
+
+
+def test_blank_lines_in_csv_are_not_rows(tmp_path: Path) -> None:
+    write_extract(tmp_path)
+    path = tmp_path / "gp_events.csv"
+    path.write_text(path.read_text().replace("\n", "\n\n", 2) + "\n\n")
+    loaded = load_extract(tmp_path)
+    assert (loaded.reports["gp_events"].read, loaded.n_rejected) == (2, 0)
+
+
+def test_semicolon_separated_csv_is_missing_its_columns(tmp_path: Path) -> None:
+    write_extract(tmp_path)
+    path = tmp_path / "gp_events.csv"
+    path.write_text(path.read_text().replace(",", ";"))
+    assert _load_error(tmp_path) == (
+        "gp_events.csv: missing required columns 'person_id', 'event_date', 'snomed_code'"
+    )
