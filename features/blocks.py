@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from features.codelists import CHARLSON_TABLE, GP_CODES_TABLE, HFRS_TABLE
+from features.codelists import CHARLSON_TABLE, GP_CODES_TABLE, HFRS_TABLE, bnf_groups
 from records.contract import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 
@@ -48,6 +48,23 @@ _CHARLSON_ROWS = " UNION ALL ".join(
     "WHERE d.admission_date >= {since_60} AND d.admission_date < {cutoff}"
     for n in (3, 4)
 )
+
+
+def bnf_group_bit(group: str) -> int:
+    """The bit standing for a high-risk medicine group in the per-person group mask."""
+    return 1 << list(bnf_groups()).index(group)
+
+
+def _bnf_group_bits() -> str:
+    """SQL over a medicine (first 9 BNF characters): the sum of the bits of its groups."""
+    terms = []
+    for group, prefixes in bnf_groups().items():
+        if any(len(p) > 9 for p in prefixes):
+            raise ValueError("BNF group prefixes must be at most 9 characters (a BNF substance)")
+        cond = " OR ".join(f"m.medicine LIKE '{p}%'" for p in prefixes)
+        terms.append(f"CASE WHEN {cond} THEN {bnf_group_bit(group)} ELSE 0 END")
+    return "(" + " + ".join(terms) + ")"
+
 
 BLOCKS: dict[str, Block] = {
     b.name: b
@@ -98,35 +115,37 @@ BLOCKS: dict[str, Block] = {
         Block(
             "gp",
             "gp_events",
-            "SELECT e.person_id, e.event_date, e.value, c.concept FROM gp_events AS e "
-            f"JOIN {GP_CODES_TABLE} AS c ON c.snomed_code = e.snomed_code "
-            "WHERE e.event_date < {cutoff}",
+            # Coded events joined to the code lists: each code carries its eFI deficit bits,
+            # long-term condition bits, frailty level and whether it is a CFS score.
+            "SELECT e.person_id, e.event_date, e.value, c.efi_bits, c.ltc_bits, c.frailty_level, "
+            f"c.is_cfs FROM gp_events AS e JOIN {GP_CODES_TABLE} AS c "
+            "ON c.snomed_code = e.snomed_code WHERE e.event_date < {cutoff}",
             helpers=(
+                Helper("efi_mask", "bit_or(efi_bits)"),
                 Helper(
-                    "efi_coded_deficits",
-                    "count(DISTINCT CASE WHEN concept LIKE 'efi:%' THEN concept END)",
-                ),
-                Helper(
-                    "efi_coded_deficits_12m_ago",
-                    "count(DISTINCT CASE WHEN concept LIKE 'efi:%' AND event_date < {since_12} "
-                    "THEN concept END)",
+                    "efi_mask_12m_ago",
+                    "bit_or(CASE WHEN event_date < {since_12} THEN efi_bits ELSE 0 END)",
                 ),
             ),
         ),
         Block(
             "rx",
             "prescriptions",
-            # A medicine is a BNF chemical substance: the first 9 characters of the BNF code
-            # (chapter, section, paragraph, sub-paragraph, substance); shorter codes count as is.
-            "SELECT p.person_id, p.issue_date, p.bnf_code, substr(p.bnf_code, 1, 9) AS medicine, "
-            "substr(p.bnf_code, 1, 4) AS bnf_section FROM prescriptions AS p "
-            "WHERE p.issue_date < {cutoff} AND p.issue_date >= {since_15}",
+            # One row per person and medicine issued in the last 15 months. A medicine is a BNF
+            # chemical substance: the first 9 characters of the BNF code (chapter, section,
+            # paragraph, sub-paragraph, substance); shorter codes count as they are.
+            f"SELECT m.*, {_bnf_group_bits()} AS group_bits FROM ("
+            "SELECT p.person_id, substr(p.bnf_code, 1, 9) AS medicine, "
+            "max(CASE WHEN p.issue_date >= {since_3} THEN 1 ELSE 0 END) AS in_3m, "
+            "max(CASE WHEN p.issue_date < {since_12} THEN 1 ELSE 0 END) AS in_3m_12m_ago "
+            "FROM prescriptions AS p WHERE p.issue_date < {cutoff} AND p.issue_date >= {since_15} "
+            "GROUP BY p.person_id, substr(p.bnf_code, 1, 9)) AS m",
             helpers=(
                 Helper(
                     "polypharmacy_12m_ago",
-                    "CASE WHEN count(DISTINCT CASE WHEN issue_date < {since_12} THEN medicine END) "
-                    ">= 5 THEN 1 ELSE 0 END",
+                    "CASE WHEN sum(in_3m_12m_ago) >= 5 THEN 1 ELSE 0 END",
                 ),
+                Helper("rx_group_mask", "bit_or(CASE WHEN in_3m = 1 THEN group_bits ELSE 0 END)"),
             ),
         ),
         Block(

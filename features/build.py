@@ -75,6 +75,11 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
+def _literal(value: float) -> str:
+    """A fill value as SQL: whole numbers as integers (so bit masks stay integers)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _by_block(features: tuple[Feature, ...]) -> dict[str, list[Feature]]:
     out: dict[str, list[Feature]] = {}
     for f in features:
@@ -84,9 +89,14 @@ def _by_block(features: tuple[Feature, ...]) -> dict[str, list[Feature]]:
     return out
 
 
-def features_sql(manifest: Manifest, index_date: date) -> str:
-    """The one query computing every feature for `index_date` (standard SQL)."""
-    grouped = _by_block(FEATURES)
+def features_sql(
+    manifest: Manifest, index_date: date, features: tuple[Feature, ...] = FEATURES
+) -> str:
+    """The one query computing `features` (default: all) for `index_date` (standard SQL).
+
+    A subset must include the inputs of any derived feature in it.
+    """
+    grouped = _by_block(features)
     people = placeholders(manifest, index_date, None)
     people_cols = ", ".join(
         f"{f.sql.format_map(people)} AS {_q(f.name)}" for f in grouped.get(PEOPLE, [])
@@ -101,9 +111,9 @@ def features_sql(manifest: Manifest, index_date: date) -> str:
     joined_cols, joins = ["c.*"], []
     for name, block in BLOCKS.items():
         columns = [(f.name, f.sql, f.fill) for f in grouped.get(name, [])]
-        columns += [(h.name, h.sql, h.fill) for h in block.helpers]
         if not columns:
             continue
+        columns += [(h.name, h.sql, h.fill) for h in block.helpers]
         values = placeholders(manifest, index_date, block.table)
         aggs = ", ".join(f"{sql.format_map(values)} AS {_q(col)}" for col, sql, _ in columns)
         ctes.append(
@@ -114,7 +124,9 @@ def features_sql(manifest: Manifest, index_date: date) -> str:
         for col, _, fill in columns:
             ref = f"b_{name}.{_q(col)}"
             joined_cols.append(
-                f"{ref} AS {_q(col)}" if fill is None else f"coalesce({ref}, {fill}) AS {_q(col)}"
+                f"{ref} AS {_q(col)}"
+                if fill is None
+                else f"coalesce({ref}, {_literal(fill)}) AS {_q(col)}"
             )
     ctes.append(f"joined AS (SELECT {', '.join(joined_cols)} FROM cohort AS c {' '.join(joins)})")
     previous = "joined"
@@ -126,7 +138,7 @@ def features_sql(manifest: Manifest, index_date: date) -> str:
         previous = name
     out_cols = [*ID_COLUMNS] + [
         f"CAST({_q(f.name)} AS {'INTEGER' if f.kind in _INT_KINDS else 'DOUBLE'}) AS {_q(f.name)}"
-        for f in FEATURES
+        for f in features
     ]
     return f"WITH {', '.join(ctes)} SELECT {', '.join(out_cols)} FROM {previous} ORDER BY person_id"
 

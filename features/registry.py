@@ -8,12 +8,14 @@ the day after the table's `complete_to` when that is earlier).
 
 from __future__ import annotations
 
-from features.blocks import in_list
+from features.blocks import bnf_group_bit, in_list
 from features.codelists import (
     CHARLSON_HIERARCHY,
     bnf_group_descriptions,
     bnf_groups,
     charlson_weights,
+    efi_bit,
+    ltc_bit,
 )
 from features.definition import Feature, Kind
 
@@ -414,10 +416,7 @@ EFI_NAMES = {
 EFI_DEFICITS = tuple(sorted(EFI_NAMES))  # the 36 deficits
 EFI_LABELS = {0: "fit", 1: "mild frailty", 2: "moderate frailty", 3: "severe frailty"}
 FRAILTY_DX_LABELS = {0: "none", 1: "mild frailty", 2: "moderate frailty", 3: "severe frailty"}
-_POLYPHARMACY_3M = (
-    "CASE WHEN count(DISTINCT CASE WHEN issue_date >= {since_3} THEN medicine END) >= 5 "
-    "THEN 1 ELSE 0 END"
-)
+_POLYPHARMACY_3M = "CASE WHEN sum(in_3m) >= 5 THEN 1 ELSE 0 END"
 
 
 def _efi_flag(deficit: str) -> Feature:
@@ -438,8 +437,8 @@ def _efi_flag(deficit: str) -> Feature:
     return _f(
         f"efi_{deficit}",
         "primary care and frailty",
-        "gp",
-        f"max(CASE WHEN concept = 'efi:{deficit}' THEN 1 ELSE 0 END)",
+        "derived",
+        f"CASE WHEN (efi_mask & {efi_bit(deficit)}) <> 0 THEN 1 ELSE 0 END",
         "flag",
         "gp_events",
         f"eFI deficit (Clegg et al. 2016) ever coded before the index date: {name}.",
@@ -448,8 +447,8 @@ def _efi_flag(deficit: str) -> Feature:
     )
 
 
-_EFI_NOW = "(efi_coded_deficits + efi_polypharmacy)"
-_EFI_THEN = "(efi_coded_deficits_12m_ago + polypharmacy_12m_ago)"
+_EFI_NOW = "(bit_count(efi_mask) + efi_polypharmacy)"
+_EFI_THEN = "(bit_count(efi_mask_12m_ago) + polypharmacy_12m_ago)"
 
 FRAILTY = (
     *(_efi_flag(d) for d in EFI_DEFICITS),
@@ -493,7 +492,7 @@ FRAILTY = (
         "long_term_conditions",
         "primary care and frailty",
         "gp",
-        "count(DISTINCT CASE WHEN concept LIKE 'ltc:%' THEN concept END)",
+        "bit_count(bit_or(ltc_bits))",
         "count",
         "gp_events",
         "Number of distinct long-term conditions ever coded (QOF-style condition list).",
@@ -504,7 +503,8 @@ FRAILTY = (
         "falls_12m",
         "primary care and frailty",
         "gp",
-        count_in("concept = 'efi:falls'", "event_date", 12),
+        f"sum(CASE WHEN (efi_bits & {efi_bit('falls')}) <> 0 AND event_date >= {{since_12}} "
+        "THEN 1 ELSE 0 END)",
         "count",
         "gp_events",
         "Falls coded in the GP record in the last 12 months.",
@@ -517,8 +517,7 @@ FRAILTY = (
         "clinical_frailty_scale",
         "primary care and frailty",
         "gp",
-        "arg_max(value, CASE WHEN concept = 'obs:clinical_frailty_scale' AND value IS NOT NULL "
-        "THEN event_date END)",
+        "arg_max(value, CASE WHEN is_cfs = 1 AND value IS NOT NULL THEN event_date END)",
         "number",
         "gp_events",
         "Latest Clinical Frailty Scale score recorded (1-9; Rockwood 2005), missing if none.",
@@ -529,9 +528,7 @@ FRAILTY = (
         "frailty_diagnosis",
         "primary care and frailty",
         "gp",
-        "max(CASE WHEN event_date >= {since_36} THEN CASE concept "
-        "WHEN 'obs:frailty_severe' THEN 3 WHEN 'obs:frailty_moderate' THEN 2 "
-        "WHEN 'obs:frailty_mild' THEN 1 ELSE 0 END ELSE 0 END)",
+        "max(CASE WHEN event_date >= {since_36} THEN frailty_level ELSE 0 END)",
         "code",
         "gp_events",
         "Most severe frailty diagnosis coded in the last 3 years (0 none).",
@@ -547,17 +544,16 @@ FRAILTY = (
 
 
 def _distinct_3m(column: str) -> str:
-    return f"count(DISTINCT CASE WHEN issue_date >= {{since_3}} THEN {column} END)"
+    return f"count(DISTINCT CASE WHEN in_3m = 1 THEN {column} END)"
 
 
 def _bnf_group(group: str) -> Feature:
-    cond = " OR ".join(f"bnf_code LIKE '{p}%'" for p in bnf_groups()[group])
     words = group.replace("_", " ")
     return _f(
         f"rx_{group}_3m",
         "prescribing",
-        "rx",
-        any_in(f"({cond})", "issue_date", 3),
+        "derived",
+        f"CASE WHEN (rx_group_mask & {bnf_group_bit(group)}) <> 0 THEN 1 ELSE 0 END",
         "flag",
         "prescriptions",
         f"Prescribed {words} in the last 3 months ({bnf_group_descriptions()[group]}).",
@@ -573,7 +569,7 @@ PRESCRIBING = (
         "distinct_medicines_3m",
         "prescribing",
         "rx",
-        _distinct_3m("medicine"),
+        "sum(in_3m)",
         "count",
         "prescriptions",
         "Distinct medicines (BNF chemical substances) issued in the last 3 months.",
@@ -586,7 +582,7 @@ PRESCRIBING = (
         "bnf_sections_3m",
         "prescribing",
         "rx",
-        _distinct_3m("bnf_section"),
+        _distinct_3m("substr(medicine, 1, 4)"),
         "count",
         "prescriptions",
         "Distinct BNF sections of medicines issued in the last 3 months.",
@@ -612,7 +608,7 @@ PRESCRIBING = (
         "polypharmacy_10",
         "prescribing",
         "rx",
-        f"CASE WHEN {_distinct_3m('medicine')} >= 10 THEN 1 ELSE 0 END",
+        "CASE WHEN sum(in_3m) >= 10 THEN 1 ELSE 0 END",
         "flag",
         "prescriptions",
         "10 or more distinct medicines in the last 3 months.",
@@ -625,11 +621,8 @@ PRESCRIBING = (
     _f(
         "high_risk_medicine_groups_3m",
         "prescribing",
-        "rx",
-        " + ".join(
-            any_in("(" + " OR ".join(f"bnf_code LIKE '{p}%'" for p in ps) + ")", "issue_date", 3)
-            for ps in bnf_groups().values()
-        ),
+        "derived",
+        "bit_count(rx_group_mask)",
         "count",
         "prescriptions",
         "Number of the high-risk medicine groups above issued in the last 3 months.",
@@ -839,7 +832,7 @@ MENTAL_HEALTH = (
         "dementia",
         "mental health",
         "gp",
-        "max(CASE WHEN concept = 'ltc:dementia' THEN 1 ELSE 0 END)",
+        f"CASE WHEN (bit_or(ltc_bits) & {ltc_bit('dementia')}) <> 0 THEN 1 ELSE 0 END",
         "flag",
         "gp_events",
         "Dementia diagnosis ever coded in the GP record.",

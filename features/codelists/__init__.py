@@ -124,12 +124,49 @@ def gp_concepts() -> list[tuple[str, str]]:
     return rows
 
 
+def efi_bit(deficit: str) -> int:
+    """The bit standing for a coded eFI deficit in the per-person deficit mask."""
+    return 1 << list(efi_deficits()).index(deficit)
+
+
+def ltc_bit(condition: str) -> int:
+    """The bit standing for a long-term condition in the per-person condition mask."""
+    return 1 << list(long_term_conditions()).index(condition)
+
+
+# Frailty diagnosis observations and their severity level.
+FRAILTY_LEVELS = {"frailty_mild": 1, "frailty_moderate": 2, "frailty_severe": 3}
+
+
+def gp_code_rows() -> list[tuple[str, int, int, int, int]]:
+    """One row per SNOMED CT code: (code, eFI deficit bits, condition bits, frailty level,
+    is a Clinical Frailty Scale score). Bits let one aggregate (bit_or) find every deficit."""
+    out: dict[str, list[int]] = {}
+    for concept, code in gp_concepts():
+        kind, name = concept.split(":", 1)
+        row = out.setdefault(code, [0, 0, 0, 0])
+        if kind == "efi":
+            row[0] |= efi_bit(name)
+        elif kind == "ltc":
+            row[1] |= ltc_bit(name)
+        elif name in FRAILTY_LEVELS:
+            row[2] = max(row[2], FRAILTY_LEVELS[name])
+        elif name == "clinical_frailty_scale":
+            row[3] = 1
+    return [(code, *row) for code, row in out.items()]
+
+
+def _num(value: object) -> str:
+    """A numeric literal; integers as BIGINT so bit masks keep all their bits."""
+    return f"CAST({value} AS BIGINT)" if isinstance(value, int) else repr(value)
+
+
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Create the code-list tables the feature SQL joins against (temporary, per connection)."""
 
     def create(name: str, columns: str, rows: list[tuple[object, ...]]) -> None:
         values = ", ".join(
-            "(" + ", ".join(_lit(v) if isinstance(v, str) else repr(v) for v in row) + ")"
+            "(" + ", ".join(_lit(v) if isinstance(v, str) else _num(v) for v in row) + ")"
             for row in rows
         )
         con.execute(
@@ -137,7 +174,7 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
             f"AS v({columns})"
         )
 
-    create(GP_CODES_TABLE, "concept, snomed_code", gp_concepts())
+    create(GP_CODES_TABLE, "snomed_code, efi_bits, ltc_bits, frailty_level, is_cfs", gp_code_rows())
     create(HFRS_TABLE, "icd10_3char, points", [(k, v) for k, v in hfrs_points().items()])
     create(
         CHARLSON_TABLE,
