@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from models.explain import Explanation, contributions
 from models.reasons import FeatureDefs, feature_map, format_points
@@ -127,14 +128,17 @@ def global_importance(
     y = np.arange(len(table))[::-1]
     colours = [DOMAIN_COLOURS.get(d, OTHER) for d in table["domain"]]
     ax.barh(y, table["mean_abs_log_odds"], color=colours, height=0.65)
-    ax.set_yticks(y, [_wrap(t, 60) for t in table["description"]], fontsize=8.5)
+    labels = [_wrap(t.strip().rstrip("."), 60) for t in table["description"]]
+    ax.set_yticks(y, labels, fontsize=8.5)
     ax.set_xlabel("mean |contribution| to the score (log-odds), over the people shown")
     version = model.metadata.get("version")
     name = model.metadata.get("name", "risk model")
     title = f"What moves the score most: {name}" + (f" v{version}" if version else "")
     ax.set_title(f"{title} ({len(rows):,} people)", loc="left", fontsize=11)
-    for domain in dict.fromkeys(table["domain"]):
-        ax.barh([], [], color=DOMAIN_COLOURS.get(domain, OTHER), label=domain)
-    ax.legend(title="domain", fontsize=8, title_fontsize=8, loc="lower right", frameon=False)
+    handles = [
+        Patch(color=DOMAIN_COLOURS.get(domain, OTHER), label=domain)
+        for domain in dict.fromkeys(table["domain"])
+    ]
+    ax.legend(handles=handles, title="domain", fontsize=8, title_fontsize=8, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
     return _save(fig, path, fmt)

@@ -29,6 +29,7 @@ from models.reasons import (
     check_what_if_value,
     clean_value,
     feature_map,
+    phrase,
 )
 from models.risk_model import RiskModel
 
@@ -133,7 +134,11 @@ class WhatIf:
     after: Explanation
     probability_change: float
     margin_change: float
-    movements: list[Movement]  # per feature, adding up to the change
+    movements: list[Movement]  # the changed features' own moves
+    # Knock-on moves of unchanged features (interactions in the trees); with the movements,
+    # these add up to the change in score.
+    other_log_odds_change: float
+    other_probability_change: float
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -257,7 +262,7 @@ def explain(
             feat, value = feats[j], clean_value(pick_v[r][k])
             key = (j, value)
             if key not in words:
-                words[key] = (feat.phrase(value), feat.is_none(value))
+                words[key] = (phrase(feat, value), feat.is_none(value))
             sentence, absent = words[key]
             reason = Reason(feat.name, feat.domain, sentence, value, lo, pick_p[r][k], absent)
             (raising if up else lowering).append(reason)
@@ -458,7 +463,11 @@ def what_if(
     )[0]
     before_x = model.frame(before_row).to_numpy(dtype=np.float64)[0]
     after_x = model.frame(after_row).to_numpy(dtype=np.float64)[0]
+    changed_idx = [model.feature_names.index(n) for n in clean]
     moves, _, _ = _movements(model, defs, before_x, after_x, delta_lo, delta_p, None)
+    moves = [m for m in moves if m.feature in clean]
+    other_lo = float(delta_lo.sum() - delta_lo[changed_idx].sum())
+    other_p = float(delta_p.sum() - delta_p[changed_idx].sum())
     changed = {
         n: {"before": clean_value(before_x[model.feature_names.index(n)]), "after": clean_value(v)}
         for n, v in clean.items()
@@ -470,4 +479,6 @@ def what_if(
         probability_change=after.probability - before.probability,
         margin_change=after.margin - before.margin,
         movements=moves,
+        other_log_odds_change=other_lo,
+        other_probability_change=other_p,
     )

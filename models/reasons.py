@@ -40,6 +40,14 @@ def clean_value(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
+def phrase(feature: Feature, value: object) -> str:
+    """`Feature.phrase(value)`, with whole-number codes passed as integers (so an unlabelled code
+    reads "3", not "3.0")."""
+    if feature.kind == "code" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return feature.phrase(value)
+
+
 def format_points(probability_change: float) -> str:
     """A probability change as signed percentage points, e.g. "+3.1 points"."""
     points = 100.0 * probability_change
@@ -64,7 +72,7 @@ def change_sentence(feature: Feature, before: object, after: object) -> str:
     was_none, now_none = feature.is_none(before), feature.is_none(after)
     b, a = clean_value(before), clean_value(after)
     if b == a or (was_none and now_none and feature.kind not in ("count", "number")):
-        return f"{feature.phrase(after)} (unchanged; weighs differently alongside other changes)"
+        return f"{phrase(feature, after)} (unchanged; weighs differently alongside other changes)"
     if feature.kind in ("count", "number") and b is not None and a is not None:
         verb = "rose" if a > b else "fell"
         return (
@@ -72,10 +80,12 @@ def change_sentence(feature: Feature, before: object, after: object) -> str:
             f"to {feature.format_value(a)}"
         )
     if was_none:
-        return f"new: {feature.phrase(after)}"
+        return f"new: {phrase(feature, after)}"
     if now_none:
-        return f"no longer: {feature.phrase(before)}"
-    return f"{feature.phrase(after)} (was: {feature.phrase(before)})"
+        return f"no longer: {phrase(feature, before)}"
+    if feature.kind == "days_since":
+        return f"{phrase(feature, after)} (was {feature.format_value(b)})"
+    return f"{phrase(feature, after)} (was: {phrase(feature, before)})"
 
 
 def check_what_if_value(feature: Feature, value: object) -> float:

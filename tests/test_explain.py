@@ -16,6 +16,7 @@ import pytest
 from features.definition import Feature
 from models import charts
 from models.explain import changes, contributions, explain, what_if
+from models.reasons import change_sentence
 from models.risk_model import PlattCalibrator, RiskModel
 
 FEATURES = [
@@ -363,7 +364,9 @@ def test_what_if_falls_addressed_lowers_the_score_as_the_model_implies(model, ro
         assert result.probability_change <= 1e-12  # monotone in falls: never raises
         lowered += result.probability_change < -1e-6
         assert result.changed == {"falls_12m": {"before": row.falls_12m, "after": 0.0}}
+        assert [m.feature for m in result.movements] in ([], ["falls_12m"])
         moved = sum(m.probability_change for m in result.movements)
+        moved += result.other_probability_change
         assert moved == pytest.approx(result.probability_change, abs=1e-9)
         falls_reason = [r for r in all_parts(result.after) if r.feature == "falls_12m"]
         assert all(r.sentence == "no falls recorded in the last 12 months" for r in falls_reason)
@@ -430,3 +433,21 @@ def test_chart_path_needs_a_known_suffix(model, rows, tmp_path):
     (e,) = explain(model, rows.iloc[[0]], features=FEATURES)
     with pytest.raises(ValueError, match=r"\.png or \.svg"):
         charts.waterfall(e, tmp_path / "person.pdf")
+
+
+def test_change_sentences_by_kind():
+    by_name = {f.name: f for f in FEATURES}
+    admissions, alone = by_name["emergency_admissions_12m"], by_name["lives_alone"]
+    ae, decile = by_name["days_since_ae"], by_name["deprivation_decile"]
+    assert change_sentence(admissions, 3, 1) == (
+        "Emergency admissions in the last 12 months fell from 3 to 1"
+    )
+    assert change_sentence(alone, 1, 0) == "no longer: lives alone"
+    assert change_sentence(ae, math.nan, 12) == "new: last A&E attendance 12 days ago"
+    assert change_sentence(ae, 40, 70) == "last A&E attendance 70 days ago (was 40)"
+    assert change_sentence(ae, 40, math.nan) == "no longer: last A&E attendance 40 days ago"
+    assert change_sentence(decile, 2.0, 2.0).startswith(
+        "lives in an area of deprivation decile 2 (mid) (unchanged"
+    )
+    unlabelled = Feature("team", "place", "Team", "served by team {label}", "no team", "code", "p")
+    assert change_sentence(unlabelled, 3.0, 4.0) == "served by team 4 (was: served by team 3)"
