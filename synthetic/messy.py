@@ -95,12 +95,14 @@ def _unparseable(day: date, rng: np.random.Generator) -> str:
     return forms[int(rng.integers(len(forms)))]
 
 
-def _year_typo(day: date, years: int) -> date:
-    """The same day `years` earlier (a slipped key: 2024 -> 1024); 28 Feb if it has no 29th."""
+def _before_1900(day: date, years: int) -> date:
+    """The same day `years` earlier (a slipped key: 1940 -> 1840, 2024 -> 1024), or 1000 years
+    earlier if that is not before 1900; 28 Feb where the year has no 29th."""
+    year = day.year - years if day.year - years < MIN_DATE.year else day.year - 1000
     try:
-        return day.replace(year=day.year - years)
+        return day.replace(year=year)
     except ValueError:
-        return day.replace(year=day.year - years, day=28)
+        return day.replace(year=year, day=28)
 
 
 def _text_typo(value: str) -> str:
@@ -202,7 +204,7 @@ def _people_kinds() -> list[_Kind]:
         _Kind(
             "people",
             "date before 1900 in birth_date",
-            _person_fault(_set("birth_date", lambda d, rng: _year_typo(d, 100))),
+            _person_fault(_set("birth_date", lambda d, rng: _before_1900(d, 100))),
         ),
         _Kind(
             "people",
@@ -386,7 +388,9 @@ def _event_kinds(table: str) -> list[_Kind]:
             _set(column, lambda d, rng: _unparseable(d, rng)),
         ),
         _Kind(
-            table, f"date before 1900 in {column}", _set(column, lambda d, rng: _year_typo(d, 1000))
+            table,
+            f"date before 1900 in {column}",
+            _set(column, lambda d, rng: _before_1900(d, 1000)),
         ),
         _Kind(
             table,

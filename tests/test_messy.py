@@ -164,3 +164,18 @@ def test_bad_arguments_are_refused(clean: dict[str, pa.Table]) -> None:
     tables = {k: v for k, v in clean.items() if k != "caseloads"}
     with pytest.raises(ValueError, match="missing caseloads"):
         add_faults(tables, seed=1, extract_date=EXTRACT_DATE)
+
+
+def test_young_people_still_get_a_birth_date_before_1900(tmp_path: Path) -> None:
+    """A birth year typo of 100 years is not enough for someone born in 2001."""
+    rows = scaled_rows(20)
+    for row in rows["people"]:
+        row["birth_date"] = "2001-02-28" if row["person_id"].endswith("001") else row["birth_date"]
+    for table in TABLES:
+        if table != "people":
+            rows[table] = [r for r in rows[table] if not r["person_id"].endswith("001")]
+    tables = arrow_tables(rows)
+    faulted, injected = add_faults(tables, seed=1, extract_date=EXTRACT_DATE, share=0.3)
+    assert injected[("people", "date before 1900 in birth_date")] == 18
+    got, _ = _reasons(write_arrow_extract(tmp_path, faulted))
+    assert got == injected
