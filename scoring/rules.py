@@ -12,6 +12,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from casefinder.settings import ListSettings
 
@@ -95,15 +97,39 @@ def capacities(neighbourhoods: pd.Series, rules: ListSettings) -> pd.Series:
     return neighbourhoods.map(overrides).fillna(rules.capacity).astype(int)
 
 
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    array = pa.array(values, from_pandas=True)
+    return array if pa.types.is_string(array.type) else array.cast(pa.string())
+
+
 def rank_within_neighbourhood(people: pd.DataFrame, candidate: np.ndarray) -> pd.Series:
     """1 = highest probability among a neighbourhood's candidates; ties by person_id; missing for
     people who are not candidates."""
-    pool = people.loc[candidate, ["neighbourhood", "probability", "person_id"]]
-    pool = pool.sort_values(
-        ["neighbourhood", "probability", "person_id"], ascending=[True, False, True]
+    pool = people.loc[candidate]
+    hood = _arrow_strings(pool["neighbourhood"].astype("string"))
+    table = pa.table(
+        {
+            "neighbourhood": hood,
+            "probability": pa.array(pool["probability"].to_numpy(float)),
+            "person_id": _arrow_strings(pool["person_id"].astype("string")),
+        }
     )
-    ranks = pool.groupby("neighbourhood", sort=False).cumcount() + 1
-    return ranks.reindex(people.index).astype("Int64")
+    order = pc.sort_indices(
+        table,
+        sort_keys=[("neighbourhood", "ascending"), ("probability", "descending"),
+                   ("person_id", "ascending")],
+    )  # fmt: skip
+    ordered = pc.take(hood, order)
+    new_group = np.ones(len(ordered), dtype=bool)
+    if len(ordered) > 1:
+        same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+        new_group[1:] = ~pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(new_group)
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    ranks = np.arange(len(ordered)) - np.repeat(starts, sizes) + 1
+    out = pd.Series(pd.NA, index=people.index, dtype="Int64")
+    out.iloc[np.flatnonzero(candidate)[order.to_numpy()]] = ranks
+    return out
 
 
 def month_flags(
@@ -119,22 +145,22 @@ def month_flags(
     none; `listed_before` holds everyone listed in any earlier month's current run.
     """
     ids = people["person_id"]
+    prev_p = np.full(len(people), np.nan)
+    on_last = np.zeros(len(people), dtype=bool)
     if previous is not None and len(previous):
-        last = previous.set_index("person_id")
-        prev_p = ids.map(last["probability"]).astype("Float64")
-        on_last = ids.map(last["listed"]).fillna(False).astype(bool)
-    else:
-        prev_p = pd.Series(pd.NA, index=people.index, dtype="Float64")
-        on_last = pd.Series(False, index=people.index)
-    before = ids.isin(pd.Index(list(listed_before))) | on_last
-    rise = people["probability"].astype("Float64") - prev_p
-    risen = (rise >= rules.risen_by - 1e-12).fillna(False).astype(bool)
+        pos = pd.Index(previous["person_id"]).get_indexer(ids)
+        found = pos >= 0
+        prev_p[found] = previous["probability"].to_numpy(float)[pos[found]]
+        on_last[found] = previous["listed"].to_numpy(bool)[pos[found]]
+    before = ids.isin(pd.Index(list(listed_before))).to_numpy(bool) | on_last
+    with np.errstate(invalid="ignore"):
+        risen = people["probability"].to_numpy(float) - prev_p >= rules.risen_by - 1e-12
     return pd.DataFrame(
         {
             "previous_probability": prev_p,
-            "on_last_month_list": on_last.to_numpy(),
-            "new_this_month": (people["listed"] & ~before).to_numpy(),
-            "risk_risen": risen.to_numpy(),
+            "on_last_month_list": on_last,
+            "new_this_month": people["listed"].to_numpy(bool) & ~before,
+            "risk_risen": risen,
         },
         index=people.index,
     )
@@ -190,18 +216,23 @@ def exclusion_counts(features: pd.DataFrame, rules: ListSettings) -> pd.DataFram
     at all (someone can be on two caseloads). Columns: neighbourhood, reason, first, any."""
     flags = exclusion_flags(features, rules)
     reason = exclusion_reason(flags)
+    codes, hoods = pd.factorize(features["neighbourhood"].astype(object), sort=True)
+    known = codes >= 0  # a person without a neighbourhood is not counted per neighbourhood
     rows = []
     for key in flags.columns:
-        frame = pd.DataFrame(
-            {
-                "neighbourhood": features["neighbourhood"].astype("string").to_numpy(),
-                "first": (reason == key).fillna(False).to_numpy(),
-                "any": flags[key].to_numpy(),
-            }
+        first = (reason == key).fillna(False).to_numpy(bool)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "neighbourhood": np.asarray(hoods, dtype=object),
+                    "reason": key,
+                    "first": np.bincount(codes[known & first], minlength=len(hoods)),
+                    "any": np.bincount(
+                        codes[known & flags[key].to_numpy(bool)], minlength=len(hoods)
+                    ),
+                }
+            )
         )
-        grouped = frame.groupby("neighbourhood", sort=True)[["first", "any"]].sum()
-        grouped.insert(0, "reason", key)
-        rows.append(grouped.reset_index())
     if not rows:
         return pd.DataFrame(columns=["neighbourhood", "reason", "first", "any"])
     return pd.concat(rows, ignore_index=True)
