@@ -180,10 +180,18 @@ def test_base_plus_contributions_equals_margin_for_every_row(model, rows):
 
 
 def test_lightgbm_pred_contrib_agrees_with_shap_tree_explainer(model, rows):
+    import shap
+
     base, contrib = contributions(model, rows)
+    # shap's default path for LightGBM calls LightGBM's own TreeSHAP ...
     sv = model.explainer.shap_values(rows[NAMES])
     np.testing.assert_allclose(contrib, sv, atol=1e-8)
     assert float(np.ravel(model.explainer.expected_value)[0]) == pytest.approx(base, abs=1e-9)
+    # ... so also check against shap's independent C++ TreeSHAP on its own copy of the trees.
+    independent = shap.TreeExplainer(model.booster)
+    independent.model.model_type = "internal"
+    own = independent.shap_values(rows[NAMES].to_numpy(float), check_additivity=False)
+    np.testing.assert_allclose(contrib, own, atol=1e-8)
 
 
 def test_contributions_of_no_rows_still_give_the_base(model, rows):
