@@ -99,6 +99,17 @@ def test_features_command_bad_index_dates_exit_2(
     assert not out.exists()
 
 
+def test_commands_refuse_bad_options(folder: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["features", str(folder), "--out", str(tmp_path / "f.csv")])
+    assert result.exit_code == 2 and "give a .parquet file name" in " ".join(result.output.split())
+    args = ["panel", str(folder), "--to", "2025-01-01", "--out", str(tmp_path / "p.parquet")]
+    result = runner.invoke(app, [*args, "--from", "2024-13-01"])
+    assert result.exit_code == 2 and "not a date" in result.output
+    result = runner.invoke(app, [*args, "--from", "2026-01-01"])
+    assert result.exit_code == 2 and "before it starts" in " ".join(result.output.split())
+
+
 def test_commands_refuse_an_unusable_extract(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["features", str(tmp_path / "missing"), "--out", str(tmp_path / "f.parquet")]

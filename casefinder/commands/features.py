@@ -47,9 +47,12 @@ def _load(path: Path, progress: ProgressFn) -> Extract:
     return extract
 
 
-def _write(frame: pd.DataFrame, out: Path) -> None:
+def _check_out(out: Path) -> None:
     if out.suffix.lower() != ".parquet":
-        raise fail(f"--out {out}: write a .parquet file")
+        raise fail(f"--out {out}: give a .parquet file name")
+
+
+def _write(frame: pd.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
 
@@ -65,6 +68,7 @@ def features_command(
     """Build the feature table: one row per eligible person at the index date."""
     from features import build_features
 
+    _check_out(out)
     with _clear_errors(), progress_bar(console) as progress:
         loaded = _load(extract, progress)
         day = parse_date(index_date, "--index-date") or (
@@ -89,6 +93,7 @@ def panel_command(
     from casefinder.settings import load_settings
     from features import build_panel, index_dates
 
+    _check_out(out)
     first, last = parse_date(start, "--from"), parse_date(end, "--to")
     assert first is not None and last is not None
     with _clear_errors():
