@@ -24,12 +24,34 @@ HAND_FEATURES = [
     "hfrs_score",
     "noise",
 ]
+# One real training run (and one migrated MLflow store) per test process, shared by every test
+# module that asks for it.
+_RUN: dict[str, Any] = {}
 HAND_DATES = [date(2023, m, 1) for m in (1, 4, 7, 10)] + [date(2024, 1, 1), date(2024, 4, 1)]
 
 
+def _migrated_store() -> Path:
+    """An empty SQLite MLflow store with MLflow's schema, created once per process (creating the
+    schema takes MLflow many seconds; copying the file takes none)."""
+    if "store" not in _RUN:
+        import tempfile
+
+        from mlflow.tracking import MlflowClient
+
+        path = Path(tempfile.mkdtemp(prefix="casefinder-mlflow-")) / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+        _RUN["store"] = path
+    return _RUN["store"]
+
+
 def isolated_settings(home: Path, tracking_uri: str | None = None, **training: Any) -> Settings:
-    """Settings with working state (and a SQLite MLflow store) under `home`."""
+    """Settings with working state (and a fresh SQLite MLflow store) under `home`."""
+    import shutil
+
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if tracking_uri is None and not (home / "mlflow.db").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_migrated_store(), home / "mlflow.db")
     base = load_settings(home=home, mlflow=MlflowSettings(tracking_uri=tracking_uri))
     if training:
         base = base.model_copy(update={"training": base.training.model_copy(update=training)})
@@ -90,8 +112,6 @@ def hand_oracle(panel: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# One real training run per test process, shared by every test module that asks for it.
-_RUN: dict[str, Any] = {}
 REAL_PEOPLE = 5000
 # A small population: larger validation and test shares keep enough outcomes in each.
 REAL_TRAINING = {"validation_fraction": 0.3, "test_fraction": 0.3}
@@ -119,3 +139,13 @@ def real_run(root: Path) -> dict[str, Any]:
         _RUN["settings"] = settings
         _RUN["result"] = train(extract, settings)
     return _RUN
+
+
+def real_panel(root: Path) -> Any:
+    """The real extract's training panel (built once per process)."""
+    if "panel" not in _RUN:
+        from training.train import build_training_panel
+
+        settings = isolated_settings(root / "panel-home", **REAL_TRAINING)
+        _RUN["panel"] = build_training_panel(real_extract(root), settings)
+    return _RUN["panel"]

@@ -130,10 +130,11 @@ def models() -> None:
 
     settings = load_settings()
     versions = list_versions(settings)
+    columns = ["version", "aliases", "test_auroc", "promotion", "force_reason", "created"]
     table = Table(title=f"{settings.mlflow.registered_model} ({settings.tracking_uri})")
-    for column in versions.columns:
-        table.add_column(column)
-    for row in versions.itertuples(index=False):
+    for column in columns:
+        table.add_column(column.replace("_", " "), overflow="fold")
+    for row in versions[columns].itertuples(index=False):
         table.add_row(*(str(v) for v in row))
     console.print(table)
 
