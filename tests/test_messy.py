@@ -179,3 +179,17 @@ def test_young_people_still_get_a_birth_date_before_1900(tmp_path: Path) -> None
     assert injected[("people", "date before 1900 in birth_date")] == 18
     got, _ = _reasons(write_arrow_extract(tmp_path, faulted))
     assert got == injected
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_generator_messy_extract_loads_with_exactly_the_injected_rejects(
+    tmp_path: Path, fmt: str
+) -> None:
+    """`casefinder synth --messy` end to end: generator tables, faults, files, loader."""
+    from synthetic import SynthConfig, generate
+
+    config = SynthConfig(people=400, seed=3, messy=True, file_format=fmt)
+    summary = generate(config, tmp_path)
+    got, _ = _reasons(tmp_path)
+    assert summary.injected
+    assert got == summary.injected
