@@ -66,7 +66,7 @@ def validate(
         with progress_bar(console) as progress:
             loaded = load_extract(extract, progress=progress)
     except ExtractError as exc:
-        err_console.print(f"[bold red]Extract unusable:[/] {exc}")
+        err_console.print(f"[bold red]Extract unusable:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     print_validation(loaded, console)
     if rejects is not None:

@@ -25,5 +25,5 @@ def parse_date(value: str | None, option: str) -> date | None:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `message` as an error and return the `typer.Exit` to raise."""
-    err_console.print(f"[bold red]Error:[/] {message}")
+    err_console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
     return typer.Exit(code)
