@@ -459,3 +459,19 @@ def test_change_sentences_by_kind():
     )
     unlabelled = Feature("team", "place", "Team", "served by team {label}", "no team", "code", "p")
     assert change_sentence(unlabelled, 3.0, 4.0) == "served by team 4 (was: served by team 3)"
+
+
+def test_every_registry_feature_can_be_worded_for_any_value():
+    import features
+    from models.reasons import phrase
+
+    for f in features.FEATURES:
+        values = [0, 1, 2, 7.5, math.nan, None]
+        if f.kind == "code" and f.labels:
+            values = [*f.labels, math.nan]
+        for value in values:
+            text = phrase(f, value)
+            assert text and "{" not in text, (f.name, value, text)
+            if f.is_none(value):
+                assert text == f.none_sentence
+        assert change_sentence(f, values[0], values[1])
