@@ -260,6 +260,9 @@ class ListSettings(BaseModel):
     drift_bins: int = Field(default=10, ge=2, le=100)
     drift_features: list[str] | None = None  # None: the model's most important features
     drift_top_features: int = Field(default=10, ge=0)
+    # Memory the scoring run's DuckDB may hold (it spills to disk beyond), so a 1,000,000-person
+    # run stays under 8 GB with the Python side; a DuckDB size string.
+    duckdb_memory_limit: str = "4GB"
 
 
 class ServingSettings(BaseModel):

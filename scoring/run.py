@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from casefinder.progress import ProgressFn, no_progress
 from casefinder.settings import ListSettings, Settings
@@ -79,7 +82,13 @@ def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSetting
     """Deterministic run id: same month, model version, extract and list rules, same id."""
     digest = hashlib.sha256(
         json.dumps(
-            [parse_month(month), model.name, model.version, extract_fp, rules.model_dump()],
+            [
+                parse_month(month),
+                model.name,
+                model.version,
+                extract_fp,
+                rules.model_dump(exclude={"duckdb_memory_limit"}),
+            ],
             sort_keys=True,
         ).encode()
     ).hexdigest()
@@ -172,7 +181,9 @@ def make_run(
     band = model.band(probability) if len(features) else np.empty(0, dtype=object)
     progress("scoring", 1.0)
 
+    progress("list rules", 0.0)
     people = build_list(features, probability, band, rules, previous, listed_before)
+    progress("list rules", 1.0)
     listed = people.index[people["listed"]]
     progress("explaining listed people", 0.0)
     people["reasons"] = pd.Series(pd.NA, index=people.index, dtype="string")
@@ -213,6 +224,7 @@ def make_run(
     elif drift_note:
         warnings.append(f"drift not measured: {drift_note}")
 
+    progress("summary", 0.0)
     cap = None
     if rules.mode == "capacity":
         hoods = pd.Series(sorted(known), index=sorted(known), dtype="string")
@@ -264,7 +276,22 @@ def make_run(
         drift_note,
         rules.drift_warning_psi,
     )
+    progress("summary", 1.0)
     return ScoringRun(run_id=run_id, month=month, meta=meta, people=people, summary=summary)
+
+
+def _duckdb(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for the extract, held to `lists.duckdb_memory_limit` (it spills to a
+    temporary folder under home beyond that) and using every core this process may use."""
+    spill = settings.ensure_home() / "tmp" / "duckdb"
+    spill.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(
+        config={
+            "memory_limit": settings.lists.duckdb_memory_limit,
+            "temp_directory": str(spill),
+            "threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+        }
+    )
 
 
 def ineligible_people(people: pd.DataFrame, eligible_ids: pd.Series, day: date) -> pd.DataFrame:
@@ -302,7 +329,9 @@ def score_month(
     feature_stage.check_index_date(manifest, day)
     from training.registry import load_risk_model, training_sample  # imports MLflow
 
+    progress("loading model", 0.0)
     model, version = load_risk_model(settings, ref=model_ref)
+    progress("loading model", 1.0)
     model_info = ModelInfo(settings.mlflow.registered_model, str(version))
     rules = settings.lists
     store = ScoreStore(settings.score_store)
@@ -315,13 +344,25 @@ def score_month(
         store.set_current(month, run_id)
         return RunResult(run_id, month, store.runs_dir / run_id, True, store.meta(run_id))
 
-    extract = load_extract(extract_dir, progress=progress)
+    extract = load_extract(extract_dir, con=_duckdb(settings), progress=progress)
     features = feature_stage.build_features(extract, day, progress=progress)
     if "eligible" in features.columns:
         features = features[features["eligible"].astype(bool)]
-    people = extract.con.execute(f"SELECT {PEOPLE_COLUMNS_FROM_EXTRACT} FROM people").df()
-    ineligible = ineligible_people(people, features["person_id"], day)
+    progress("not eligible", 0.0)
+    extract.con.register(
+        "cf_eligible_ids", pa.table({"person_id": pa.array(features["person_id"], pa.string())})
+    )
+    people = (
+        extract.con.sql(
+            f"SELECT {PEOPLE_COLUMNS_FROM_EXTRACT} FROM people "
+            "ANTI JOIN cf_eligible_ids USING (person_id)"
+        )
+        .to_arrow_table()
+        .to_pandas()
+    )
     extract.con.close()
+    ineligible = ineligible_people(people, features["person_id"], day)
+    progress("not eligible", 1.0)
     try:
         sample = training_sample(settings, version)
     except Exception as exc:  # drift is reported as not measured, the run goes on
