@@ -130,8 +130,8 @@ def initial_frailty_probs() -> np.ndarray:
 DEMENTIA_PREVALENCE = np.array([0.006, 0.017, 0.030, 0.060, 0.110, 0.190, 0.290, 0.350])
 DEMENTIA_FRAILTY_RR = np.array([0.25, 0.45, 0.8, 1.2, 2.0, 2.8])
 # P(home care), P(care home) at the start of history by frailty level; dementia multiplies.
-INITIAL_HOME_CARE = np.array([0.001, 0.003, 0.008, 0.020, 0.050, 0.100])
-INITIAL_CARE_HOME = np.array([0.000, 0.001, 0.002, 0.007, 0.030, 0.110])
+INITIAL_HOME_CARE = np.array([0.001, 0.0025, 0.007, 0.017, 0.042, 0.085])
+INITIAL_CARE_HOME = np.array([0.000, 0.001, 0.002, 0.006, 0.026, 0.095])
 
 
 def build_tables() -> RateTables:
@@ -170,7 +170,7 @@ def build_tables() -> RateTables:
     )
     ev["community_matron"] = rr([0.0, 0.02, 0.1, 0.3, 1.2, 2.4]) * (1 - care_home) * prop**0.7
     ev["intermediate_care"] = (
-        rr([0.005, 0.01, 0.026, 0.052, 0.12, 0.18]) * rr([1.0, 1.2, 0.3], CARE) * prop**0.7
+        rr([0.006, 0.012, 0.032, 0.065, 0.15, 0.22]) * rr([1.0, 1.2, 0.3], CARE) * prop**0.7
     )
     ev["community_therapy"] = rr([0.1, 0.2, 0.5, 0.9, 1.5, 1.8]) * prop**0.7
     ev["falls_service"] = rr([0.01, 0.03, 0.08, 0.15, 0.3, 0.35]) * (1 - 0.5 * care_home)
