@@ -43,6 +43,7 @@ EXACT: dict[str, tuple[Role, ...] | str] = {
     "/ui/logout": PUBLIC,
     "/ui/style.css": PUBLIC,
     "/score": ("data_scientist",),
+    "/score_model": ("data_scientist",),
     "/summary": ("data_scientist",),
     "/list": ("team", "clinician"),
     "/person": ("clinician",),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 
 from casefinder.settings import Settings
@@ -94,7 +95,10 @@ class Backend:
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.store = ScoreStore(settings.score_store)
         self.top_n = settings.serving.top_reasons
-        self._features: dict[str, pd.DataFrame] = {}
+        self._features: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+        self._people: dict[str, pd.DataFrame] = {}
+        self._others: dict[str, RiskModel] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._registry: tuple[float, bool, str] | None = None
 
@@ -111,6 +115,21 @@ class Backend:
     def score(self, rows: pd.DataFrame) -> list[Explanation]:
         """Probability, band and top reasons for each feature row."""
         return explain(self.model, rows, top_n=self.top_n)
+
+    def model_for(self, ref: str) -> tuple[RiskModel, str]:
+        """Any registered model by version or alias (loaded once per version and kept); the
+        loaded champion when `ref` names it. Raises RegistryError for an unknown ref."""
+        from training.registry import load_risk_model, resolve_version
+
+        version = resolve_version(self.settings, ref)
+        if version == self.version:
+            return self.model, self.version
+        with self._lock:
+            if version not in self._others:
+                if len(self._others) >= 3:  # a few at a time: each holds a booster in memory
+                    self._others.pop(next(iter(self._others)))
+                self._others[version] = load_risk_model(self.settings, ref=version)[0]
+            return self._others[version], version
 
     def registry(self) -> tuple[bool, str]:
         """Registry reachability, re-checked at most every `registry_check_seconds`."""
@@ -136,12 +155,21 @@ class Backend:
         month = self.month_or_latest(month)
         try:
             run_id = self.store.resolve(month=month)
-            return month, run_id, self.store.meta(run_id)
+            if run_id not in self._meta:
+                self._meta[run_id] = self.store.meta(run_id)
+            return month, run_id, self._meta[run_id]
         except StoreError as exc:
             raise NotFound(str(exc)) from None
 
     def people(self, run_id: str) -> pd.DataFrame:
-        return self.store.people(run_id)
+        """The run's per-person table, indexed by person_id (runs are never rewritten, so it is
+        read once per run and kept)."""
+        with self._lock:
+            if run_id not in self._people:
+                table = self.store.people(run_id)
+                table.index = pd.Index(table["person_id"].astype(str), name=None)
+                self._people[run_id] = table
+            return self._people[run_id]
 
     def neighbourhood_list(
         self, neighbourhood: str, month: str | None, flag: str | None = None
@@ -163,15 +191,17 @@ class Backend:
         """(month, run id, meta, the person's run row); NotFound when not in the run."""
         month, run_id, meta = self.run(month)
         people = self.people(run_id)
-        match = people[people["person_id"].astype(str) == person_id]
-        if match.empty:
+        if person_id not in people.index:
             raise NotFound(f"person {person_id} is not in the {month} run")
-        return month, run_id, meta, {k: _plain(v) for k, v in match.iloc[0].items()}
+        return month, run_id, meta, {k: _plain(v) for k, v in people.loc[person_id].items()}
 
     # --- feature rows --------------------------------------------------------------------
 
-    def month_features(self, run_id: str, meta: dict[str, Any]) -> pd.DataFrame:
-        """The run's feature rows (rebuilt from its extract once, then kept), by person_id."""
+    def month_features(
+        self, run_id: str, meta: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        """The run's model inputs (rebuilt from its extract once, then kept): a float matrix in
+        the model's feature order and person_id -> row."""
         with self._lock:
             if run_id in self._features:
                 return self._features[run_id]
@@ -191,17 +221,22 @@ class Backend:
                 frame = frame[[c for c in keep if c in frame.columns]]
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 frame.to_parquet(cache, index=False)
-            frame = frame.assign(person_id=frame["person_id"].astype(str)).set_index(
-                "person_id", drop=False
-            )
-            self._features[run_id] = frame
-            return frame
+            # Kept as a float matrix with a row lookup: slicing one person out of a DataFrame
+            # costs more than explaining them.
+            values = frame[self.model.feature_names].to_numpy(dtype=float)
+            rows = {str(p): i for i, p in enumerate(frame["person_id"])}
+            self._features[run_id] = (values, rows)
+            return self._features[run_id]
 
     def person_features(self, run_id: str, meta: dict[str, Any], person_id: str) -> pd.DataFrame:
-        frame = self.month_features(run_id, meta)
-        if person_id not in frame.index:
+        """One person's model inputs (and person_id) as a one-row frame."""
+        values, rows = self.month_features(run_id, meta)
+        if person_id not in rows:
             raise NotFound(f"person {person_id} has no feature row in the {meta['month']} run")
-        return frame.loc[[person_id]].reset_index(drop=True)
+        i = rows[person_id]
+        frame = pd.DataFrame(values[i : i + 1], columns=self.model.feature_names)
+        frame.insert(0, "person_id", [person_id])
+        return frame
 
     # --- one person ----------------------------------------------------------------------
 
@@ -214,7 +249,7 @@ class Backend:
         change = None
         prev_run = self.store.current_run_id(last)
         if prev_run is not None:
-            prev_meta = self.store.meta(prev_run)
+            _, _, prev_meta = self.run(last)
             try:
                 before = self.person_features(prev_run, prev_meta, person_id)
             except NotFound:

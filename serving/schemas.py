@@ -85,6 +85,24 @@ class ScoredRow(Strict):
     model_version: str
 
 
+ModelRef = Annotated[
+    str,
+    Field(
+        pattern=r"^([0-9]{1,6}|[A-Za-z][A-Za-z0-9_-]{0,31})$",
+        description="A registered version number or alias",
+        examples=["champion", "3"],
+    ),
+]
+
+
+class ModelScoreResponse(Strict):
+    """Rows scored with a chosen registered model (data scientists)."""
+
+    model_version: str = Field(description="The model the service loaded at start-up")
+    scored_with: str = Field(description="The version the rows were scored with")
+    results: list[ScoredRow]
+
+
 class ListRequest(Strict):
     neighbourhood: Neighbourhood
     month: Month | None = Field(default=None, description="Default: the latest scored month")

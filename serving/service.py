@@ -7,6 +7,13 @@ neighbourhood pages are mounted under /ui (`serving.pages`). BentoML adds /healt
 /readyz and /metrics; /status says which model is loaded and whether the registry answers.
 """
 
+import os
+
+# One OpenMP thread per LightGBM call: requests are small and run in parallel threads, and
+# OpenMP's thread team costs ~30 ms per 1-row prediction on a busy 2-core machine (measured by
+# benchmarks/bench_serve.py) against ~0.02 ms single-threaded. Must be set before LightGBM loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from typing import Annotated, Any
 
 import bentoml
@@ -25,6 +32,8 @@ from serving.schemas import (
     ListedPerson,
     ListRequest,
     ListResponse,
+    ModelRef,
+    ModelScoreResponse,
     Movement,
     NeighbourhoodSummary,
     PersonRequest,
@@ -139,6 +148,38 @@ class CaseFinder:
             )
             for e in self.backend.score(frame)
         ]
+
+    @bentoml.api(route="/score_model")
+    def score_model(
+        self,
+        model: ModelRef,
+        rows: Annotated[list[FeatureRow], Field(min_length=1, max_length=MAX_ROWS)],
+        ctx: bentoml.Context,
+    ) -> ModelScoreResponse:
+        """Score feature rows with any registered model version or alias (data scientists)."""
+        from models.explain import explain
+        from training.registry import RegistryError
+
+        try:
+            chosen, version = self.backend.model_for(model)
+        except RegistryError as exc:
+            return error(404, str(exc), ctx)
+        except Exception as exc:  # the registry is down: the loaded champion still serves /score
+            return error(503, f"the model registry did not answer ({type(exc).__name__})", ctx)
+        frame = pd.DataFrame([r.model_dump() for r in rows], dtype=float)
+        results = [
+            ScoredRow(
+                probability=e.probability,
+                band=e.band,
+                raising=reasons(e.raising),
+                lowering=reasons(e.lowering),
+                model_version=version,
+            )
+            for e in explain(chosen, frame, top_n=self.backend.top_n)
+        ]
+        return ModelScoreResponse(
+            model_version=self.backend.version, scored_with=version, results=results
+        )
 
     @bentoml.api(route="/list", input_spec=ListRequest)
     def neighbourhood_list(

@@ -303,13 +303,19 @@ def running_server(home: Path, tokens: dict[str, str], timeout: float = 120) -> 
             time.sleep(0.3)
         yield Server(url, home, tokens, process, log)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server started in its own session: SIGTERM, then SIGKILL what is left (a busy
+    worker may outlive its arbiter; the process group holds every one of them)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 # --- pytest fixtures (import them into a test module) ------------------------------------------

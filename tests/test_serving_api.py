@@ -87,14 +87,16 @@ def test_health_readiness_metrics_status_are_open(server):
     assert body["model_version"] == "1" and body["registry"] == "reachable"
     assert body["months"] == [LAST_MONTH, MONTH]
     schema = httpx.get(server.url + "/docs.json", timeout=10).json()
-    assert {"/score", "/list", "/person", "/what_if", "/summary", "/status"} <= set(schema["paths"])
+    paths = {"/score", "/score_model", "/list", "/person", "/what_if", "/summary", "/status"}
+    assert paths <= set(schema["paths"])
 
 
 # --- access matrix --------------------------------------------------------------------------
 
-ENDPOINTS = ("/score", "/summary", "/list", "/person", "/what_if")
+ENDPOINTS = ("/score", "/score_model", "/summary", "/list", "/person", "/what_if")
 ALLOWED = {
     "/score": {"scientist"},
+    "/score_model": {"scientist"},
     "/summary": {"scientist"},
     "/list": {"north_team", "north_clinician"},
     "/person": {"north_clinician"},
@@ -106,6 +108,7 @@ USERS = ("scientist", "north_team", "south_team", "north_clinician", "south_clin
 def _body(path, person, rows):
     return {
         "/score": feature_body(rows, 1),
+        "/score_model": {"model": "champion", **feature_body(rows, 1)},
         "/summary": {"month": MONTH},
         "/list": {"neighbourhood": "North", "month": MONTH},
         "/person": {"person_id": person, "month": MONTH},
@@ -160,6 +163,20 @@ def test_score_matches_the_registered_model(server, rows):
         assert [s["band"] for s in scored] == list(model.band(expected))
         top = scored[0]["raising"] + scored[0]["lowering"]
         assert top and all(r["sentence"] for r in top)
+
+
+def test_score_with_a_chosen_model(server, rows):
+    one = post(server, "/score", feature_body(rows, 3), "scientist").json()
+    for ref in ("champion", "1"):
+        chosen = post(server, "/score_model", {"model": ref, **feature_body(rows, 3)}, "scientist")
+        assert chosen.status_code == 200, chosen.text
+        body = chosen.json()
+        assert body["scored_with"] == "1" and body["model_version"] == "1"
+        assert [r["probability"] for r in body["results"]] == [r["probability"] for r in one]
+    missing = post(server, "/score_model", {"model": "42", **feature_body(rows, 1)}, "scientist")
+    assert missing.status_code == 404 and "42" in missing.json()["error"]
+    bad = post(server, "/score_model", {"model": "../x", **feature_body(rows, 1)}, "scientist")
+    assert bad.status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -370,3 +387,33 @@ def test_registry_unreachable_keeps_serving(server, rows):
         assert not db.exists()  # the check did not create an empty store
     finally:
         shutil.move(moved, db)
+
+
+def test_casefinder_serve_starts_the_same_service(server):
+    """`casefinder serve` runs the service with the home's settings (host and port options)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.serving_fixtures import free_port, stop
+
+    port = free_port()
+    env = {**os.environ, "CASEFINDER_HOME": str(server.home)}
+    command = [sys.executable, "-m", "casefinder.cli", "serve", "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.post(f"http://127.0.0.1:{port}/status", json={}, timeout=5)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, "casefinder serve exited"
+                time.sleep(0.5)
+        assert status.status_code == 200 and status.json()["model_version"] == "1"
+    finally:
+        stop(process)

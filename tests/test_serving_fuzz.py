@@ -20,6 +20,7 @@ server = serving_fixtures.server
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 USER_FOR = {
     "/score": "scientist",
+    "/score_model": "scientist",
     "/summary": "scientist",
     "/list": "north_team",
     "/person": "north_clinician",

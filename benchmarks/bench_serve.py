@@ -1,0 +1,172 @@
+"""Load benchmark of the service on loopback: p50/p99 latency and throughput.
+
+    uv run python benchmarks/bench_serve.py [--home DIR] [--seconds 10]
+
+Starts a real `bentoml serve` (one worker) on a free 127.0.0.1 port and drives it with an asyncio
+httpx client, every loop bounded in requests and time. Without --home it builds the small test home
+(tests/serving_fixtures.py: 240 people, a LightGBM champion, two monthly runs) under /tmp.
+
+Scenarios:
+  score 1 row    open loop at 100 requests/s (latency from the scheduled send time, so queueing
+                 counts), target p99 < 50 ms
+  score 100 rows closed loop, 4 concurrent clients
+  explanation    one person's explanation (/person, no chart) open loop at 50 requests/s,
+                 target p99 < 100 ms
+  score 1 row    closed loop, 8 concurrent clients (saturation throughput)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.serving_fixtures import build_home, running_server  # noqa: E402
+
+
+async def _send(client: httpx.AsyncClient, path: str, body: dict, headers: dict) -> int:
+    response = await client.post(path, json=body, headers=headers)
+    return response.status_code
+
+
+async def open_loop(url, path, body, headers, rate: float, seconds: float) -> dict:
+    """Send at a fixed rate; latency counts from when each request was due."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                status = await _send(client, path, body, headers)
+            except httpx.HTTPError:
+                status = 0
+            if status != 200:
+                errors += 1
+            latencies.append(time.perf_counter() - due)
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+        elapsed = time.perf_counter() - start
+    return _summary(latencies, errors, elapsed)
+
+
+async def closed_loop(url, path, body, headers, clients: int, seconds: float, cap: int) -> dict:
+    """`clients` loops each sending the next request when the last one answers."""
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        start = time.perf_counter()
+
+        async def loop() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop and len(latencies) < cap:
+                sent = time.perf_counter()
+                try:
+                    status = await _send(client, path, body, headers)
+                except httpx.HTTPError:
+                    status = 0
+                errors += status != 200
+                latencies.append(time.perf_counter() - sent)
+
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    return _summary(latencies, errors, elapsed)
+
+
+def _summary(latencies: list[float], errors: int, elapsed: float) -> dict:
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(ms),
+        "errors": int(errors),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "throughput_rps": len(ms) / elapsed,
+    }
+
+
+def feature_rows(home: Path, n: int) -> list[dict]:
+    import pandas as pd
+
+    import features
+    from records import load_extract
+    from scoring.months import index_date
+
+    run = json.loads(sorted((home / "scores" / "runs").glob("*/run.json"))[-1].read_text())
+    extract = load_extract(Path(run["extract"]["path"]))
+    frame = features.build_features(extract, index_date(run["month"]))
+    extract.con.close()
+    names = features.model_feature_names()
+    rows = frame[names].head(n)
+    rows = pd.concat([rows] * (n // len(rows) + 1)).head(n)
+    return json.loads(rows.to_json(orient="records"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="A CASEFINDER_HOME with a champion and runs")
+    parser.add_argument("--seconds", type=float, default=10.0, help="Length of each scenario")
+    args = parser.parse_args()
+
+    if args.home is None:
+        base = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+        print(f"building the test home under {base} ...", flush=True)
+        tokens = build_home(base / "home", base / "extract")
+        home = base / "home"
+    else:
+        home = args.home
+        tokens = json.loads((home / "tokens.json").read_text())
+    os.environ["CASEFINDER_HOME"] = str(home)
+    one, hundred = {"rows": feature_rows(home, 1)}, {"rows": feature_rows(home, 100)}
+
+    with running_server(home, tokens) as server:
+        scientist = server.headers("scientist")
+        clinician = server.headers("north_clinician")
+        listed = httpx.post(
+            f"{server.url}/list", json={"neighbourhood": "North"}, headers=clinician, timeout=30
+        ).json()
+        person = {"person_id": listed["people"][0]["person_id"]}
+        # Warm up: first calls load the month's feature rows and compile nothing else.
+        for _ in range(5):
+            httpx.post(f"{server.url}/person", json=person, headers=clinician, timeout=60)
+            httpx.post(f"{server.url}/score", json=hundred, headers=scientist, timeout=60)
+        s = args.seconds
+        scenarios = [
+            ("score 1 row, 100 req/s", open_loop(server.url, "/score", one, scientist, 100, s)),
+            ("score 100 rows, 4 clients",
+             closed_loop(server.url, "/score", hundred, scientist, 4, s, 2000)),
+            ("explanation, 50 req/s",
+             open_loop(server.url, "/person", person, clinician, 50, s)),
+            ("score 1 row, 8 clients (max)",
+             closed_loop(server.url, "/score", one, scientist, 8, s, 20000)),
+        ]  # fmt: skip
+        print(f"\nbentoml serve, 1 worker, {os.cpu_count()} cores, {s:g} s per scenario")
+        header = ("scenario", "requests", "errors", "p50 ms", "p99 ms", "req/s")
+        print(f"{header[0]:32}" + "".join(f" {h:>8}" for h in header[1:]))
+        for name, scenario in scenarios:
+            r = asyncio.run(scenario)
+            print(
+                f"{name:32} {r['requests']:8d} {r['errors']:6d} {r['p50_ms']:8.1f} "
+                f"{r['p99_ms']:8.1f} {r['throughput_rps']:8.1f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
