@@ -211,3 +211,14 @@ def test_oracle_depends_on_the_key_in_the_expected_direction():
     demented[7] = 1
     p = outcome_probability(tables, np.stack([base, frailer, older, deprived, demented]))
     assert all(p[1:] > p[0])
+
+
+def test_messy_extract_rejects_the_injected_rows(tmp_path):
+    out = tmp_path / "messy"
+    summary = generate(SynthConfig(people=300, seed=9, messy=True), out)
+    assert summary.injected and sum(summary.injected.values()) > 0
+    assert "Messy:" in summary.describe()
+    extract = load_extract(out)
+    assert extract.n_rejected > 0
+    rejected_tables = {t for t, r in extract.reports.items() if r.rejected}
+    assert rejected_tables <= {t for t, _ in summary.injected}
