@@ -131,14 +131,16 @@ BLOCKS: dict[str, Block] = {
         Block(
             "rx",
             "prescriptions",
-            # One row per person and medicine issued in the last 15 months. A medicine is a BNF
+            # One row per person and medicine issued in the last 3 months or in the 3 months a
+            # year before (for the eFI 12 months ago). A medicine is a BNF
             # chemical substance: the first 9 characters of the BNF code (chapter, section,
             # paragraph, sub-paragraph, substance); shorter codes count as they are.
             f"SELECT m.*, {_bnf_group_bits()} AS group_bits FROM ("
             "SELECT p.person_id, substr(p.bnf_code, 1, 9) AS medicine, "
             "max(CASE WHEN p.issue_date >= {since_3} THEN 1 ELSE 0 END) AS in_3m, "
             "max(CASE WHEN p.issue_date < {since_12} THEN 1 ELSE 0 END) AS in_3m_12m_ago "
-            "FROM prescriptions AS p WHERE p.issue_date < {cutoff} AND p.issue_date >= {since_15} "
+            "FROM prescriptions AS p WHERE p.issue_date < {cutoff} AND (p.issue_date >= {since_3} "
+            "OR (p.issue_date >= {since_15} AND p.issue_date < {since_12})) "
             "GROUP BY p.person_id, substr(p.bnf_code, 1, 9)) AS m",
             helpers=(
                 Helper(
