@@ -126,7 +126,9 @@ def split_panel(panel: pd.DataFrame, settings: TrainingSettings) -> Split:
     needed = settings.validation_dates + settings.test_dates + 1
     if len(dates) < needed:
         raise TrainingError(
-            f"the training panel has {len(dates)} index dates; training needs at least {needed}"
+            f"the training panel has rows at {len(dates)} index date(s) "
+            f"({', '.join(d.isoformat() for d in dates) or 'none'}); training needs at least "
+            f"{needed} (too few eligible people in the extract?)"
         )
     test_dates = dates[-settings.test_dates :]
     validation_dates = dates[-needed + 1 : -settings.test_dates]

@@ -299,10 +299,14 @@ def list_versions(settings: Settings) -> pd.DataFrame:
         versions = client.search_model_versions(f"name='{name}'")
     except MlflowException:
         versions = []
+    aliases: dict[str, list[str]] = {}
+    if versions:  # search results do not carry aliases; the registered model does
+        for alias, number in client.get_registered_model(name).aliases.items():
+            aliases.setdefault(str(number), []).append(alias)
     rows = [
         {
             "version": int(v.version),
-            "aliases": ",".join(getattr(v, "aliases", []) or []),
+            "aliases": ",".join(sorted(aliases.get(str(v.version), []))),
             "test_auroc": v.tags.get("test_auroc", ""),
             "promotion": v.tags.get("promotion", ""),
             "force_reason": v.tags.get("force_reason", ""),
