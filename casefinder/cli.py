@@ -3,6 +3,7 @@ API and print; the work itself lives in the stage packages."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,9 @@ import typer
 from casefinder.commands import explain, features, lists, serving, training
 from casefinder.commands.common import console, err_console, parse_date
 from casefinder.progress import progress_bar
+
+# MLflow's per-download progress bars would interleave with ours.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 app = typer.Typer(
     help="casefinder: find older people with complex multi-agency need early.",
