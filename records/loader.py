@@ -23,6 +23,7 @@ A rejected row gets one reason: the first of these that applies (columns in cont
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -473,7 +474,9 @@ def load_extract(
         con.execute(f"SET threads = {_cpu_count()}")
     # File order must survive CREATE TABLE AS (CSV row numbers come from rowid).
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")
+    # In a Jupyter kernel without ipywidgets DuckDB refuses this; it draws no bar there anyway.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
 
     sources = [_inspect(con, path, table) for table in TABLES.values()]
     con.execute(
