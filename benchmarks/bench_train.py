@@ -52,7 +52,7 @@ def main() -> None:
                 steps[last[0]] = steps.get(last[0], 0.0) + now - last[1]
             last[:] = [task, now]
 
-    total = time.perf_counter()
+    total, cpu = time.perf_counter(), time.process_time()
     built = build_training_panel(extract, settings, progress)
     panel_done = time.perf_counter()
     result = train_on_panel(
@@ -79,6 +79,8 @@ def main() -> None:
     for task, seconds in steps.items():
         print(f"  {task:<35}{seconds:8.1f} s")
     print(f"TOTAL train                          {end - total:8.1f} s")
+    print(f"CPU time of this process             {time.process_time() - cpu:8.1f} s")
+    print(f"load average (1, 5, 15 min)          {os.getloadavg()}")
     print(f"best iteration                       {result.params['best_iteration']}")
     print()
     columns = ["auroc", "auprc", "brier", "calibration_slope", "calibration_intercept", "ppv_list"]

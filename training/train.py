@@ -261,11 +261,14 @@ def train_on_panel(
     missing = [c for c in ["person_id", "index_date", "outcome", *feature_names] if c not in panel]
     if missing:
         raise TrainingError(f"the training panel lacks columns: {', '.join(missing)}")
+    # Each step reports 0.0 when it starts and 1.0 when it ends.
+    progress("split panel", 0.0)
     mask = population_mask(panel, cfg)
     modelled = panel[mask.to_numpy()]
     split: Split = split_panel(modelled, cfg)
     progress("split panel", 1.0)
 
+    progress("fit booster", 0.0)
     fitted = fit_booster(
         _matrix(split.train, feature_names),
         split.train["outcome"].astype(int).to_numpy(),
@@ -275,6 +278,7 @@ def train_on_panel(
         tune_trials=tune,
         progress=progress,
     )
+    progress("calibrate", 0.0)
     valid_margin = fitted.booster.predict(_matrix(split.validation, feature_names), raw_score=True)
     calibrator = PlattCalibrator().fit(valid_margin, split.validation["outcome"].astype(int))
     trained_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -290,6 +294,7 @@ def train_on_panel(
     )
     progress("calibrate", 1.0)
 
+    progress("evaluate", 0.0)
     test = split.test
     y = test["outcome"].astype(int).to_numpy()
     p = model.predict_proba(test)
@@ -298,6 +303,7 @@ def train_on_panel(
     metrics = evaluate(y, p, cfg.top_fractions, nbhd, share)
     scores = {"model": p}
     rows = [{"name": "model", **metrics}]
+    progress("baselines", 0.0)
     for baseline in fit_baselines(
         split.train, split.validation, feature_names, cfg.baselines, seed=cfg.seed
     ):
@@ -309,11 +315,12 @@ def train_on_panel(
             }
         )
     comparison = pd.DataFrame(rows)
-    progress("evaluate", 0.5)
+    progress("baselines", 1.0)
+    progress("fairness and oracle", 0.0)
     fairness = fairness_table(test, y, p, list_flags(p, nbhd, share), cfg)
     deciles = decile_table(y, p)
     oracle_metrics = _oracle_metrics(test, p, oracle)
-    progress("evaluate", 1.0)
+    progress("fairness and oracle", 1.0)
 
     counts = {**split.counts(), "excluded_rows": int((~mask).sum()), "panel_rows": len(panel)}
     params = {
@@ -394,6 +401,7 @@ def _log_run(
     cfg = settings.training
     test = split.test
     y = test["outcome"].astype(int).to_numpy()
+    progress("log run", 0.0)
     use_experiment(settings, experiment)
     registered = settings.mlflow.registered_model
     outcome_text = describe_outcome(settings.outcome)
