@@ -17,7 +17,10 @@ class Rows:
         if len(sizes) != 1 or set(values) != set(self.columns):
             raise ValueError(f"chunk must give every column once, all the same length: {sizes}")
         for name, v in values.items():
-            self._chunks[name].append(np.asarray(v))
+            v = np.asarray(v)
+            if v.dtype == np.int64:  # day numbers and person indices fit in 32 bits
+                v = v.astype(np.int32)
+            self._chunks[name].append(v)
 
     def get(self, name: str) -> np.ndarray:
         parts = self._chunks[name]
