@@ -31,7 +31,7 @@ SMALL_POPULATION_GATE = {"gate_slope_min": 0.5, "gate_slope_max": 2.0}
 
 
 def _settings(home: Path, **training: Any) -> Settings:
-    settings = isolated_settings(home, **REAL_TRAINING, **SMALL_POPULATION_GATE, **training)
+    settings = isolated_settings(home, **{**REAL_TRAINING, **SMALL_POPULATION_GATE, **training})
     return settings.model_copy(
         update={"mlflow": MlflowSettings(registered_model="gate-test", experiment="gate-test")}
     )
