@@ -156,7 +156,10 @@ def main() -> None:
             ("score 1 row, 8 clients (max)",
              closed_loop(server.url, "/score", one, scientist, 8, s, 20000)),
         ]  # fmt: skip
-        print(f"\nbentoml serve, 1 worker, {os.cpu_count()} cores, {s:g} s per scenario")
+        from casefinder.settings import load_settings
+
+        workers = load_settings().serving.workers
+        print(f"\nbentoml serve, {workers} worker(s), {os.cpu_count()} cores, {s:g} s per scenario")
         header = ("scenario", "requests", "errors", "p50 ms", "p99 ms", "req/s")
         print(f"{header[0]:32}" + "".join(f" {h:>8}" for h in header[1:]))
         for name, scenario in scenarios:
