@@ -192,3 +192,23 @@ def test_model_card_refuses_a_missing_field() -> None:
 
     with pytest.raises(jinja2.UndefinedError):
         render_model_card({"registered_model": "x"})
+
+
+def test_using_a_store_does_not_leak_its_uri_into_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from casefinder.settings import MlflowSettings, Settings
+    from training.tracking import use_tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    first = Settings(home=tmp_path / "a", mlflow=MlflowSettings())
+    second = Settings(home=tmp_path / "b", mlflow=MlflowSettings())
+    use_tracking(first)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert second.tracking_uri.endswith("/b/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    use_tracking(first)
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9"

@@ -7,10 +7,14 @@ artifact store is then used.
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from casefinder.settings import Settings
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def is_local(settings: Settings) -> bool:
@@ -22,9 +26,19 @@ def use_tracking(settings: Settings) -> MlflowClient:
     """Set MLflow's tracking and registry URIs from `settings`; return a client on them."""
     if is_local(settings):
         settings.ensure_home()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    uri = settings.tracking_uri
+    # mlflow.set_*_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment,
+    # which `Settings.tracking_uri` reads first: put the user's own values back, so one command's
+    # store never leaks into the next settings object.
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def use_experiment(settings: Settings, name: str | None = None) -> str:
