@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Domain = Literal[
     "demographics",
@@ -23,17 +23,7 @@ Domain = Literal[
     "mental health",
     "caseload",
 ]
-DOMAINS: tuple[Domain, ...] = (
-    "demographics",
-    "place",
-    "hospital use",
-    "primary care and frailty",
-    "prescribing",
-    "community health",
-    "social care",
-    "mental health",
-    "caseload",
-)
+DOMAINS: tuple[Domain, ...] = get_args(Domain)
 
 # count: whole number of things; flag: 0/1; number: a measured amount (score, hours);
 # days_since: days since the last event, missing when there was none; code: integer category code.

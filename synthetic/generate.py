@@ -14,13 +14,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from casefinder.progress import ProgressFn, no_progress
-from records.contract import TABLES
+from records.contract import CASELOADS, TABLES
 from synthetic import codes
 from synthetic.config import SynthConfig, prescriptions_complete_to, social_care_complete_to
 from synthetic.oracle import KEY_COLUMNS, outcome_probability
 from synthetic.process import build_tables
 from synthetic.simulate import (
-    CASELOADS,
     HFRS_CODES_BY_LEVEL,
     SC_EVENTS,
     SC_SERVICES,

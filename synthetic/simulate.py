@@ -14,6 +14,7 @@ from datetime import date
 
 import numpy as np
 
+from records.contract import SOCIAL_CARE_EVENTS
 from synthetic import codes
 from synthetic.config import SynthConfig
 from synthetic.oracle import KEY_COLUMNS
@@ -59,7 +60,7 @@ MH_EVENTS = {
     "mh_memory": "memory_service",
     "mh_other": "other",
 }
-SC_EVENTS = ("request", "assessment", "service")
+SC_EVENTS = SOCIAL_CARE_EVENTS
 SC_SERVICES = (
     "long_term_community",
     "long_term_residential",
@@ -68,7 +69,6 @@ SC_SERVICES = (
     "direct_payment",
     "carer_support",
 )
-CASELOADS = ("neighbourhood_mdt", "end_of_life", "community_matron", "care_home_support")
 
 
 class Vocabulary:
