@@ -4,6 +4,7 @@ store: what the run logged and what the registry holds."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,15 @@ def test_training_is_on_the_list_population(run: dict[str, Any]) -> None:
     assert "not already on a case-management caseload" in result.card
 
 
-def test_training_sample_is_kept_for_drift_checks(run: dict[str, Any]) -> None:
+def test_training_sample_is_kept_for_drift_checks(
+    run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result, settings = run["result"], run["settings"]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(downloads))
     sample = training_sample(settings, result.version)
+    assert not any(downloads.iterdir()), "the downloaded copy of training data is left behind"
     assert set(result.model.feature_names) <= set(sample.columns)
     assert "person_id" not in sample.columns
     most = min(settings.training.training_sample_rows, result.counts["train_rows"])

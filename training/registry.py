@@ -11,9 +11,11 @@ import getpass
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import mlflow
 import pandas as pd
@@ -25,6 +27,8 @@ from models.risk_model import RiskModel
 from training.fairness import fairness_table, flagged_groups
 from training.metrics import evaluate, list_flags
 from training.tracking import use_tracking
+
+T = TypeVar("T")
 
 CHAMPION = "champion"
 
@@ -84,18 +88,20 @@ def run_id_of(settings: Settings, version: str) -> str:
     return str(mv.run_id)
 
 
-def _run_artifact(settings: Settings, version: str, path: str) -> Path:
+def _read_run_artifact(settings: Settings, version: str, path: str, read: Callable[[Path], T]) -> T:
+    """Download `path` from the run that logged `version`, read it with `read`, and remove the
+    download (artifacts hold copies of training data)."""
     run_id = run_id_of(settings, version)
-    target = Path(tempfile.mkdtemp(prefix="casefinder-artifact-"))
-    try:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=str(target)
-        )
-    except (MlflowException, OSError) as exc:
-        raise RegistryError(
-            f"model version {version} (run {run_id}) has no {path} artifact"
-        ) from exc
-    return Path(local)
+    with tempfile.TemporaryDirectory(prefix="casefinder-artifact-") as target:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=target
+            )
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"model version {version} (run {run_id}) has no {path} artifact"
+            ) from exc
+        return read(Path(local))
 
 
 def training_sample(settings: Settings, version: str | None = None) -> pd.DataFrame:
@@ -104,21 +110,23 @@ def training_sample(settings: Settings, version: str | None = None) -> pd.DataFr
     from training.train import TRAINING_SAMPLE
 
     version = version or resolve_version(settings, CHAMPION)
-    return pd.read_parquet(_run_artifact(settings, str(version), TRAINING_SAMPLE))
+    return _read_run_artifact(settings, str(version), TRAINING_SAMPLE, pd.read_parquet)
 
 
 def evaluation_rows(settings: Settings, version: str) -> pd.DataFrame:
     """The test rows `version` was evaluated on (no person ids)."""
     from training.train import TEST_SET
 
-    return pd.read_parquet(_run_artifact(settings, str(version), TEST_SET))
+    return _read_run_artifact(settings, str(version), TEST_SET, pd.read_parquet)
 
 
 def evaluation(settings: Settings, version: str) -> dict:
     """The evaluation summary logged with `version` (metrics, list shares, fairness flags)."""
     from training.train import EVALUATION
 
-    return json.loads(_run_artifact(settings, str(version), EVALUATION).read_text("utf-8"))
+    return _read_run_artifact(
+        settings, str(version), EVALUATION, lambda p: json.loads(p.read_text("utf-8"))
+    )
 
 
 @dataclass
