@@ -138,9 +138,9 @@ def _done(
 
     url = f"http://{settings.serving.host}:{settings.serving.port}"
     console.rule("7. Service")
-    console.print(f"Service: {url}  (pages: {url}/ui/, API docs: {url}/docs)")
+    console.print(f"Service: {url}  (sign in: {url}/ui/login, API schema: {url}/docs.json)")
     console.print("Demo tokens (sign in on the pages, or send 'Authorization: Bearer TOKEN'):")
     for name, role, token in _demo_tokens(settings, neighbourhood):
-        console.print(f"  {role:<28} token for {name}: {token}")
+        console.print(f"  {role:<28} token for {name}: {token}", soft_wrap=True)
     console.print("Stop it with Ctrl-C.")
     start_service()
