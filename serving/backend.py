@@ -26,6 +26,8 @@ from models.explain import Explanation, PersonChanges, WhatIf, changes, explain,
 from models.risk_model import RiskModel
 from scoring.months import index_date, previous_month
 from scoring.store import ScoreStore, StoreError
+from serving.access import check_neighbourhood
+from serving.users import User
 
 FLAGS = ("new_this_month", "on_last_month_list", "risk_risen")
 
@@ -186,6 +188,15 @@ class Backend:
         chosen = chosen.sort_values("rank")
         rows = [{k: _plain(v) for k, v in r.items()} for r in chosen.to_dict("records")]
         return month, run_id, meta, rows
+
+    def check_person_access(self, user: User, person_id: str, month: str | None) -> str:
+        """The person's neighbourhood in the month's run, once `user` may see it: raise
+        `Denied` outside the user's scope, `NotFound` when the person is not in the run. Cheap:
+        run it before any explanation is computed."""
+        _, _, _, row = self.person_row(person_id, month)
+        neighbourhood = str(row["neighbourhood"])
+        check_neighbourhood(user, neighbourhood)
+        return neighbourhood
 
     def person_row(self, person_id: str, month: str | None) -> tuple[str, str, dict, dict]:
         """(month, run id, meta, the person's run row); NotFound when not in the run."""

@@ -326,8 +326,7 @@ async def person_page(request: Request) -> Response:
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)
-    _, _, _, row = backend.person_row(person_id, _month(request))
-    check_neighbourhood(user, str(row["neighbourhood"]))
+    backend.check_person_access(user, person_id, _month(request))
     view = backend.person(person_id, _month(request))
     p = person_response(backend.version, view, None)
     adjustable = _adjustable(backend, view.features.iloc[0])
@@ -358,12 +357,9 @@ async def person_chart(request: Request) -> Response:
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)
-    _, _, _, row = backend.person_row(person_id, _month(request))
-    check_neighbourhood(user, str(row["neighbourhood"]))
+    neighbourhood = backend.check_person_access(user, person_id, _month(request))
     view = backend.person(person_id, _month(request))
-    svc.record(
-        user, "page.chart", [person_id], neighbourhood=str(row["neighbourhood"]), month=view.month
-    )
+    svc.record(user, "page.chart", [person_id], neighbourhood=neighbourhood, month=view.month)
     return Response(chart_svg(view.explanation), media_type="image/svg+xml")
 
 

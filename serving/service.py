@@ -215,16 +215,13 @@ class CaseFinder:
         """One person's explanation for a month and the change since last month (clinicians)."""
         user = self.user(ctx)
         try:
-            _, _, _, row = self.backend.person_row(person_id, month)
-            check_neighbourhood(user, str(row["neighbourhood"]))
+            neighbourhood = self.backend.check_person_access(user, person_id, month)
             view = self.backend.person(person_id, month)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)
         except NotFound as exc:
             return error(404, str(exc), ctx)
-        self.record(
-            user, "api.person", [person_id], neighbourhood=row["neighbourhood"], month=view.month
-        )
+        self.record(user, "api.person", [person_id], neighbourhood=neighbourhood, month=view.month)
         svg = chart_svg(view.explanation) if include_chart else None
         return person_response(self.backend.version, view, svg)
 
@@ -239,8 +236,7 @@ class CaseFinder:
         """One person's score with some adjustable features changed (clinicians)."""
         user = self.user(ctx)
         try:
-            _, _, _, row = self.backend.person_row(person_id, month)
-            check_neighbourhood(user, str(row["neighbourhood"]))
+            self.backend.check_person_access(user, person_id, month)
             month, row, result = self.backend.what_if(person_id, month, changes)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)

@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from casefinder.commands.serving import bentoml_serve_command
 from tests.extract_builder import valid_rows, write_extract
 
 MONTHS = ("2026-09", "2026-10")
@@ -270,17 +270,7 @@ def running_server(home: Path, tokens: dict[str, str], timeout: float = 120) -> 
     log = home / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "serving.service:CaseFinder",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            bentoml_serve_command("127.0.0.1", port),
             cwd=ROOT,
             env=env,
             stdout=out,

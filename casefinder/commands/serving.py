@@ -102,19 +102,17 @@ def serve(
     from casefinder.settings import load_settings
 
     settings = load_settings()
-    args = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:CaseFinder",
-        "--host",
-        host or settings.serving.host,
-        "--port",
-        str(port or settings.serving.port),
-    ]
+    args = bentoml_serve_command(host or settings.serving.host, port or settings.serving.port)
     sys.stdout.flush()
     os.execv(sys.executable, args)
+
+
+def bentoml_serve_command(host: str, port: int) -> list[str]:
+    """The `bentoml serve` command line for the service, run with this Python."""
+    return [
+        sys.executable, "-m", "bentoml", "serve", "serving.service:CaseFinder",
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
