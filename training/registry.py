@@ -225,14 +225,19 @@ def check_gates(settings: Settings, candidate: str, champion: str | None) -> lis
     return compare_models(cand_model, champ_model, rows, share, settings, champion)
 
 
-def latest_version(settings: Settings) -> str:
-    """The highest registered version number."""
+def _versions(settings: Settings) -> tuple[MlflowClient, str, list]:
+    """A client, the registered model's name and its versions (none when it is not registered)."""
     client = _client(settings)
     name = settings.mlflow.registered_model
     try:
-        versions = client.search_model_versions(f"name='{name}'")
+        return client, name, client.search_model_versions(f"name='{name}'")
     except MlflowException:
-        versions = []
+        return client, name, []
+
+
+def latest_version(settings: Settings) -> str:
+    """The highest registered version number."""
+    _, name, versions = _versions(settings)
     if not versions:
         raise RegistryError(f"registered model {name!r} has no versions: run `casefinder train`")
     return str(max(int(v.version) for v in versions))
@@ -301,12 +306,7 @@ def rollback(settings: Settings, version: str | None = None, reason: str = "roll
 
 def list_versions(settings: Settings) -> pd.DataFrame:
     """Every registered version with its aliases, AUROC and promotion tags, newest first."""
-    client = _client(settings)
-    name = settings.mlflow.registered_model
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        versions = []
+    client, name, versions = _versions(settings)
     aliases: dict[str, list[str]] = {}
     if versions:  # search results do not carry aliases; the registered model does
         for alias, number in client.get_registered_model(name).aliases.items():
