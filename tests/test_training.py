@@ -17,6 +17,7 @@ from test_training_support import REAL_PEOPLE, isolated_settings, real_run
 
 from training import RegistryError, load_risk_model, training_sample
 from training.registry import evaluation_rows, list_versions
+from training.tracking import use_tracking
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,16 @@ def _client(run: dict[str, Any]) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def test_run_logs_parameters_metrics_and_the_data_extract(run: dict[str, Any]) -> None:
+@pytest.fixture
+def store(run: dict[str, Any]) -> MlflowClient:
+    """Point MLflow's process-wide URIs at this run's store: another test on the same worker may
+    have pointed them elsewhere, and the fluent API (`models:/`, `runs:/`) reads them."""
+    return use_tracking(run["settings"])
+
+
+def test_run_logs_parameters_metrics_and_the_data_extract(
+    run: dict[str, Any], store: MlflowClient
+) -> None:
     result = run["result"]
     logged = _client(run).get_run(result.run_id).data
     for name in ("learning_rate", "num_leaves", "best_iteration", "train_dates", "test_dates"):
@@ -71,7 +81,7 @@ def test_run_logs_parameters_metrics_and_the_data_extract(run: dict[str, Any]) -
     assert extract["outcome_settings"]["window_months"] == 12
 
 
-def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any]) -> None:
+def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any], store: MlflowClient) -> None:
     result = run["result"]
     client = _client(run)
     paths = {a.path for a in client.list_artifacts(result.run_id, "plots")}
@@ -110,7 +120,7 @@ def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any]) -> None:
 
 
 def test_registered_version_has_signature_example_and_scores_like_the_risk_model(
-    run: dict[str, Any],
+    run: dict[str, Any], store: MlflowClient
 ) -> None:
     result, settings = run["result"], run["settings"]
     name = settings.mlflow.registered_model

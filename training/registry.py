@@ -95,7 +95,10 @@ def _read_run_artifact(settings: Settings, version: str, path: str, read: Callab
     with tempfile.TemporaryDirectory(prefix="casefinder-artifact-") as target:
         try:
             local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=path, dst_path=target
+                run_id=run_id,
+                artifact_path=path,
+                dst_path=target,
+                tracking_uri=settings.tracking_uri,
             )
         except (MlflowException, OSError) as exc:
             raise RegistryError(
