@@ -63,12 +63,13 @@ def validate(
     ] = None,
 ) -> None:
     """Load and check an extract. Exit 0 all rows loaded, 1 rows rejected, 2 extract unusable."""
-    from records import ExtractError, load_extract, write_rejects
+    from casefinder.settings import load_settings
+    from records import ExtractError, open_extract, write_rejects
     from records.report import print_validation
 
     try:
         with progress_bar(console) as progress:
-            loaded = load_extract(extract, progress=progress)
+            loaded = open_extract(extract, load_settings(), progress)
     except ExtractError as exc:
         err_console.print(f"[bold red]Extract unusable:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None

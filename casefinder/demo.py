@@ -40,7 +40,7 @@ def demo(
     ] = True,
 ) -> None:
     """Run the main job end to end on a synthetic population, ending with the service running."""
-    from records import load_extract
+    from records import open_extract
     from records.report import print_validation
     from scoring.exports import list_table, write_export
     from scoring.run import score_month
@@ -63,7 +63,7 @@ def demo(
 
     console.rule("2. Load and validate")
     with progress_bar(console) as progress:
-        extract = load_extract(extract_dir, progress=progress)
+        extract = open_extract(extract_dir, settings, progress)
     print_validation(extract, console)
     month_day = extract.manifest.extract_date + timedelta(days=1)
     extract.con.close()

@@ -229,6 +229,15 @@ class TrainingSettings(BaseModel):
     training_sample_rows: int = Field(20_000, ge=100)
 
 
+class RecordsSettings(BaseModel):
+    """Loading an extract into DuckDB (records stage), for every command that reads one."""
+
+    # Memory DuckDB may hold for the extract and the feature queries (a DuckDB size string); it
+    # spills to <home>/tmp/duckdb beyond that, so a 1,000,000-person extract stays under 8 GB
+    # with the Python side. Empty: DuckDB's own default (80% of the machine's memory).
+    duckdb_memory_limit: str = "4GB"
+
+
 class ListSettings(BaseModel):
     """Monthly MDT list rules: capacity, exclusions, flags, drift limits (lists stage).
 
@@ -260,9 +269,6 @@ class ListSettings(BaseModel):
     drift_bins: int = Field(default=10, ge=2, le=100)
     drift_features: list[str] | None = None  # None: the model's most important features
     drift_top_features: int = Field(default=10, ge=0)
-    # Memory the scoring run's DuckDB may hold (it spills to disk beyond), so a 1,000,000-person
-    # run stays under 8 GB with the Python side; a DuckDB size string.
-    duckdb_memory_limit: str = "4GB"
 
 
 class ServingSettings(BaseModel):
@@ -303,6 +309,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=home_dir)
     mlflow: MlflowSettings = MlflowSettings()
+    records: RecordsSettings = RecordsSettings()
     outcome: OutcomeSettings = OutcomeSettings()
     training: TrainingSettings = TrainingSettings()
     lists: ListSettings = ListSettings()
@@ -333,6 +340,10 @@ class Settings(BaseSettings):
     @property
     def score_store(self) -> Path:
         return self.home / "scores"
+
+    @property
+    def duckdb_spill_dir(self) -> Path:
+        return self.home / "tmp" / "duckdb"
 
     @property
     def audit_log(self) -> Path:

@@ -1,6 +1,6 @@
 """Linked care records: the input contract, and the loader that checks an extract against it."""
 
-from records.loader import Extract, TableReport, load_extract, write_rejects
+from records.loader import Extract, TableReport, connect, load_extract, open_extract, write_rejects
 from records.manifest import ExtractError, Manifest, read_manifest
 
 __all__ = [
@@ -8,7 +8,9 @@ __all__ = [
     "ExtractError",
     "Manifest",
     "TableReport",
+    "connect",
     "load_extract",
+    "open_extract",
     "read_manifest",
     "write_rejects",
 ]

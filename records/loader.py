@@ -30,10 +30,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from casefinder.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:  # settings import the contract from this package
+    from casefinder.settings import Settings
 from records.contract import BOOL_FALSE, BOOL_TRUE, TABLES, Column, Table
 from records.manifest import ExtractError, Manifest, read_manifest
 
@@ -453,6 +457,37 @@ def _cpu_count() -> int:
 # ---------------------------------------------------------------------------- public API
 
 
+def connect(
+    memory_limit: str | None = None, temp_directory: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB using every core this process may use. With `memory_limit` (a
+    DuckDB size string such as "4GB") it holds that much at most and spills to `temp_directory`
+    beyond it."""
+    con = duckdb.connect()
+    con.execute(f"SET threads = {_cpu_count()}")
+    if memory_limit:
+        try:
+            con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+        except duckdb.Error as exc:
+            con.close()
+            raise ValueError(f"DuckDB memory limit {memory_limit!r} is not a size: {exc}") from exc
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {_lit(str(temp_directory))}")
+    return con
+
+
+def open_extract(path: Path, settings: Settings, progress: ProgressFn | None = None) -> Extract:
+    """`load_extract` into a DuckDB held to `settings.records.duckdb_memory_limit`, spilling
+    under home: how every command reads an extract."""
+    con = connect(settings.records.duckdb_memory_limit, settings.duckdb_spill_dir)
+    try:
+        return load_extract(path, con=con, progress=progress)
+    except BaseException:
+        con.close()
+        raise
+
+
 def load_extract(
     path: Path,
     con: duckdb.DuckDBPyConnection | None = None,
@@ -470,8 +505,7 @@ def load_extract(
         raise ExtractError(f"{path}: not a folder")
     manifest = read_manifest(path)
     if con is None:
-        con = duckdb.connect()
-        con.execute(f"SET threads = {_cpu_count()}")
+        con = connect()
     # File order must survive CREATE TABLE AS (CSV row numbers come from rowid).
     con.execute("SET preserve_insertion_order = true")
     # In a Jupyter kernel without ipywidgets DuckDB refuses this; it draws no bar there anyway.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -87,7 +85,7 @@ def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSetting
                 model.name,
                 model.version,
                 extract_fp,
-                rules.model_dump(exclude={"duckdb_memory_limit"}),
+                rules.model_dump(),
             ],
             sort_keys=True,
         ).encode()
@@ -280,20 +278,6 @@ def make_run(
     return ScoringRun(run_id=run_id, month=month, meta=meta, people=people, summary=summary)
 
 
-def _duckdb(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for the extract, held to `lists.duckdb_memory_limit` (it spills to a
-    temporary folder under home beyond that) and using every core this process may use."""
-    spill = settings.ensure_home() / "tmp" / "duckdb"
-    spill.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(
-        config={
-            "memory_limit": settings.lists.duckdb_memory_limit,
-            "temp_directory": str(spill),
-            "threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
-        }
-    )
-
-
 def ineligible_people(people: pd.DataFrame, eligible_ids: pd.Series, day: date) -> pd.DataFrame:
     """person_id, neighbourhood, reason for everyone in `people` not among `eligible_ids`."""
     out = people.loc[~people["person_id"].isin(eligible_ids)]
@@ -319,7 +303,7 @@ def score_month(
     store the run (reusing a stored run with the same inputs). Raises with a clear message when
     there is no such model or the month's index date is outside the extract."""
     import features as feature_stage
-    from records import load_extract, read_manifest
+    from records import open_extract, read_manifest
 
     progress = progress or no_progress
     month = parse_month(month)
@@ -344,7 +328,7 @@ def score_month(
         store.set_current(month, run_id)
         return RunResult(run_id, month, store.runs_dir / run_id, True, store.meta(run_id))
 
-    extract = load_extract(extract_dir, con=_duckdb(settings), progress=progress)
+    extract = open_extract(extract_dir, settings, progress)
     features = feature_stage.build_features(extract, day, progress=progress)
     if "eligible" in features.columns:
         features = features[features["eligible"].astype(bool)]

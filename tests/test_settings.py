@@ -64,3 +64,37 @@ def test_two_homes_keep_runs_apart(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     first = load_settings().tracking_uri
     monkeypatch.setenv("CASEFINDER_HOME", str(tmp_path / "b"))
     assert load_settings().tracking_uri != first
+
+
+def test_commands_read_extracts_into_a_duckdb_held_to_the_records_memory_limit(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from extract_builder import valid_rows, write_extract
+
+    from records import open_extract
+
+    monkeypatch.setenv("CASEFINDER_RECORDS__DUCKDB_MEMORY_LIMIT", "300MB")
+    settings = load_settings()
+    extract = open_extract(write_extract(tmp_path / "extract", valid_rows()), settings)
+    try:
+        limit, spill = extract.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone()
+        assert limit == "286.1 MiB"  # DuckDB shows 300 MB in binary units
+        assert Path(spill) == clean_env / "tmp" / "duckdb"
+        assert extract.reports["people"].loaded > 0
+    finally:
+        extract.con.close()
+
+
+def test_a_memory_limit_that_is_not_a_size_is_named(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from extract_builder import valid_rows, write_extract
+
+    from records import open_extract
+
+    monkeypatch.setenv("CASEFINDER_RECORDS__DUCKDB_MEMORY_LIMIT", "lots")
+    folder = write_extract(tmp_path / "extract", valid_rows())
+    with pytest.raises(ValueError, match="DuckDB memory limit 'lots' is not a size"):
+        open_extract(folder, load_settings())

@@ -40,12 +40,12 @@ def predict(
     day after the extract ends. Raises `features.FeatureError` for an unusable date and
     `training.registry.RegistryError` when the model does not exist."""
     import features
-    from records import load_extract
+    from records import open_extract
 
     settings = settings or load_settings()
     progress = progress or no_progress
     model, version = load_risk_model(settings, model_ref)
-    extract = load_extract(Path(extract_dir), progress=progress)
+    extract = open_extract(Path(extract_dir), settings, progress)
     features.check_index_date(extract.manifest, index_date)
     rows = features.build_features(extract, index_date)
     if "index_date" not in rows.columns:

@@ -143,10 +143,10 @@ def build_training_panel(
     """Load the extract and build features and outcome on its complete index dates."""
     import features
     from features.outcome import last_observed_index_date
-    from records import load_extract
+    from records import open_extract
 
     progress = progress or no_progress
-    extract = load_extract(Path(extract_dir), progress=progress)
+    extract = open_extract(Path(extract_dir), settings, progress)
     dates = training_index_dates(
         first_record_date(extract),
         last_observed_index_date(extract.manifest, settings.outcome),

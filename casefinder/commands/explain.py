@@ -93,7 +93,7 @@ def explain(
     from models import charts
     from models import explain as ex
     from models.reasons import format_points
-    from records import ExtractError, load_extract
+    from records import ExtractError, open_extract
     from training import RegistryError, load_risk_model
 
     day = parse_date(index_date, "--index-date")
@@ -104,7 +104,7 @@ def explain(
     try:
         risk_model, version = load_risk_model(settings, model)
         with progress_bar(console) as progress:
-            loaded = load_extract(extract, progress=progress)
+            loaded = open_extract(extract, settings, progress)
             rows = _feature_rows(loaded, day, progress)
             previous = _feature_rows(loaded, earlier, progress) if earlier else None
     except (RegistryError, FeatureError, ExtractError) as exc:

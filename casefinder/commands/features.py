@@ -36,9 +36,10 @@ def _clear_errors() -> Iterator[None]:
 
 
 def _load(path: Path, progress: ProgressFn) -> Extract:
-    from records import load_extract
+    from casefinder.settings import load_settings
+    from records import open_extract
 
-    extract = load_extract(path, progress=progress)
+    extract = open_extract(path, load_settings(), progress)
     if extract.n_rejected:
         console.print(
             f"[yellow]{extract.n_rejected} rejected rows left out "
