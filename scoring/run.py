@@ -23,7 +23,7 @@ from models.risk_model import RiskModel
 from scoring.drift import drift_table, main_features
 from scoring.months import index_date, parse_month
 from scoring.rules import build_list, capacities, exclusion_counts, ineligibility_reason
-from scoring.store import ScoreStore, ScoringRun
+from scoring.store import ScoreStore, ScoringRun, StoreError
 from scoring.summary import neighbourhood_counts, render_summary, score_distribution
 
 PEOPLE_COLUMNS_FROM_EXTRACT = (
@@ -92,6 +92,17 @@ def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSetting
     ).hexdigest()
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name)
     return f"{parse_month(month)}_{name}-v{model.version}_{digest[:12]}"
+
+
+def model_inputs(features: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
+    """person_id and the model's input features as float, in `features`' row order: what a run
+    stores so that its scores can be explained without the extract."""
+    missing = [name for name in model.feature_names if name not in features.columns]
+    if missing:
+        raise ValueError(f"feature table lacks model inputs: {', '.join(missing)}")
+    inputs = features[list(model.feature_names)].astype(float).reset_index(drop=True)
+    inputs.insert(0, "person_id", features["person_id"].astype("string").to_numpy())
+    return inputs
 
 
 def _reason_columns(explanations: Iterable[Any], top: int) -> tuple[list[str], list[str]]:
@@ -275,7 +286,14 @@ def make_run(
         rules.drift_warning_psi,
     )
     progress("summary", 1.0)
-    return ScoringRun(run_id=run_id, month=month, meta=meta, people=people, summary=summary)
+    return ScoringRun(
+        run_id=run_id,
+        month=month,
+        meta=meta,
+        people=people,
+        features=model_inputs(features, model),
+        summary=summary,
+    )
 
 
 def ineligible_people(people: pd.DataFrame, eligible_ids: pd.Series, day: date) -> pd.DataFrame:
@@ -289,6 +307,39 @@ def ineligible_people(people: pd.DataFrame, eligible_ids: pd.Series, day: date) 
             "reason": reason.to_numpy(),
         }
     )
+
+
+def _eligible_features(extract: Any, day: date, progress: ProgressFn) -> pd.DataFrame:
+    """The features stage's table for the eligible population at `day`."""
+    import features as feature_stage
+
+    features = feature_stage.build_features(extract, day, progress=progress)
+    if "eligible" in features.columns:
+        features = features[features["eligible"].astype(bool)]
+    return features
+
+
+def add_inputs(store: ScoreStore, run_id: str, inputs: pd.DataFrame, model: RiskModel) -> None:
+    """Store rebuilt model inputs with a run that has none, once they reproduce its stored
+    scores (same people, same probabilities); StoreError naming the run otherwise."""
+    people = store.people(run_id, columns=["person_id", "probability"])
+    if len(inputs) != len(people) or set(inputs["person_id"]) != set(people["person_id"]):
+        raise StoreError(
+            f"the extract's eligible people ({len(inputs):,}) are not the {len(people):,} people "
+            f"of stored run {run_id!r}: its model inputs cannot be rebuilt from this extract"
+        )
+    order = pd.Index(inputs["person_id"].astype(str)).get_indexer(people["person_id"].astype(str))
+    inputs = inputs.iloc[order].reset_index(drop=True)
+    scored = people["probability"].notna().to_numpy()
+    again = model.predict_proba(inputs.loc[scored]) if scored.any() else np.empty(0)
+    stored = people.loc[scored, "probability"].to_numpy(float)
+    if not np.allclose(again, stored, rtol=1e-9, atol=1e-12):
+        raise StoreError(
+            f"model inputs rebuilt for stored run {run_id!r} do not reproduce its scores (the "
+            "features code has changed since it was scored); remove the run folder "
+            f"{store.runs_dir / run_id} and score the month again"
+        )
+    store.add_features(run_id, inputs)
 
 
 def score_month(
@@ -325,13 +376,20 @@ def score_month(
     progress("fingerprinting extract", 1.0)
     run_id = run_id_for(month, model_info, fingerprint, rules)
     if store.has_run(run_id):
+        if not store.has_features(run_id):  # stored before runs kept their model inputs
+            extract = open_extract(extract_dir, settings, progress)
+            try:
+                features = _eligible_features(extract, day, progress)
+            finally:
+                extract.con.close()
+            progress("storing model inputs", 0.0)
+            add_inputs(store, run_id, model_inputs(features, model), model)
+            progress("storing model inputs", 1.0)
         store.set_current(month, run_id)
         return RunResult(run_id, month, store.runs_dir / run_id, True, store.meta(run_id))
 
     extract = open_extract(extract_dir, settings, progress)
-    features = feature_stage.build_features(extract, day, progress=progress)
-    if "eligible" in features.columns:
-        features = features[features["eligible"].astype(bool)]
+    features = _eligible_features(extract, day, progress)
     progress("not eligible", 0.0)
     extract.con.register(
         "cf_eligible_ids", pa.table({"person_id": pa.array(features["person_id"], pa.string())})

@@ -5,6 +5,8 @@ Layout:
     scores/
       runs/<run_id>/run.json        run metadata: month, model, extract manifest, counts, drift
       runs/<run_id>/people.parquet  one row per eligible person (see scoring.rules.build_list)
+      runs/<run_id>/features.parquet  the model inputs the run scored: person_id and the model's
+                                    feature columns (float), one row per people.parquet row
       runs/<run_id>/summary.md      the run summary
       months/<YYYY-MM>.json         which run is current for the month, and the history
       .staging/                     runs being written (never read)
@@ -34,6 +36,7 @@ from scoring.months import parse_month
 
 RUN_FILE = "run.json"
 PEOPLE_FILE = "people.parquet"
+FEATURES_FILE = "features.parquet"
 SUMMARY_FILE = "summary.md"
 
 
@@ -41,14 +44,21 @@ class StoreError(Exception):
     """A run or month the store does not hold, or a store in a state it cannot read."""
 
 
+class FeaturesMissing(StoreError):
+    """A stored run without its model inputs (written before runs kept them)."""
+
+
 @dataclass
 class ScoringRun:
-    """Everything one scoring run writes: metadata, the per-person table and the summary."""
+    """Everything one scoring run writes: metadata, the per-person table, the model inputs it
+    scored (person_id and the model's features as float, in `people`'s row order) and the
+    summary."""
 
     run_id: str
     month: str
     meta: dict[str, Any]
     people: pd.DataFrame
+    features: pd.DataFrame
     summary: str
 
 
@@ -58,6 +68,18 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False, compression="zstd")
+
+
+def _check_features(features: pd.DataFrame, person_ids: pd.Series, run_id: str) -> None:
+    """The model inputs must be one row per person of the run, in the run's order."""
+    if "person_id" not in features.columns:
+        raise StoreError(f"model inputs of run {run_id!r} have no person_id column")
+    ids = features["person_id"].astype(str).to_numpy()
+    if len(ids) != len(person_ids) or not (ids == person_ids.astype(str).to_numpy()).all():
+        raise StoreError(
+            f"model inputs of run {run_id!r} do not match its people: {len(features):,} input "
+            f"rows for {len(person_ids):,} people, or in another order"
+        )
 
 
 def _replace_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -89,7 +111,9 @@ class ScoreStore:
             staging = self.staging_dir / uuid.uuid4().hex
             staging.mkdir()
             try:
+                _check_features(run.features, run.people["person_id"], run.run_id)
                 _write_parquet(run.people, staging / PEOPLE_FILE)
+                _write_parquet(run.features, staging / FEATURES_FILE)
                 (staging / SUMMARY_FILE).write_text(run.summary, "utf-8")
                 _write_json(staging / RUN_FILE, {**run.meta, "run_id": run.run_id, "month": month})
                 try:
@@ -101,6 +125,22 @@ class ScoreStore:
                 shutil.rmtree(staging, ignore_errors=True)
         self.set_current(month, run.run_id)
         return final
+
+    def add_features(self, run_id: str, features: pd.DataFrame) -> Path:
+        """Give a run stored without model inputs its inputs (they must be one row per person of
+        the run, in its order). The file appears whole or not at all; the run's other files are
+        not touched. Returns the file's path."""
+        path = self.runs_dir / run_id / FEATURES_FILE
+        _check_features(features, self.people(run_id, columns=["person_id"])["person_id"], run_id)
+        tmp = path.with_name(f".{FEATURES_FILE}.{uuid.uuid4().hex}.tmp")
+        try:
+            _write_parquet(features, tmp)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
 
     def set_current(self, month: str, run_id: str) -> None:
         """Make `run_id` the current run of `month` (atomic replace of the month pointer)."""
@@ -160,6 +200,22 @@ class ScoreStore:
         if not path.is_file():
             raise StoreError(f"no stored run {run_id!r} in {self.root}")
         return pd.read_parquet(path, columns=columns)
+
+    def has_features(self, run_id: str) -> bool:
+        return (self.runs_dir / run_id / FEATURES_FILE).is_file()
+
+    def features(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The model inputs the run scored: person_id and the model's features (float), one row
+        per person of the run (optionally only `columns`). FeaturesMissing for a run stored
+        before runs kept their inputs."""
+        if not self.has_features(run_id):
+            meta = self.meta(run_id)  # StoreError when there is no such run
+            raise FeaturesMissing(
+                f"run {run_id!r} has no stored model inputs ({FEATURES_FILE}): it was scored "
+                "before runs kept them. Re-score its month to add them: `casefinder score "
+                f"<extract folder> --month {meta['month']} --model {meta['model']['version']}`"
+            )
+        return pd.read_parquet(self.runs_dir / run_id / FEATURES_FILE, columns=columns)
 
     def summary(self, run_id: str) -> str:
         path = self.runs_dir / run_id / SUMMARY_FILE

@@ -1,5 +1,6 @@
 """Scoring runs with a real model, stored: idempotent reruns, new model versions, two months of
-flags, and a run that fails midway leaving the previous run intact."""
+flags, the model inputs kept with each run, and a run that fails midway leaving the previous run
+intact."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_scoring_support import MODEL, feature_frame, run_for, train_model
+from test_scoring_support import MODEL, MODEL_INPUTS, feature_frame, run_for, train_model
 
 import scoring.store
 from casefinder.settings import ListSettings
 from models.risk_model import RiskModel
 from scoring.run import ModelInfo
-from scoring.store import ScoreStore, StoreError
+from scoring.store import FEATURES_FILE, FeaturesMissing, ScoreStore, StoreError
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,67 @@ def test_same_inputs_give_the_same_run_and_the_store_reuses_it(
     assert [r["run_id"] for r in store.runs("2026-11")] == [first.run_id]
     stored = store.people(first.run_id)
     pd.testing.assert_frame_equal(stored, first.people, check_dtype=False)
+
+
+def test_run_stores_the_model_inputs_it_scored(model: RiskModel, store: ScoreStore) -> None:
+    features = feature_frame(300).sample(frac=1.0, random_state=4)  # not in person_id order
+    features.loc[features.index[:7], "data_opt_out"] = 1
+    run = run_for(model, features, rules=ListSettings(capacity=5))
+    path = store.write(run)
+    assert (path / FEATURES_FILE).is_file()
+    inputs = store.features(run.run_id)
+    people = store.people(run.run_id)
+    assert list(inputs.columns) == ["person_id", *model.feature_names]
+    assert all(inputs[name].dtype == np.float64 for name in model.feature_names)
+    # Exactly the run's people, in the run's order, with the values the run scored.
+    assert inputs["person_id"].tolist() == people["person_id"].tolist()
+    assert set(inputs["person_id"]) == set(features["person_id"]) and len(inputs) == 300
+    expected = features.set_index("person_id").loc[inputs["person_id"], MODEL_INPUTS]
+    np.testing.assert_array_equal(inputs[MODEL_INPUTS].to_numpy(), expected.to_numpy(float))
+    scored = people["probability"].notna().to_numpy()
+    assert scored.sum() == 293  # the opted-out keep no score (their rows keep their inputs)
+    np.testing.assert_allclose(
+        model.predict_proba(inputs.loc[scored]), people.loc[scored, "probability"], rtol=1e-12
+    )
+    assert list(store.features(run.run_id, columns=["person_id"]).columns) == ["person_id"]
+
+
+def test_a_run_without_stored_inputs_names_the_run_and_the_rescore(
+    model: RiskModel, store: ScoreStore
+) -> None:
+    run = run_for(model, feature_frame(200))
+    path = store.write(run)
+    kept = store.features(run.run_id)
+    (path / FEATURES_FILE).unlink()  # as a run written before runs kept their inputs
+    assert store.has_run(run.run_id) and not store.has_features(run.run_id)
+    with pytest.raises(FeaturesMissing) as caught:
+        store.features(run.run_id)
+    message = str(caught.value)
+    assert run.run_id in message and FEATURES_FILE in message
+    assert "casefinder score <extract folder> --month 2026-11 --model 1" in message
+    with pytest.raises(StoreError, match="no stored run 'nope'"):
+        store.features("nope")
+    # Inputs must be the run's people in its order; then they are added beside the run.
+    with pytest.raises(StoreError, match="do not match its people"):
+        store.add_features(run.run_id, kept.iloc[::-1])
+    with pytest.raises(StoreError, match="do not match its people"):
+        store.add_features(run.run_id, kept.iloc[1:])
+    assert not store.has_features(run.run_id)
+    store.add_features(run.run_id, kept)
+    pd.testing.assert_frame_equal(store.features(run.run_id), kept)
+    assert sorted(p.name for p in path.iterdir()) == sorted(
+        ["run.json", "people.parquet", FEATURES_FILE, "summary.md"]
+    )
+
+
+def test_inputs_that_do_not_match_the_people_are_refused_before_anything_is_stored(
+    model: RiskModel, store: ScoreStore
+) -> None:
+    run = run_for(model, feature_frame(100))
+    run.features = run.features.iloc[:-1]
+    with pytest.raises(StoreError, match="99 input rows for 100 people"):
+        store.write(run)
+    assert not store.has_run(run.run_id) and list(store.staging_dir.iterdir()) == []
 
 
 def test_new_model_version_is_a_new_run_and_becomes_current(
@@ -118,7 +180,7 @@ def test_failure_midway_leaves_the_previous_run_intact(
     def fail_after_people(*args: object, **kwargs: object) -> None:
         raise OSError("disk full (injected)")
 
-    # people.parquet is written, then writing run.json fails.
+    # people.parquet and features.parquet are written, then writing run.json fails.
     monkeypatch.setattr(scoring.store, "_write_json", fail_after_people)
     with pytest.raises(OSError, match="injected"):
         store.write(new)
