@@ -84,13 +84,20 @@ def main() -> None:
     print(f"best iteration                       {result.params['best_iteration']}")
     print()
     columns = ["auroc", "auprc", "brier", "calibration_slope", "calibration_intercept", "ppv_list"]
-    print(f"{'':<28}" + "".join(f"{c[:12]:>13}" for c in columns))
+    header = "".join(f"{c[:12]:>13}" for c in columns)
+    print(f"{'':<28}{header}   model's AUROC gain (95% CI)")
     for row in result.comparison.to_dict("records"):
-        print(f"{row['name']:<28}" + "".join(f"{row[c]:>13.4f}" for c in columns))
+        gain = ""
+        if row["name"] != "model":
+            low, high = row["auroc_gain_ci_low"], row["auroc_gain_ci_high"]
+            gain = f"   {row['auroc_gain']:+.4f} ({low:+.4f} to {high:+.4f})"
+        print(f"{row['name']:<28}" + "".join(f"{row[c]:>13.4f}" for c in columns) + gain)
     if result.oracle:
+        o = result.oracle
         print(
-            f"\noracle AUROC (same {int(result.oracle['rows']):,} rows) "
-            f"{result.oracle['auroc']:.4f}; model/oracle {result.oracle['ratio']:.4f}"
+            f"\noracle AUROC (same {int(o['rows']):,} rows) {o['auroc']:.4f}; model/oracle "
+            f"{o['ratio']:.4f}; headroom {o['headroom']:.4f} "
+            f"({o['headroom_ci_low']:.4f} to {o['headroom_ci_high']:.4f})"
         )
     flags = result.fairness[result.fairness["flag"] != ""]
     print(f"fairness flags: {len(flags)}")

@@ -117,6 +117,22 @@ def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any], store: Mlfl
         "prior emergency admissions",
         "logistic regression",
     ]
+    gains = comparison.set_index("name")
+    assert np.isnan(gains.loc["model", "auroc_gain"])
+    for name in gains.index[1:]:
+        row = gains.loc[name]
+        assert row["auroc_gain"] == pytest.approx(gains.loc["model", "auroc"] - row["auroc"])
+        assert row["auroc_gain_ci_low"] < row["auroc_gain"] < row["auroc_gain_ci_high"]
+        assert 0.0 <= row["auroc_gain_p"] <= 1.0
+    logged = store.get_run(result.run_id).data.metrics
+    assert logged["baseline_logistic_regression_auroc_gain"] == pytest.approx(
+        gains.loc["logistic regression", "auroc_gain"]
+    )
+    assert "baseline_efi_band_auroc_gain_ci_low" in logged
+    assert logged["oracle_auroc_headroom"] == pytest.approx(
+        result.oracle["auroc"] - result.oracle["model_auroc"]
+    )
+    assert "model's AUROC gain (95% CI)" in card and "headroom" in card
 
 
 def test_registered_version_has_signature_example_and_scores_like_the_risk_model(

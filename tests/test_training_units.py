@@ -25,6 +25,7 @@ from training.data import (
 )
 from training.fairness import fairness_table, flagged_groups
 from training.metrics import (
+    auroc_difference,
     calibration_slope_intercept,
     decile_table,
     evaluate,
@@ -212,3 +213,36 @@ def test_using_a_store_does_not_leak_its_uri_into_the_environment(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     use_tracking(first)
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9"
+
+
+def test_delong_difference_matches_auroc_and_a_bootstrap_of_it() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    n = 4000
+    y = (rng.random(n) < 0.15).astype(int)
+    a = y * 1.0 + rng.normal(size=n)
+    b = 0.6 * a + y * 0.3 + rng.normal(size=n)  # correlated with a, as two models on one panel
+    result = auroc_difference(y, a, b)
+    assert result.difference == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    boot = []
+    for _ in range(300):
+        i = rng.integers(0, n, n)
+        boot.append(roc_auc_score(y[i], a[i]) - roc_auc_score(y[i], b[i]))
+    assert result.se == pytest.approx(np.std(boot), rel=0.2)
+    assert result.ci_low < result.difference < result.ci_high
+    assert result.ci_high - result.ci_low == pytest.approx(2 * 1.959964 * result.se)
+    assert result.ci_low > 0 and result.p_value < 0.001  # a is the better score
+
+
+def test_delong_difference_of_a_score_with_itself_or_a_monotone_copy_is_nil() -> None:
+    rng = np.random.default_rng(5)
+    y = (rng.random(500) < 0.3).astype(int)
+    a = rng.normal(size=500) + y
+    same = auroc_difference(y, a, np.exp(a))
+    assert same.difference == pytest.approx(0.0, abs=1e-12)
+    assert same.se == pytest.approx(0.0, abs=1e-9) and same.p_value == 1.0
+    noise = auroc_difference(y, a, rng.normal(size=500))
+    assert noise.difference > 0 and noise.ci_low > 0
+    lonely = auroc_difference(np.array([1, 0, 0, 0]), np.arange(4.0), np.arange(4.0))
+    assert np.isnan(lonely.difference)  # one positive: no variance to estimate

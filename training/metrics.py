@@ -4,14 +4,22 @@ Calibration slope and intercept follow Van Calster B, et al. "Calibration: the A
 predictive analytics", BMC Med 2019;17:230: the slope is the coefficient of a logistic regression
 of the outcome on the logit of the prediction; the intercept ("calibration-in-the-large") is the
 intercept of that regression with the logit as a fixed offset. Ideal: slope 1, intercept 0.
+
+Two scores' AUROCs on the same rows are compared with DeLong's test (DeLong ER, DeLong DM,
+Clarke-Pearson DL. "Comparing the areas under two or more correlated receiver operating
+characteristic curves: a nonparametric approach", Biometrics 1988;44:837-845), computed with the
+midrank algorithm of Sun X, Xu W. "Fast implementation of DeLong's algorithm", IEEE Signal
+Processing Letters 2014;21:1389-1393.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm, rankdata
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 _EPS = 1e-6
@@ -103,6 +111,44 @@ def ppv_sensitivity(y: np.ndarray, flags: np.ndarray) -> tuple[float, float]:
     ppv = hits / flagged if flagged else math.nan
     sensitivity = hits / int(y.sum()) if y.any() else math.nan
     return ppv, sensitivity
+
+
+@dataclass(frozen=True)
+class AurocDifference:
+    """AUROC of score a minus AUROC of score b on the same rows, with DeLong's standard error."""
+
+    difference: float
+    se: float
+    ci_low: float  # 95% confidence interval
+    ci_high: float
+    p_value: float  # two-sided, no difference
+
+
+def auroc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> AurocDifference:
+    """DeLong's comparison of the AUROCs of scores `a` and `b` for outcomes `y` (same rows)."""
+    y = np.asarray(y, dtype=int)
+    scores = np.vstack([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
+    positive = y == 1
+    m, n = int(positive.sum()), int((~positive).sum())
+    if m < 2 or n < 2:
+        nan = math.nan
+        return AurocDifference(nan, nan, nan, nan, nan)
+    pos, neg = scores[:, positive], scores[:, ~positive]
+    rank_all = rankdata(np.hstack([pos, neg]), axis=1)  # midranks
+    rank_pos = rankdata(pos, axis=1)
+    rank_neg = rankdata(neg, axis=1)
+    auroc = (rank_all[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
+    v_pos = (rank_all[:, :m] - rank_pos) / n  # structural components (Sun & Xu eq. 8)
+    v_neg = 1.0 - (rank_all[:, m:] - rank_neg) / m
+    cov = np.cov(v_pos) / m + np.cov(v_neg) / n
+    difference = float(auroc[0] - auroc[1])
+    variance = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    se = math.sqrt(max(variance, 0.0))
+    z = norm.ppf(0.975)
+    p_value = float(2 * norm.sf(abs(difference) / se)) if se > 0 else float(difference == 0)
+    return AurocDifference(
+        difference, se, float(difference - z * se), float(difference + z * se), p_value
+    )
 
 
 def _pct(fraction: float) -> str:

@@ -30,7 +30,7 @@ from training.data import (
     training_index_dates,
 )
 from training.fairness import fairness_table
-from training.metrics import decile_table, evaluate, list_flags
+from training.metrics import auroc_difference, decile_table, evaluate, list_flags
 from training.tracking import use_experiment
 
 ORACLE_FILE = "oracle.parquet"
@@ -235,12 +235,37 @@ def _oracle_metrics(
         return None
     oracle_auroc = float(roc_auc_score(y, joined["probability"]))
     model_auroc = float(roc_auc_score(y, joined["model"]))
+    headroom = auroc_difference(y, joined["probability"].to_numpy(), joined["model"].to_numpy())
     return {
         "rows": float(len(joined)),
         "auroc": oracle_auroc,
         "model_auroc": model_auroc,
         "ratio": model_auroc / oracle_auroc,
+        # what the oracle's AUROC exceeds the model's by, with DeLong's 95% interval
+        "headroom": headroom.difference,
+        "headroom_ci_low": headroom.ci_low,
+        "headroom_ci_high": headroom.ci_high,
     }
+
+
+def _with_auroc_gains(
+    comparison: pd.DataFrame, y: np.ndarray, scores: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Add the model's AUROC gain over each row's score, with DeLong's 95% interval and p-value
+    (NaN on the model's own row)."""
+    gains = [
+        auroc_difference(y, scores["model"], scores[name]) if name != "model" else None
+        for name in comparison["name"]
+    ]
+    out = comparison.copy()
+    for column, attribute in (
+        ("auroc_gain", "difference"),
+        ("auroc_gain_ci_low", "ci_low"),
+        ("auroc_gain_ci_high", "ci_high"),
+        ("auroc_gain_p", "p_value"),
+    ):
+        out[column] = [getattr(g, attribute) if g else math.nan for g in gains]
+    return out
 
 
 def train_on_panel(
@@ -314,7 +339,7 @@ def train_on_panel(
                 **evaluate(y, scores[baseline.name], cfg.top_fractions, nbhd, share),
             }
         )
-    comparison = pd.DataFrame(rows)
+    comparison = _with_auroc_gains(pd.DataFrame(rows), y, scores)
     progress("baselines", 1.0)
     progress("fairness and oracle", 0.0)
     fairness = fairness_table(test, y, p, list_flags(p, nbhd, share), cfg)
@@ -435,6 +460,9 @@ def _log_run(
                     "oracle_auroc": oracle_metrics["auroc"],
                     "oracle_rows": oracle_metrics["rows"],
                     "model_oracle_auroc_ratio": oracle_metrics["ratio"],
+                    "oracle_auroc_headroom": oracle_metrics["headroom"],
+                    "oracle_auroc_headroom_ci_low": oracle_metrics["headroom_ci_low"],
+                    "oracle_auroc_headroom_ci_high": oracle_metrics["headroom_ci_high"],
                 }
             )
 
