@@ -97,10 +97,8 @@ def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSetting
 def model_inputs(features: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
     """person_id and the model's input features as float, in `features`' row order: what a run
     stores so that its scores can be explained without the extract."""
-    missing = [name for name in model.feature_names if name not in features.columns]
-    if missing:
-        raise ValueError(f"feature table lacks model inputs: {', '.join(missing)}")
-    inputs = features[list(model.feature_names)].astype(float).reset_index(drop=True)
+    values = model.frame(features)  # the float conversion the model scores with
+    inputs = pd.DataFrame(values.to_numpy(dtype=float), columns=values.columns)
     inputs.insert(0, "person_id", features["person_id"].astype("string").to_numpy())
     return inputs
 

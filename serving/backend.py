@@ -1,7 +1,7 @@
 """What the service does, over the loaded model, the score store and the month's feature rows.
 
-Thin on purpose: scores and explanations come from `models.explain`, lists and people from
-`scoring.store`, feature rows from `features.build_features` on the run's extract, the model from
+Thin on purpose: scores and explanations come from `models.explain`; lists, people and the model
+inputs each run scored from `scoring.store` (the extract is never read); the model from
 `training.registry`. The service and the pages both call this one object.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 from casefinder.settings import Settings
 from models.explain import Explanation, PersonChanges, WhatIf, changes, explain, what_if
 from models.risk_model import RiskModel
-from scoring.months import index_date, previous_month
+from scoring.months import previous_month
 from scoring.store import ScoreStore, StoreError
 from serving.access import check_neighbourhood
 from serving.users import User
@@ -211,27 +211,25 @@ class Backend:
     def month_features(
         self, run_id: str, meta: dict[str, Any]
     ) -> tuple[np.ndarray, dict[str, int]]:
-        """The run's model inputs (rebuilt from its extract once, then kept): a float matrix in
-        the model's feature order and person_id -> row."""
+        """The model inputs the run stored (read once, then kept): a float matrix in the served
+        model's feature order and person_id -> row. NotFound, saying what to re-score, for a run
+        without stored inputs or without an input the served model needs."""
         with self._lock:
             if run_id in self._features:
                 return self._features[run_id]
-            cache = self.settings.home / "serving-cache" / f"{run_id}.features.parquet"
-            if cache.is_file():
-                frame = pd.read_parquet(cache)
-            else:
-                import features as feature_stage
-                from records import load_extract
-
-                extract = load_extract(Path(meta["extract"]["path"]))
-                try:
-                    frame = feature_stage.build_features(extract, index_date(meta["month"]))
-                finally:
-                    extract.con.close()
-                keep = ["person_id", *self.model.feature_names]
-                frame = frame[[c for c in keep if c in frame.columns]]
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                frame.to_parquet(cache, index=False)
+            try:
+                frame = self.store.features(run_id)
+            except StoreError as exc:
+                raise NotFound(str(exc)) from None
+            missing = [n for n in self.model.feature_names if n not in frame.columns]
+            if missing:
+                raise NotFound(
+                    f"run {run_id!r} (model v{meta['model']['version']}) does not store "
+                    f"{len(missing)} input(s) the served model v{self.version} needs "
+                    f"({', '.join(missing[:5])}); re-score {meta['month']} with it: "
+                    f"`casefinder score <extract folder> --month {meta['month']} "
+                    f"--model {self.version}`"
+                )
             # Kept as a float matrix with a row lookup: slicing one person out of a DataFrame
             # costs more than explaining them.
             values = frame[self.model.feature_names].to_numpy(dtype=float)
@@ -261,14 +259,14 @@ class Backend:
         prev_run = self.store.current_run_id(last)
         if prev_run is not None:
             _, _, prev_meta = self.run(last)
-            try:
-                before = self.person_features(prev_run, prev_meta, person_id)
-            except NotFound:
+            _, prev_rows = self.month_features(prev_run, prev_meta)  # NotFound: re-score it
+            if person_id not in prev_rows:
                 change = PersonChanges(
                     person_id, "new", None, explanation.probability, None, explanation.band,
                     None, None, [], 0.0, 0.0,
                 )  # fmt: skip
             else:
+                before = self.person_features(prev_run, prev_meta, person_id)
                 (change,) = changes(self.model, before, current, top_n=self.top_n)
         return PersonView(month, run_id, meta, row, current, explanation, change, last)
 

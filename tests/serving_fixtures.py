@@ -5,7 +5,9 @@ Everything is real: the extract goes through the loader and the features stage, 
 LightGBM booster with a Platt calibrator logged to a SQLite MLflow registry as champion, and the
 runs are made by `scoring.run.score_month`. The model's outcome label is drawn from a known
 logistic function of a few features (the test does not need the synthetic generator's realism).
-The home is built once per test session per xdist worker group (a file lock guards it).
+Once the runs are stored the extract folder is renamed (`moved_extract`), as extracts are
+transient: the service must work from the score store alone. The home is built once per test
+session per xdist worker group (a file lock guards it).
 """
 
 from __future__ import annotations
@@ -201,8 +203,15 @@ def train_champion(extract_dir: Path, settings) -> str:
     return version
 
 
+def moved_extract(extract_dir: Path) -> Path:
+    """Where `build_home` moves the extract the runs were scored from."""
+    return extract_dir.with_name(f"{extract_dir.name}-moved")
+
+
 def build_home(home: Path, extract_dir: Path) -> dict[str, str]:
-    """Fill `home` (extract, champion, runs for `MONTHS`, users); return user name -> token."""
+    """Fill `home` (champion, runs for `MONTHS` scored from an extract written to
+    `extract_dir` and then moved to `moved_extract(extract_dir)`, users); return user name ->
+    token."""
     from casefinder.settings import load_settings
     from scoring.run import score_month
     from serving.users import UserStore
@@ -214,6 +223,7 @@ def build_home(home: Path, extract_dir: Path) -> dict[str, str]:
     train_champion(extract_dir, settings)
     for month in MONTHS:
         score_month(extract_dir, month, settings)
+    extract_dir.rename(moved_extract(extract_dir))  # the runs' recorded extract path is gone
     store = UserStore(settings.serving.users_path(home))
     tokens = {name: store.add(name, role, hood)[1] for name, (role, hood) in ROLES.items()}
     (home / "tokens.json").write_text(json.dumps(tokens))
@@ -229,6 +239,7 @@ def shared_home(base: Path) -> tuple[Path, dict[str, str]]:
         if not done.is_file():
             shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(base / "extract", ignore_errors=True)
+            shutil.rmtree(moved_extract(base / "extract"), ignore_errors=True)
             build_home(home, base / "extract")
     return home, json.loads(done.read_text())
 

@@ -1,7 +1,8 @@
 """The service over HTTP: a real `bentoml serve` process on a small trained model and two runs.
 
 Covers every endpoint, 401/403 for each role on each endpoint and page, the audit entries,
-bad input (400/422, never 500) and a registry that goes away while the service runs.
+bad input (400/422, never 500), a registry that goes away while the service runs, and people
+explained from the runs' stored model inputs after the extract has gone.
 """
 
 from __future__ import annotations
@@ -47,18 +48,13 @@ def north(server):
 
 @pytest.fixture(scope="module")
 def rows(server):
-    """Real feature rows for the month, from the stage that builds them."""
-    import features
+    """Real feature rows for the month: the model inputs its run stored (built by the features
+    stage when the month was scored)."""
     from casefinder.settings import load_settings
-    from records import load_extract
-    from scoring.months import index_date
+    from scoring.store import ScoreStore
 
-    settings = load_settings(home=server.home)
-    run = json.loads(next((settings.score_store / "runs").glob(f"{MONTH}_*/run.json")).read_text())
-    extract = load_extract(run["extract"]["path"])
-    frame = features.build_features(extract, index_date(MONTH))
-    extract.con.close()
-    return frame
+    store = ScoreStore(load_settings(home=server.home).score_store)
+    return store.features(store.resolve(month=MONTH))
 
 
 def feature_body(frame: pd.DataFrame, n: int) -> dict:
@@ -268,6 +264,70 @@ def test_person_explanation_with_change_and_chart(server, north):
     assert entry["action"] == "api.person" and entry["person_ids"] == [person]
     unknown = post(server, "/person", {"person_id": "P9999"}, "north_clinician")
     assert unknown.status_code == 404
+
+
+def test_people_are_explained_from_stored_inputs_once_the_extract_has_gone(server, north):
+    """The fixture moved the extract away after scoring, before the server started."""
+    from pathlib import Path
+
+    from casefinder.settings import load_settings
+    from scoring.store import ScoreStore
+
+    person, listed = north
+    store = ScoreStore(load_settings(home=server.home).score_store)
+    for month in (MONTH, LAST_MONTH):
+        assert not Path(store.meta(store.resolve(month=month))["extract"]["path"]).exists()
+    head = server.headers("north_clinician")
+    explained = post(server, "/person", {"person_id": person, "month": MONTH}, "north_clinician")
+    assert explained.status_code == 200, explained.text
+    body = explained.json()
+    assert body["probability"] == pytest.approx(listed["people"][0]["probability"], abs=1e-12)
+    assert body["raising"] and body["change"]["status"] == "both"
+    changed = {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}}
+    assert post(server, "/what_if", changed, "north_clinician").status_code == 200
+    page = httpx.get(f"{server.url}/ui/person/{person}?month={MONTH}", headers=head, timeout=30)
+    assert page.status_code == 200 and "Since last month" in page.text
+
+
+def test_a_run_without_stored_inputs_says_to_rescore_and_rescoring_adds_them(built_home, tmp_path):
+    """A run written before runs kept their inputs: a clear NotFound naming the run and the
+    command, for its own month and for the next month's change; `score_month` on the same
+    extract adds the inputs (the same ones) to the stored run and people are explained again."""
+    from casefinder.settings import load_settings
+    from scoring.run import score_month
+    from scoring.store import FEATURES_FILE, ScoreStore
+    from serving.backend import Backend, NotFound
+
+    source, _ = built_home
+    home = serving_fixtures.copy_home(source, tmp_path / "home")
+    settings = load_settings(home=home)
+    store = ScoreStore(settings.score_store)
+    now, before = store.resolve(month=MONTH), store.resolve(month=LAST_MONTH)
+    kept = store.features(before)
+    (store.runs_dir / before / FEATURES_FILE).unlink()
+    people = store.people(now)
+    person = str(
+        people.loc[people["listed"] & (people["neighbourhood"] == "North"), "person_id"].iloc[0]
+    )
+
+    backend = Backend.start(settings)
+    with pytest.raises(NotFound) as caught:  # last month's run: no silent "new" change
+        backend.person(person, MONTH)
+    message = str(caught.value)
+    assert before in message
+    assert f"casefinder score <extract folder> --month {LAST_MONTH} --model 1" in message
+    with pytest.raises(NotFound, match="Re-score its month"):
+        backend.person(person, LAST_MONTH)
+
+    extract = serving_fixtures.moved_extract(source.parent / "extract")
+    result = score_month(extract, LAST_MONTH, settings)
+    assert result.reused and result.run_id == before
+    pd.testing.assert_frame_equal(store.features(before), kept)
+    view = Backend.start(settings).person(person, MONTH)
+    assert view.change is not None and view.change.status == "both"
+    assert view.explanation.probability == pytest.approx(
+        float(people.set_index("person_id").loc[person, "probability"]), abs=1e-12
+    )
 
 
 def test_what_if(server, north):
