@@ -328,6 +328,12 @@ def test_a_run_without_stored_inputs_says_to_rescore_and_rescoring_adds_them(bui
     assert view.explanation.probability == pytest.approx(
         float(people.set_index("person_id").loc[person, "probability"]), abs=1e-12
     )
+    # A run whose stored inputs lack one the served model needs (as for a newer champion).
+    inputs = store.features(now)
+    (store.runs_dir / now / FEATURES_FILE).unlink()
+    store.add_features(now, inputs.drop(columns=["falls_12m"]))
+    with pytest.raises(NotFound, match=r"falls_12m.*--month 2026-10 --model 1"):
+        Backend.start(settings).person(person, MONTH)
 
 
 def test_what_if(server, north):
