@@ -206,8 +206,8 @@ class TrainingSettings(BaseModel):
         "prior emergency admissions": "emergency_admissions_12m",
     }
     # Evaluation: PPV/sensitivity at these top shares, and at the neighbourhood list size.
+    # ... and at each neighbourhood's list size, read from [lists] (`ListSettings.capacity_of`).
     top_fractions: tuple[float, ...] = (0.01, 0.02, 0.05)
-    list_size: int = Field(50, ge=1)  # people per neighbourhood list (mirror the lists setting)
     # Fairness: a group is flagged when it has at least `fairness_min_rows` rows and
     # `fairness_min_outcomes` outcomes and its observed/expected ratio is outside
     # 1 +/- `fairness_oe_tolerance`, or its false-negative rate at the list threshold is more
@@ -269,6 +269,10 @@ class ListSettings(BaseModel):
     drift_bins: int = Field(default=10, ge=2, le=100)
     drift_features: list[str] | None = None  # None: the model's most important features
     drift_top_features: int = Field(default=10, ge=0)
+
+    def capacity_of(self, neighbourhood: str) -> int:
+        """The neighbourhood's list size: its override, else `capacity`."""
+        return int(self.capacity_by_neighbourhood.get(neighbourhood, self.capacity))
 
 
 class ServingSettings(BaseModel):

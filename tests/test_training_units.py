@@ -246,3 +246,22 @@ def test_delong_difference_of_a_score_with_itself_or_a_monotone_copy_is_nil() ->
     assert noise.difference > 0 and noise.ci_low > 0
     lonely = auroc_difference(np.array([1, 0, 0, 0]), np.arange(4.0), np.arange(4.0))
     assert np.isnan(lonely.difference)  # one positive: no variance to estimate
+
+
+def test_list_metrics_use_each_neighbourhoods_list_capacity() -> None:
+    from casefinder.settings import ListSettings
+    from training.train import _list_share
+
+    test_day = date(2025, 1, 1)
+    modelled = pd.DataFrame(
+        {
+            "index_date": [test_day] * 300 + [date(2024, 10, 1)] * 50,
+            "neighbourhood": ["North"] * 200 + ["South"] * 100 + ["North"] * 50,
+        }
+    )
+    lists = ListSettings(capacity=20, capacity_by_neighbourhood={"South": 5})
+    assert _list_share(modelled, [test_day], lists) == {"North": 0.1, "South": 0.05}
+    assert _list_share(modelled, [test_day], ListSettings(capacity=500)) == {
+        "North": 1.0,
+        "South": 1.0,
+    }

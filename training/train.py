@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from casefinder.progress import ProgressFn, no_progress
-from casefinder.settings import Settings, load_settings
+from casefinder.settings import ListSettings, Settings, load_settings
 from models.card import render_model_card
 from models.flavour import log_risk_model
 from models.risk_model import PlattCalibrator, RiskModel
@@ -203,11 +203,16 @@ def train(
     )
 
 
-def _list_share(modelled: pd.DataFrame, test_dates: list[date], list_size: int) -> dict[str, float]:
-    """List size over each neighbourhood's modelled population at the test date(s)."""
+def _list_share(
+    modelled: pd.DataFrame, test_dates: list[date], lists: ListSettings
+) -> dict[str, float]:
+    """Each neighbourhood's list size ([lists] capacity) over its modelled population at the
+    test date(s): the share of its people a monthly list takes."""
     at_test = modelled[pd.to_datetime(modelled["index_date"]).dt.date.isin(test_dates)]
     sizes = at_test.groupby("neighbourhood").size() / max(1, len(test_dates))
-    return {str(n): float(list_size / size) for n, size in sizes.items() if size > 0}
+    return {
+        str(n): min(1.0, lists.capacity_of(str(n)) / size) for n, size in sizes.items() if size > 0
+    }
 
 
 def _matrix(rows: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
@@ -323,7 +328,7 @@ def train_on_panel(
     test = split.test
     y = test["outcome"].astype(int).to_numpy()
     p = model.predict_proba(test)
-    share = _list_share(modelled, split.test_dates, cfg.list_size)
+    share = _list_share(modelled, split.test_dates, settings.lists)
     nbhd = test["neighbourhood"].astype(str).to_numpy()
     metrics = evaluate(y, p, cfg.top_fractions, nbhd, share)
     scores = {"model": p}
@@ -359,7 +364,7 @@ def train_on_panel(
         "exclude_opted_out": cfg.exclude_opted_out,
         "exclude_care_home": cfg.exclude_care_home,
         "exclude_on_caseload": cfg.exclude_on_caseload,
-        "list_size": cfg.list_size,
+        "list_size": settings.lists.capacity,
         "split_seed": cfg.split_seed,
         "calibrator_slope": round(calibrator.slope, 6),
         "calibrator_intercept": round(calibrator.intercept, 6),
@@ -522,7 +527,7 @@ def _log_run(
             "version": version,
             "run_id": run.info.run_id,
             "trained_at": trained_at,
-            "list_size": cfg.list_size,
+            "list_size": settings.lists.capacity,
             "population_rules": _population_rules(settings),
             "outcome_text": outcome_text,
             "extract_path": extract_info.get("path", "(panel)"),
