@@ -36,6 +36,11 @@ class NotFound(LookupError):
     """A month, run or person the store does not hold (HTTP 404)."""
 
 
+class OptedOut(NotFound):
+    """The person opted out of data use beyond direct care: no score is held for them (served as
+    404 with this message by the existing NotFound handlers)."""
+
+
 @dataclass(frozen=True)
 class PersonView:
     """One person in one month: the run's row, the explanation, the change since last month."""
@@ -237,6 +242,14 @@ class Backend:
             self._features[run_id] = (values, rows)
             return self._features[run_id]
 
+    def refuse_opted_out(self, person_id: str, row: dict[str, Any]) -> None:
+        """Raise `OptedOut` for a person the run kept without a score because they opted out."""
+        if row.get("excluded") == "opted_out" and row.get("probability") is None:
+            raise OptedOut(
+                f"person {person_id} opted out of data use beyond direct care, "
+                "so no score is held for them"
+            )
+
     def person_features(self, run_id: str, meta: dict[str, Any], person_id: str) -> pd.DataFrame:
         """One person's model inputs (and person_id) as a one-row frame."""
         values, rows = self.month_features(run_id, meta)
@@ -252,6 +265,7 @@ class Backend:
     def person(self, person_id: str, month: str | None) -> PersonView:
         """A person's explanation for the month and the change since last month's run."""
         month, run_id, meta, row = self.person_row(person_id, month)
+        self.refuse_opted_out(person_id, row)
         current = self.person_features(run_id, meta, person_id)
         (explanation,) = explain(self.model, current, top_n=self.top_n)
         last = previous_month(month)
@@ -275,6 +289,7 @@ class Backend:
     ) -> tuple[str, dict[str, Any], WhatIf]:
         """A person's score with some adjustable features changed (ValueError names bad ones)."""
         month, run_id, meta, row = self.person_row(person_id, month)
+        self.refuse_opted_out(person_id, row)
         current = self.person_features(run_id, meta, person_id)
         return month, row, what_if(self.model, current, new_values, top_n=self.top_n)
 
