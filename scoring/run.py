@@ -103,6 +103,16 @@ def model_inputs(features: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
     return inputs
 
 
+def withhold_unscored(inputs: pd.DataFrame, probability: pd.Series) -> pd.DataFrame:
+    """`inputs` with every value blanked for people the run keeps no score for (people who
+    opted out of data use beyond direct care): their score cannot be recomputed from the store.
+    `probability` is the run's, in the same row order."""
+    hidden = probability.isna().to_numpy()
+    out = inputs.copy()
+    out.loc[hidden, [c for c in out.columns if c != "person_id"]] = np.nan
+    return out
+
+
 def _reason_columns(explanations: Iterable[Any], top: int) -> tuple[list[str], list[str]]:
     texts, payloads = [], []
     for e in explanations:
@@ -289,7 +299,7 @@ def make_run(
         month=month,
         meta=meta,
         people=people,
-        features=model_inputs(features, model),
+        features=withhold_unscored(model_inputs(features, model), people["probability"]),
         summary=summary,
     )
 
@@ -337,7 +347,7 @@ def add_inputs(store: ScoreStore, run_id: str, inputs: pd.DataFrame, model: Risk
             "features code has changed since it was scored); remove the run folder "
             f"{store.runs_dir / run_id} and score the month again"
         )
-    store.add_features(run_id, inputs)
+    store.add_features(run_id, withhold_unscored(inputs, people["probability"]))
 
 
 def score_month(

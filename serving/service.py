@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from casefinder.settings import load_settings
 from serving.access import USER_KEY, AccessMiddleware, Denied, check_neighbourhood
 from serving.audit import AuditLog
-from serving.backend import Backend, NotFound, flags_of
+from serving.backend import Backend, NotFound, OptedOut, flags_of
 from serving.pages import pages_app
 from serving.schemas import (
     Change,
@@ -124,6 +124,15 @@ class CaseFinder:
             **where,
         )
 
+    def record_refusal(
+        self, user: User, action: str, person_id: str, neighbourhood: str, month: str | None
+    ) -> None:
+        """Audit a person read refused because the person opted out (the access was in scope)."""
+        self.record(
+            user, f"{action}.refused_opted_out", [person_id], neighbourhood=neighbourhood,
+            month=month or "latest",
+        )  # fmt: skip
+
     # --- endpoints -----------------------------------------------------------------------
 
     @bentoml.api(
@@ -214,11 +223,15 @@ class CaseFinder:
     ) -> PersonResponse:
         """One person's explanation for a month and the change since last month (clinicians)."""
         user = self.user(ctx)
+        neighbourhood = ""
         try:
             neighbourhood = self.backend.check_person_access(user, person_id, month)
             view = self.backend.person(person_id, month)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)
+        except OptedOut as exc:
+            self.record_refusal(user, "api.person", person_id, neighbourhood, month)
+            return error(404, str(exc), ctx)
         except NotFound as exc:
             return error(404, str(exc), ctx)
         self.record(user, "api.person", [person_id], neighbourhood=neighbourhood, month=view.month)
@@ -235,11 +248,15 @@ class CaseFinder:
     ) -> WhatIfResponse:
         """One person's score with some adjustable features changed (clinicians)."""
         user = self.user(ctx)
+        neighbourhood = ""
         try:
-            self.backend.check_person_access(user, person_id, month)
+            neighbourhood = self.backend.check_person_access(user, person_id, month)
             month, row, result = self.backend.what_if(person_id, month, changes)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)
+        except OptedOut as exc:
+            self.record_refusal(user, "api.what_if", person_id, neighbourhood, month)
+            return error(404, str(exc), ctx)
         except NotFound as exc:
             return error(404, str(exc), ctx)
         except ValueError as exc:

@@ -35,6 +35,7 @@ from tests.extract_builder import valid_rows, write_extract
 MONTHS = ("2026-09", "2026-10")
 NEIGHBOURHOODS = ("North", "South")
 PEOPLE = 240
+OPTED_OUT = "P0006"  # a North person who opted out of data use beyond direct care
 ROLES = {
     "scientist": ("data_scientist", None),
     "north_team": ("team", "North"),
@@ -86,7 +87,7 @@ def extract_rows(seed: int = 5) -> dict[str, list[dict[str, str]]]:
                 "registration_start": "1995-01-01",
                 "registration_end": "",
                 "date_of_death": "",
-                "data_opt_out": "N",
+                "data_opt_out": "Y" if pid == OPTED_OUT else "N",
             }
         )
         for _ in range(int(rng.poisson(3.0 if heavy else 0.4))):

@@ -75,14 +75,30 @@ def test_run_stores_the_model_inputs_it_scored(model: RiskModel, store: ScoreSto
     # Exactly the run's people, in the run's order, with the values the run scored.
     assert inputs["person_id"].tolist() == people["person_id"].tolist()
     assert set(inputs["person_id"]) == set(features["person_id"]) and len(inputs) == 300
-    expected = features.set_index("person_id").loc[inputs["person_id"], MODEL_INPUTS]
-    np.testing.assert_array_equal(inputs[MODEL_INPUTS].to_numpy(), expected.to_numpy(float))
     scored = people["probability"].notna().to_numpy()
-    assert scored.sum() == 293  # the opted-out keep no score (their rows keep their inputs)
+    assert scored.sum() == 293  # the opted-out keep no score ...
+    assert set(people.loc[~scored, "excluded"]) == {"opted_out"}
+    assert inputs.loc[~scored, MODEL_INPUTS].isna().all().all()  # ... nor inputs to rebuild it
+    expected = features.set_index("person_id").loc[inputs["person_id"], MODEL_INPUTS]
+    np.testing.assert_array_equal(
+        inputs.loc[scored, MODEL_INPUTS].to_numpy(), expected[scored].to_numpy(float)
+    )
     np.testing.assert_allclose(
         model.predict_proba(inputs.loc[scored]), people.loc[scored, "probability"], rtol=1e-12
     )
     assert list(store.features(run.run_id, columns=["person_id"]).columns) == ["person_id"]
+
+
+def test_with_direct_care_use_opted_out_people_are_scored_and_their_inputs_kept(
+    model: RiskModel, store: ScoreStore
+) -> None:
+    features = feature_frame(100)
+    features.loc[features.index[:4], "data_opt_out"] = 1
+    run = run_for(model, features, rules=ListSettings(capacity=5, direct_care_use=True))
+    store.write(run)
+    inputs, people = store.features(run.run_id), store.people(run.run_id)
+    assert people["probability"].notna().all()
+    assert not inputs[MODEL_INPUTS].isna().all(axis=1).any()
 
 
 def test_a_run_without_stored_inputs_names_the_run_and_the_rescore(

@@ -54,7 +54,8 @@ def rows(server):
     from scoring.store import ScoreStore
 
     store = ScoreStore(load_settings(home=server.home).score_store)
-    return store.features(store.resolve(month=MONTH))
+    frame = store.features(store.resolve(month=MONTH))
+    return frame[frame["person_id"] != serving_fixtures.OPTED_OUT]  # blank: no score is held
 
 
 def feature_body(frame: pd.DataFrame, n: int) -> dict:
@@ -334,6 +335,32 @@ def test_a_run_without_stored_inputs_says_to_rescore_and_rescoring_adds_them(bui
     store.add_features(now, inputs.drop(columns=["falls_12m"]))
     with pytest.raises(NotFound, match=r"falls_12m.*--month 2026-10 --model 1"):
         Backend.start(settings).person(person, MONTH)
+
+
+def test_an_opted_out_person_is_refused_and_the_refusal_audited(server):
+    person = serving_fixtures.OPTED_OUT
+    asks = {
+        "/person": {"person_id": person, "month": MONTH},
+        "/what_if": {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}},
+    }
+    for path, body in asks.items():
+        other = post(server, path, body, "south_clinician")  # scope first: no hint of opt-out
+        assert other.status_code == 403 and "opted out" not in other.text
+        refused = post(server, path, body, "north_clinician")
+        assert refused.status_code == 404
+        assert refused.json()["error"] == (
+            f"person {person} opted out of data use beyond direct care, so no score is held "
+            "for them"
+        )
+        entry = audit(server)[-1]
+        assert entry["action"] == f"api.{path[1:]}.refused_opted_out"
+        assert entry["person_ids"] == [person] and entry["neighbourhood"] == "North"
+    page = httpx.get(
+        f"{server.url}/ui/person/{person}?month={MONTH}",
+        headers=server.headers("north_clinician"), timeout=30,
+    )  # fmt: skip
+    assert page.status_code == 404 and "opted out of data use beyond direct care" in page.text
+    assert audit(server)[-1]["action"] == "page.person.refused_opted_out"
 
 
 def test_what_if(server, north):
