@@ -273,8 +273,9 @@ class Backend:
         prev_run = self.store.current_run_id(last)
         if prev_run is not None:
             _, _, prev_meta = self.run(last)
-            _, prev_rows = self.month_features(prev_run, prev_meta)  # NotFound: re-score it
-            if person_id not in prev_rows:
+            prev_values, prev_rows = self.month_features(prev_run, prev_meta)  # NotFound: re-score
+            # not scored last month: absent, or opted out then (their stored inputs are blank)
+            if person_id not in prev_rows or np.isnan(prev_values[prev_rows[person_id]]).all():
                 change = PersonChanges(
                     person_id, "new", None, explanation.probability, None, explanation.band,
                     None, None, [], 0.0, 0.0,

@@ -337,6 +337,28 @@ def test_a_run_without_stored_inputs_says_to_rescore_and_rescoring_adds_them(bui
         Backend.start(settings).person(person, MONTH)
 
 
+def test_someone_opted_out_last_month_is_new_this_month_not_compared_with_blanks(
+    built_home, tmp_path
+):
+    from casefinder.settings import load_settings
+    from scoring.store import FEATURES_FILE, ScoreStore
+    from serving.backend import Backend
+
+    source, _ = built_home
+    settings = load_settings(home=serving_fixtures.copy_home(source, tmp_path / "home"))
+    store = ScoreStore(settings.score_store)
+    before = store.resolve(month=LAST_MONTH)
+    people = store.people(store.resolve(month=MONTH))
+    person = str(people.loc[people["listed"], "person_id"].iloc[0])
+    inputs = store.features(before)
+    inputs.loc[inputs["person_id"] == person, inputs.columns[1:]] = np.nan  # as if opted out
+    (store.runs_dir / before / FEATURES_FILE).unlink()
+    store.add_features(before, inputs)
+    view = Backend.start(settings).person(person, MONTH)
+    assert view.change is not None and view.change.status == "new"
+    assert view.change.previous_probability is None
+
+
 def test_an_opted_out_person_is_refused_and_the_refusal_audited(server):
     person = serving_fixtures.OPTED_OUT
     asks = {
