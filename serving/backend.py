@@ -40,6 +40,13 @@ class OptedOut(NotFound):
     """The person opted out of data use beyond direct care: no score is held for them (served as
     404 with this message by the existing NotFound handlers)."""
 
+    def __init__(self, person_id: str, neighbourhood: str) -> None:
+        super().__init__(
+            f"person {person_id} opted out of data use beyond direct care, "
+            "so no score is held for them"
+        )
+        self.neighbourhood = neighbourhood
+
 
 @dataclass(frozen=True)
 class PersonView:
@@ -196,11 +203,13 @@ class Backend:
 
     def check_person_access(self, user: User, person_id: str, month: str | None) -> str:
         """The person's neighbourhood in the month's run, once `user` may see it: raise
-        `Denied` outside the user's scope, `NotFound` when the person is not in the run. Cheap:
-        run it before any explanation is computed."""
+        `Denied` outside the user's scope, `NotFound` when the person is not in the run,
+        `OptedOut` (only once in scope) when they opted out. Cheap: run it before any explanation
+        is computed."""
         _, _, _, row = self.person_row(person_id, month)
         neighbourhood = str(row["neighbourhood"])
         check_neighbourhood(user, neighbourhood)
+        self.refuse_opted_out(person_id, row)
         return neighbourhood
 
     def person_row(self, person_id: str, month: str | None) -> tuple[str, str, dict, dict]:
@@ -245,10 +254,7 @@ class Backend:
     def refuse_opted_out(self, person_id: str, row: dict[str, Any]) -> None:
         """Raise `OptedOut` for a person the run kept without a score because they opted out."""
         if row.get("excluded") == "opted_out" and row.get("probability") is None:
-            raise OptedOut(
-                f"person {person_id} opted out of data use beyond direct care, "
-                "so no score is held for them"
-            )
+            raise OptedOut(person_id, str(row["neighbourhood"]))
 
     def person_features(self, run_id: str, meta: dict[str, Any], person_id: str) -> pd.DataFrame:
         """One person's model inputs (and person_id) as a one-row frame."""

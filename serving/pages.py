@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from models.reasons import format_points
 from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood
-from serving.backend import FLAGS, NotFound, OptedOut
+from serving.backend import FLAGS, NotFound
 from serving.schemas import PERSON_ID_PATTERN
 from serving.users import User, UserStore
 
@@ -326,12 +326,8 @@ async def person_page(request: Request) -> Response:
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)
-    neighbourhood = backend.check_person_access(user, person_id, _month(request))
-    try:
-        view = backend.person(person_id, _month(request))
-    except OptedOut:
-        svc.record_refusal(user, "page.person", person_id, neighbourhood, _month(request))
-        raise
+    svc.check_person_access(user, person_id, _month(request), "page.person")
+    view = backend.person(person_id, _month(request))
     p = person_response(backend.version, view, None)
     adjustable = _adjustable(backend, view.features.iloc[0])
     what_if, what_if_error, action = None, None, "page.person"
@@ -361,12 +357,8 @@ async def person_chart(request: Request) -> Response:
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)
-    neighbourhood = backend.check_person_access(user, person_id, _month(request))
-    try:
-        view = backend.person(person_id, _month(request))
-    except OptedOut:
-        svc.record_refusal(user, "page.chart", person_id, neighbourhood, _month(request))
-        raise
+    neighbourhood = svc.check_person_access(user, person_id, _month(request), "page.chart")
+    view = backend.person(person_id, _month(request))
     svc.record(user, "page.chart", [person_id], neighbourhood=neighbourhood, month=view.month)
     return Response(chart_svg(view.explanation), media_type="image/svg+xml")
 

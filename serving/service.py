@@ -124,14 +124,19 @@ class CaseFinder:
             **where,
         )
 
-    def record_refusal(
-        self, user: User, action: str, person_id: str, neighbourhood: str, month: str | None
-    ) -> None:
-        """Audit a person read refused because the person opted out (the access was in scope)."""
-        self.record(
-            user, f"{action}.refused_opted_out", [person_id], neighbourhood=neighbourhood,
-            month=month or "latest",
-        )  # fmt: skip
+    def check_person_access(
+        self, user: User, person_id: str, month: str | None, action: str
+    ) -> str:
+        """`Backend.check_person_access`, auditing as `<action>.refused_opted_out` the refusal
+        of an in-scope person who opted out."""
+        try:
+            return self.backend.check_person_access(user, person_id, month)
+        except OptedOut as exc:
+            self.record(
+                user, f"{action}.refused_opted_out", [person_id],
+                neighbourhood=exc.neighbourhood, month=month or "latest",
+            )  # fmt: skip
+            raise
 
     # --- endpoints -----------------------------------------------------------------------
 
@@ -223,15 +228,11 @@ class CaseFinder:
     ) -> PersonResponse:
         """One person's explanation for a month and the change since last month (clinicians)."""
         user = self.user(ctx)
-        neighbourhood = ""
         try:
-            neighbourhood = self.backend.check_person_access(user, person_id, month)
+            neighbourhood = self.check_person_access(user, person_id, month, "api.person")
             view = self.backend.person(person_id, month)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)
-        except OptedOut as exc:
-            self.record_refusal(user, "api.person", person_id, neighbourhood, month)
-            return error(404, str(exc), ctx)
         except NotFound as exc:
             return error(404, str(exc), ctx)
         self.record(user, "api.person", [person_id], neighbourhood=neighbourhood, month=view.month)
@@ -248,15 +249,11 @@ class CaseFinder:
     ) -> WhatIfResponse:
         """One person's score with some adjustable features changed (clinicians)."""
         user = self.user(ctx)
-        neighbourhood = ""
         try:
-            neighbourhood = self.backend.check_person_access(user, person_id, month)
+            self.check_person_access(user, person_id, month, "api.what_if")
             month, row, result = self.backend.what_if(person_id, month, changes)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)
-        except OptedOut as exc:
-            self.record_refusal(user, "api.what_if", person_id, neighbourhood, month)
-            return error(404, str(exc), ctx)
         except NotFound as exc:
             return error(404, str(exc), ctx)
         except ValueError as exc:
