@@ -14,7 +14,7 @@ from datetime import date
 
 import numpy as np
 
-from records.contract import SOCIAL_CARE_EVENTS
+from records.contract import SOCIAL_CARE_EVENTS, SOCIAL_CARE_SERVICES
 from synthetic import codes
 from synthetic.config import SynthConfig
 from synthetic.oracle import KEY_COLUMNS
@@ -61,14 +61,7 @@ MH_EVENTS = {
     "mh_other": "other",
 }
 SC_EVENTS = SOCIAL_CARE_EVENTS
-SC_SERVICES = (
-    "long_term_community",
-    "long_term_residential",
-    "long_term_nursing",
-    "short_term_reablement",
-    "direct_payment",
-    "carer_support",
-)
+SC_SERVICES = SOCIAL_CARE_SERVICES  # written by index: 0 long_term_community ... 5 carer_support
 
 
 class Vocabulary:
