@@ -257,7 +257,7 @@ def registered_model(args: argparse.Namespace):
     from datetime import date
 
     import features
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from records import load_extract
     from training import load_risk_model
 

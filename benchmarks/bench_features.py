@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from casefinder.settings import OutcomeSettings, load_settings
+from config.settings import OutcomeSettings, load_settings
 from features import build_features, build_panel, feature, features_sql
 from features.build import placeholders
 from features.dates import add_months

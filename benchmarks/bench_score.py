@@ -74,7 +74,7 @@ def exports(store, run_id: str, out: Path) -> dict[str, float]:
 
 def full(args: argparse.Namespace) -> float:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from casefinder.settings import MlflowSettings, load_settings
+    from config.settings import MlflowSettings, load_settings
     from scoring.run import score_month
     from scoring.store import ScoreStore
     from synthetic import SynthConfig, generate
@@ -130,7 +130,7 @@ def full(args: argparse.Namespace) -> float:
 def parts(args: argparse.Namespace) -> float:
     import lightgbm as lgb
 
-    from casefinder.settings import ListSettings
+    from config.settings import ListSettings
     from features.definition import Feature
     from models.risk_model import PlattCalibrator, RiskModel
     from scoring.run import ModelInfo, make_run

@@ -156,7 +156,7 @@ def main() -> None:
             ("score 1 row, 8 clients (max)",
              closed_loop(server.url, "/score", one, scientist, 8, s, 20000)),
         ]  # fmt: skip
-        from casefinder.settings import load_settings
+        from config.settings import load_settings
 
         workers = load_settings().serving.workers
         print(f"\nbentoml serve, {workers} worker(s), {os.cpu_count()} cores, {s:g} s per scenario")

@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from synthetic import SynthConfig, generate
     from training.train import build_training_panel, train_on_panel
 

@@ -63,7 +63,7 @@ def validate(
     ] = None,
 ) -> None:
     """Load and check an extract. Exit 0 all rows loaded, 1 rows rejected, 2 extract unusable."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from records import ExtractError, open_extract, write_rejects
     from records.report import print_validation
 

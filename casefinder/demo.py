@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from casefinder.progress import progress_bar
-from casefinder.settings import Settings, load_settings
+from config.settings import Settings, load_settings
 
 console = Console()
 

@@ -1,22 +1,16 @@
-"""Progress reporting shared by the stages.
-
-Stage functions take an optional `progress` callable, `progress(task, fraction)`, so they stay free
-of any terminal library; the CLI passes one that drives rich progress bars.
-"""
+"""Rich progress bars for the CLI, driving the stages' `progress(task, fraction)` callbacks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-ProgressFn = Callable[[str, float], None]
+from config.progress import ProgressFn, no_progress
 
-
-def no_progress(task: str, fraction: float) -> None:
-    """A progress callback that does nothing."""
+__all__ = ["ProgressFn", "no_progress", "progress_bar"]
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from casefinder.progress import ProgressFn, no_progress
+from config.progress import ProgressFn, no_progress
 from features import codelists
 from features.blocks import BLOCKS, DERIVED, PEOPLE
 from features.dates import FeatureError, add_months, check_index_date, sql_date

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from casefinder.settings import OutcomeSettings
+from config.settings import OutcomeSettings
 from features.definition import DOMAINS, Feature
 from features.registry import FEATURES
 

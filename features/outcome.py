@@ -10,8 +10,8 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from casefinder.progress import ProgressFn, no_progress
-from casefinder.settings import OutcomeSettings
+from config.progress import ProgressFn, no_progress
+from config.settings import OutcomeSettings
 from features.blocks import in_list
 from features.build import (
     build_features,

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from casefinder.progress import ProgressFn, no_progress
+from config.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:  # settings import the contract from this package
-    from casefinder.settings import Settings
+    from config.settings import Settings
 from records.contract import BOOL_FALSE, BOOL_TRUE, TABLES, Column, Table
 from records.manifest import ExtractError, Manifest, read_manifest
 

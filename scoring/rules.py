@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from casefinder.settings import ListSettings
+from config.settings import ListSettings
 
 # Why an eligible person is kept off the list, in the order a person's single reason is chosen.
 # Opt-out comes first: an opted-out person's record is not looked at further.

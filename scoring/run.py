@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from casefinder.progress import ProgressFn, no_progress
-from casefinder.settings import ListSettings, Settings
+from config.progress import ProgressFn, no_progress
+from config.settings import ListSettings, Settings
 from models.risk_model import RiskModel
 from scoring.drift import drift_table, main_features
 from scoring.months import index_date, parse_month

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from casefinder.settings import Settings
+from config.settings import Settings
 from models.explain import Explanation, PersonChanges, WhatIf, changes, explain, what_if
 from models.risk_model import RiskModel
 from scoring.months import previous_month

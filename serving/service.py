@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import Field
 from starlette.responses import JSONResponse
 
-from casefinder.settings import load_settings
+from config.settings import load_settings
 from serving.access import USER_KEY, AccessMiddleware, Denied, check_neighbourhood
 from serving.audit import AuditLog
 from serving.backend import Backend, NotFound, OptedOut, flags_of

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from casefinder.progress import ProgressFn, no_progress
+from config.progress import ProgressFn, no_progress
 from records.contract import CASELOADS, TABLES
 from synthetic import codes
 from synthetic.config import SynthConfig, prescriptions_complete_to, social_care_complete_to

@@ -213,7 +213,7 @@ def build_home(home: Path, extract_dir: Path) -> dict[str, str]:
     """Fill `home` (champion, runs for `MONTHS` scored from an extract written to
     `extract_dir` and then moved to `moved_extract(extract_dir)`, users); return user name ->
     token."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from scoring.run import score_month
     from serving.users import UserStore
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from casefinder.cli import app
-from casefinder.settings import load_settings
+from config.settings import load_settings
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ DAY, EARLIER = "2026-10-01", "2026-09-01"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """An extract and a home with a champion model; the env points at the home."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
 
     base = tmp_path_factory.mktemp("explain_cli")
     home, extract = base / "home", base / "extract"
@@ -47,7 +47,7 @@ def env(world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.slow
 def test_explain_writes_reasons_and_charts_matching_the_served_score(env, tmp_path):
     import features
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from records import load_extract
     from training import load_risk_model
 

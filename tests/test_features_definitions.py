@@ -115,7 +115,7 @@ def test_feature_sql_transpiles_to_spark(index_date: date) -> None:
 
 
 def test_outcome_sql_transpiles_to_spark() -> None:
-    from casefinder.settings import OutcomeSettings
+    from config.settings import OutcomeSettings
 
     sql = outcome_sql(date(2024, 7, 1), OutcomeSettings())
     parsed = sqlglot.parse_one(sqlglot.transpile(sql, read="duckdb", write="spark")[0], "spark")

@@ -14,7 +14,7 @@ from test_scoring_support import MODEL, feature_frame, run_for, train_model
 from typer.testing import CliRunner
 
 from casefinder.cli import app
-from casefinder.settings import ListSettings
+from config.settings import ListSettings
 from scoring.exports import LIST_COLUMNS
 from scoring.run import ModelInfo
 from scoring.store import ScoreStore

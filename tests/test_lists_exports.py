@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from test_scoring_support import feature_frame, run_for, train_model
 
-from casefinder.settings import ListSettings
+from config.settings import ListSettings
 from scoring.exports import LIST_COLUMNS, list_table, write_export
 from scoring.store import ScoreStore
 

@@ -163,7 +163,7 @@ def _images(nb: nbformat.NotebookNode) -> int:
 
 
 def _settings(executed: dict[str, Any]) -> Any:
-    from casefinder.settings import MlflowSettings, load_settings
+    from config.settings import MlflowSettings, load_settings
 
     return load_settings(home=Path(executed["home"]), mlflow=MlflowSettings())
 

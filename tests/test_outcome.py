@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from test_features_common import load, person, row_of
 
-from casefinder.settings import OutcomeSettings, load_settings
+from config.settings import OutcomeSettings, load_settings
 from features import FeatureError, build_outcome
 
 D = date(2024, 1, 1)  # window: 2024-01-01 .. 2024-12-31

@@ -20,7 +20,7 @@ from test_training_support import (
 from typer.testing import CliRunner
 
 from casefinder.cli import app
-from casefinder.settings import MlflowSettings, Settings, TrainingSettings
+from config.settings import MlflowSettings, Settings, TrainingSettings
 from models.risk_model import PlattCalibrator, RiskModel
 from training import RegistryError, load_risk_model, promote, rollback, train_on_panel
 from training.registry import compare_models

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casefinder.settings import ListSettings
+from config.settings import ListSettings
 from scoring.months import index_date, parse_month, previous_month
 from scoring.rules import build_list, exclusion_counts, ineligibility_reason
 

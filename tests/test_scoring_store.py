@@ -12,7 +12,7 @@ import pytest
 from test_scoring_support import MODEL, MODEL_INPUTS, feature_frame, run_for, train_model
 
 import scoring.store
-from casefinder.settings import ListSettings
+from config.settings import ListSettings
 from models.risk_model import RiskModel
 from scoring.run import ModelInfo
 from scoring.store import FEATURES_FILE, FeaturesMissing, ScoreStore, StoreError

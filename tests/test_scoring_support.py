@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from casefinder.settings import ListSettings
+from config.settings import ListSettings
 from features.definition import Feature
 from models.risk_model import PlattCalibrator, RiskModel
 from scoring.run import ModelInfo, make_run

@@ -50,7 +50,7 @@ def north(server):
 def rows(server):
     """Real feature rows for the month: the model inputs its run stored (built by the features
     stage when the month was scored)."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from scoring.store import ScoreStore
 
     store = ScoreStore(load_settings(home=server.home).score_store)
@@ -145,7 +145,7 @@ def test_each_role_on_each_endpoint(server, north, rows, path, user):
 
 
 def test_score_matches_the_registered_model(server, rows):
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from training.registry import load_risk_model
 
     for n in (1, 100):
@@ -271,7 +271,7 @@ def test_people_are_explained_from_stored_inputs_once_the_extract_has_gone(serve
     """The fixture moved the extract away after scoring, before the server started."""
     from pathlib import Path
 
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from scoring.store import ScoreStore
 
     person, listed = north
@@ -294,7 +294,7 @@ def test_a_run_without_stored_inputs_says_to_rescore_and_rescoring_adds_them(bui
     """A run written before runs kept their inputs: a clear NotFound naming the run and the
     command, for its own month and for the next month's change; `score_month` on the same
     extract adds the inputs (the same ones) to the stored run and people are explained again."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from scoring.run import score_month
     from scoring.store import FEATURES_FILE, ScoreStore
     from serving.backend import Backend, NotFound
@@ -340,7 +340,7 @@ def test_a_run_without_stored_inputs_says_to_rescore_and_rescoring_adds_them(bui
 def test_someone_opted_out_last_month_is_new_this_month_not_compared_with_blanks(
     built_home, tmp_path
 ):
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from scoring.store import FEATURES_FILE, ScoreStore
     from serving.backend import Backend
 

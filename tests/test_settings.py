@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from casefinder.settings import load_settings
+from config.settings import load_settings
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from casefinder.settings import MlflowSettings, Settings, load_settings
+from config.settings import MlflowSettings, Settings, load_settings
 
 HAND_FEATURES = [
     "age",

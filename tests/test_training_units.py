@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from test_training_support import HAND_FEATURES, hand_panel
 
-from casefinder.settings import TrainingSettings
+from config.settings import TrainingSettings
 from models.card import render_model_card
 from models.flavour import load_risk_model_dir, save_risk_model
 from models.risk_model import PlattCalibrator, RiskModel
@@ -200,7 +200,7 @@ def test_using_a_store_does_not_leak_its_uri_into_the_environment(
 ) -> None:
     import os
 
-    from casefinder.settings import MlflowSettings, Settings
+    from config.settings import MlflowSettings, Settings
     from training.tracking import use_tracking
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -249,7 +249,7 @@ def test_delong_difference_of_a_score_with_itself_or_a_monotone_copy_is_nil() ->
 
 
 def test_list_metrics_use_each_neighbourhoods_list_capacity() -> None:
-    from casefinder.settings import ListSettings
+    from config.settings import ListSettings
     from training.train import _list_share
 
     test_day = date(2025, 1, 1)

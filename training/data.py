@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from casefinder.settings import TrainingSettings
+from config.settings import TrainingSettings
 
 # Flags in the panel that take a person out of the population the lists draw from.
 OPT_OUT = "data_opt_out"

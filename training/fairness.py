@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from casefinder.settings import TrainingSettings
+from config.settings import TrainingSettings
 from training.metrics import calibration_slope_intercept
 
 # Panel columns that define groups.

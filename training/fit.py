@@ -10,7 +10,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from casefinder.settings import TrainingSettings
+from config.settings import TrainingSettings
 
 TUNED = ("learning_rate", "num_leaves", "min_child_samples", "feature_fraction", "lambda_l2")
 

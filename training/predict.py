@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from casefinder.progress import ProgressFn, no_progress
-from casefinder.settings import Settings, load_settings
+from config.progress import ProgressFn, no_progress
+from config.settings import Settings, load_settings
 from models.risk_model import RiskModel
 from training.registry import CHAMPION, load_risk_model
 

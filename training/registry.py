@@ -22,7 +22,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from casefinder.settings import Settings
+from config.settings import Settings
 from models.risk_model import RiskModel
 from training.fairness import fairness_table, flagged_groups
 from training.metrics import evaluate, list_flags

@@ -12,7 +12,7 @@ import os
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from casefinder.settings import Settings
+from config.settings import Settings
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 

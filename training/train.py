@@ -15,8 +15,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from casefinder.progress import ProgressFn, no_progress
-from casefinder.settings import ListSettings, Settings, load_settings
+from config.progress import ProgressFn, no_progress
+from config.settings import ListSettings, Settings, load_settings
 from models.card import render_model_card
 from models.flavour import log_risk_model
 from models.risk_model import PlattCalibrator, RiskModel

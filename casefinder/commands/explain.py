@@ -88,7 +88,7 @@ def explain(
     ] = False,
 ) -> None:
     """Explain the score of one or more people at an index date in plain words."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from features import FeatureError
     from models import charts
     from models import explain as ex

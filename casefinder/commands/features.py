@@ -36,7 +36,7 @@ def _clear_errors() -> Iterator[None]:
 
 
 def _load(path: Path, progress: ProgressFn) -> Extract:
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from records import open_extract
 
     extract = open_extract(path, load_settings(), progress)
@@ -91,7 +91,7 @@ def panel_command(
     ] = False,
 ) -> None:
     """Build a training panel: features and outcome at each index date in a range."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from features import build_panel, index_dates
 
     _check_out(out)
@@ -141,7 +141,7 @@ def describe_command(
     """Print the outcome rate and feature distributions by domain at an index date."""
     from rich.table import Table
 
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from features import build_features, build_outcome
     from features.describe import feature_summary, outcome_summary
     from features.outcome import last_observed_index_date, window_end

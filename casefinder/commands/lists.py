@@ -10,7 +10,7 @@ import typer
 
 from casefinder.commands.common import console, err_console, fail
 from casefinder.progress import progress_bar
-from casefinder.settings import load_settings
+from config.settings import load_settings
 
 MonthOption = Annotated[str, typer.Option("--month", help="Month to score or show, YYYY-MM.")]
 RunOption = Annotated[

@@ -19,7 +19,7 @@ audit_app = typer.Typer(help="The audit log of access to person-level data.")
 
 
 def _store() -> UserStore:
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from serving.users import UserStore
 
     settings = load_settings()
@@ -79,7 +79,7 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check the audit log's hash chain. Exit 0 intact, 1 broken."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from serving.audit import AuditLog, verify
 
     settings = load_settings()
@@ -99,7 +99,7 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
 ) -> None:
     """Run the web service (API and pages) with the champion model from the registry."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
 
     settings = load_settings()
     args = bentoml_serve_command(host or settings.serving.host, port or settings.serving.port)

@@ -28,7 +28,7 @@ def train(
     ] = 0,
 ) -> None:
     """Train, evaluate and register a model on an extract's complete index dates."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from records import ExtractError
     from training import TrainingError, train
 
@@ -72,7 +72,7 @@ def promote(
     ] = None,
 ) -> None:
     """Make a model version the champion if it passes the promotion gates."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from training import RegistryError, promote
 
     settings = load_settings()
@@ -109,7 +109,7 @@ def rollback(
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "rollback",
 ) -> None:
     """Make an earlier version champion again (recorded as a forced promotion)."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from training import RegistryError, rollback
 
     settings = load_settings()
@@ -125,7 +125,7 @@ def rollback(
 
 def models() -> None:
     """List registered model versions, their aliases and promotion records."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from training.registry import list_versions
 
     settings = load_settings()
@@ -148,7 +148,7 @@ def predict(
     ] = "champion",
 ) -> None:
     """Score every eligible person at an index date with a registered model."""
-    from casefinder.settings import load_settings
+    from config.settings import load_settings
     from features import FeatureError
     from records import ExtractError
     from training import RegistryError, predict
