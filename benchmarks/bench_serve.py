@@ -106,11 +106,11 @@ def feature_rows(home: Path, n: int) -> list[dict]:
 
     import features
     from records import load_extract
-    from scoring.months import index_date
+    from features.dates import Month
 
     run = json.loads(sorted((home / "scores" / "runs").glob("*/run.json"))[-1].read_text())
     extract = load_extract(Path(run["extract"]["path"]))
-    frame = features.build_features(extract, index_date(run["month"]))
+    frame = features.build_features(extract, Month(run["month"]).index_date)
     extract.con.close()
     names = features.model_feature_names()
     rows = frame[names].head(n)

@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from records.contract import EMERGENCY_ADMISSION_METHODS, TABLES, Caseload
+
 DEFAULT_HOME = Path(".casefinder")
 
 
@@ -68,14 +70,19 @@ class OutcomeSettings(BaseModel):
         where: dict[str, list[str]] = Field(default_factory=dict)
 
         def model_post_init(self, context: object, /) -> None:
-            from records.contract import TABLES
-
             table = TABLES.get(self.table)
             if table is None or table.date_column is None or table.name == "caseloads":
                 raise ValueError(f"outcome rule: {self.table!r} is not a dated event table")
-            for column in (self.column, *self.where):
+            for column, values in ((self.column, self.values), *self.where.items()):
                 if column not in {c.name for c in table.columns}:
                     raise ValueError(f"outcome rule: {self.table} has no column {column!r}")
+                allowed = table.column(column).allowed
+                unknown = [v for v in values if allowed is not None and v not in allowed]
+                if unknown:
+                    raise ValueError(
+                        f"outcome rule: {unknown} not among {self.table}.{column}'s values "
+                        f"in the contract ({', '.join(allowed or ())})"
+                    )
 
     model_config = {"extra": "forbid"}
 
@@ -88,7 +95,7 @@ class OutcomeSettings(BaseModel):
                 OutcomeSettings.Rule(
                     table="hospital_spells",
                     column="admission_method",
-                    values=["21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"],
+                    values=list(EMERGENCY_ADMISSION_METHODS),
                 )
             ],
             "community_health": [
@@ -177,11 +184,10 @@ class TrainingSettings(BaseModel):
     validation_dates: int = Field(1, ge=1)
     test_dates: int = Field(1, ge=1)
     split_seed: int = 2026
-    # The population the lists draw from: eligible people who are not in a care home and not
-    # already on a caseload; opted-out people are left out of training (contract).
-    exclude_opted_out: bool = True
-    exclude_care_home: bool = True
-    exclude_on_caseload: bool = True
+    # The modelled population is the listed one ([lists] exclusions, features.cohort), less
+    # opted-out people always (contract: not used for training) and less these caseloads: the
+    # one intended difference a site may set, stated in the model card.
+    also_exclude_caseloads: list[Caseload] = Field(default_factory=list)
     # Too few outcomes to learn from or to evaluate on is an error, not a weak model.
     min_train_outcomes: int = Field(50, ge=1)
     min_eval_outcomes: int = Field(20, ge=1)
@@ -252,9 +258,9 @@ class ListSettings(BaseModel):
     capacity_by_neighbourhood: dict[str, NonNegativeInt] = Field(default_factory=dict)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     # People already case-managed on these caseloads (contract `caseloads.caseload`) stay off.
-    exclude_caseloads: list[
-        Literal["neighbourhood_mdt", "end_of_life", "community_matron", "care_home_support"]
-    ] = Field(default_factory=lambda: ["neighbourhood_mdt", "end_of_life", "care_home_support"])
+    exclude_caseloads: list[Caseload] = Field(
+        default_factory=lambda: ["neighbourhood_mdt", "end_of_life", "care_home_support"]
+    )
     exclude_care_home: bool = True
     # The national data opt-out does not apply to direct care: a site that runs its lists as
     # direct care (its own IG decision) may set this to list opted-out people too.

@@ -14,14 +14,13 @@ import pandas as pd
 from config.progress import ProgressFn, no_progress
 from features import codelists
 from features.blocks import BLOCKS, DERIVED, PEOPLE
-from features.dates import FeatureError, add_months, check_index_date, sql_date
+from features.cohort import eligibility_sql
+from features.dates import add_months, check_extract_index_date, sql_date
 from features.definition import Feature
 from features.registry import FEATURES
 from records import Extract, Manifest
-from records.contract import TABLES
 
 ID_COLUMNS = ("person_id", "index_date", "neighbourhood", "gp_practice_code")
-ELIGIBLE_AGE = 65  # years on the index date (contract: eligibility)
 _INT_KINDS = ("count", "flag", "code")
 
 
@@ -52,23 +51,6 @@ def placeholders(manifest: Manifest, index_date: date, table: str | None) -> Map
     """The SQL placeholder values for a block reading `table` (None: the people table)."""
     cutoff = index_date if table is None else table_cutoff(manifest, table, index_date)
     return _Dates(index_date, cutoff)
-
-
-def eligibility_sql(index_date: date, alias: str = "p") -> str:
-    """SQL condition on `people`: aged 65+, alive and registered on the index date.
-
-    A death or registration end on or after D leaves the person alive and registered on D, so
-    later records never change who is eligible; a registration starting on D counts (contract:
-    registered on the index date).
-    """
-    d = sql_date(index_date)
-    born_by = sql_date(add_months(index_date, -12 * ELIGIBLE_AGE))
-    return (
-        f"{alias}.birth_date <= {born_by} "
-        f"AND ({alias}.date_of_death IS NULL OR {alias}.date_of_death >= {d}) "
-        f"AND ({alias}.registration_start IS NULL OR {alias}.registration_start <= {d}) "
-        f"AND ({alias}.registration_end IS NULL OR {alias}.registration_end >= {d})"
-    )
 
 
 def _q(name: str) -> str:
@@ -143,28 +125,6 @@ def features_sql(
     return f"WITH {', '.join(ctes)} SELECT {', '.join(out_cols)} FROM {previous} ORDER BY person_id"
 
 
-def history_start(extract: Extract) -> date | None:
-    """The earliest record date or registration start in the extract (None if it is empty)."""
-    parts = [
-        f"SELECT min({t.date_column}) AS d FROM {t.name}"
-        for t in TABLES.values()
-        if t.date_column is not None
-    ]
-    parts.append("SELECT min(registration_start) AS d FROM people")
-    [(earliest,)] = extract.con.execute(
-        f"SELECT min(d) FROM ({' UNION ALL '.join(parts)}) AS u"
-    ).fetchall()
-    return earliest
-
-
-def check_extract_index_date(extract: Extract, index_date: date) -> None:
-    """`check_index_date` with the extract's own history start."""
-    start = history_start(extract)
-    if start is None:
-        raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
-    check_index_date(extract.manifest, index_date, start)
-
-
 def _numeric_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Integers where a column is complete, floats with NaN where values are missing."""
     for f in FEATURES:
@@ -183,17 +143,14 @@ def build_features(
     extract: Extract,
     index_date: date,
     progress: ProgressFn | None = None,
-    *,
-    checked: bool = False,
 ) -> pd.DataFrame:
     """One row per eligible person at `index_date`: ids, then every feature in registry order.
 
     Opted-out people are included (flag `data_opt_out`). Raises `FeatureError` for an index date
-    this extract cannot support.
+    this extract cannot support (an `IndexDate` is already checked).
     """
     progress = progress or no_progress
-    if not checked:
-        check_extract_index_date(extract, index_date)
+    index_date = check_extract_index_date(extract, index_date)
     progress("features", 0.0)
     codelists.register(extract.con)
     sql = features_sql(extract.manifest, index_date)

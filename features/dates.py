@@ -1,11 +1,25 @@
-"""Index dates: which dates features can be built for, and the date arithmetic behind windows."""
+"""The calendar, written once: months, index dates, the extract's history start, and the date
+arithmetic behind every window.
+
+A month (`Month`, `YYYY-MM`) is parsed once at the edge (CLI, API, pages) and passed as that type;
+its index date is its first day. An index date is checked against an extract once
+(`check_extract_index_date`), giving an `IndexDate` that later steps take without checking again.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from records import Manifest
+from records.contract import TABLES
+
+if TYPE_CHECKING:
+    from records import Extract
+
+# A month as the monthly run names it; the API schema and the pages use the same pattern.
+MONTH_PATTERN = r"[0-9]{4}-(0[1-9]|1[0-2])"
 
 
 class FeatureError(ValueError):
@@ -23,6 +37,38 @@ def add_months(day: date, months: int) -> date:
         except ValueError:
             continue
     raise AssertionError("unreachable")
+
+
+class Month(str):
+    """A calendar month, `YYYY-MM` (a `str`, so it keys stores and JSON as it is); constructing
+    one validates it, with `FeatureError` naming the value."""
+
+    def __new__(cls, value: object) -> Month:
+        if isinstance(value, Month):
+            return value
+        text = value.strip() if isinstance(value, str) else None
+        if text is None or not re.fullmatch(MONTH_PATTERN, text):
+            raise FeatureError(f"month {value!r} is not a month (YYYY-MM, e.g. 2026-11)")
+        return super().__new__(cls, text)
+
+    @classmethod
+    def of(cls, day: date) -> Month:
+        """The month `day` falls in."""
+        return cls(f"{day.year:04d}-{day.month:02d}")
+
+    @property
+    def index_date(self) -> date:
+        """The index date of the month's run: its first day."""
+        return date(int(self[:4]), int(self[5:7]), 1)
+
+    def previous(self) -> Month:
+        """The month before."""
+        return Month.of(add_months(self.index_date, -1))
+
+
+class IndexDate(date):
+    """An index date already checked against an extract by `check_index_date` (first of a month,
+    after the extract's history start, no later than the day after its extract date)."""
 
 
 def first_of_next_month(day: date) -> date:
@@ -56,8 +102,8 @@ def index_dates(start: date, end: date, every: str = "3M") -> list[date]:
 
 def check_index_date(
     manifest: Manifest, index_date: date, history_start: date | None = None
-) -> None:
-    """Raise `FeatureError` unless `index_date` can be scored with this extract.
+) -> IndexDate:
+    """`index_date` as an `IndexDate`; `FeatureError` unless it can be scored with this extract.
 
     An index date is the first day of a month, no later than the day after `extract_date` (the
     usual monthly run), and after the first day of the extract's history when that is given
@@ -76,8 +122,34 @@ def check_index_date(
     if history_start is not None and index_date <= history_start:
         raise FeatureError(
             f"index date {index_date} is not after the start of the extract's history "
-            f"({history_start}, its earliest record or registration); no records precede it"
+            f"({history_start}, its earliest record); no records precede it"
         )
+    return IndexDate(index_date.year, index_date.month, index_date.day)
+
+
+def history_start(extract: Extract) -> date | None:
+    """The start of the extract's history: its earliest record date in any dated table (None if
+    it holds none). Registration starts are facts about a person, not records the extract holds,
+    so they do not count."""
+    parts = [
+        f"SELECT min({t.date_column}) AS d FROM {t.name}"
+        for t in TABLES.values()
+        if t.date_column is not None
+    ]
+    [(earliest,)] = extract.con.execute(
+        f"SELECT min(d) FROM ({' UNION ALL '.join(parts)}) AS u"
+    ).fetchall()
+    return earliest
+
+
+def check_extract_index_date(extract: Extract, index_date: date) -> IndexDate:
+    """`index_date` checked against this extract once: an `IndexDate` is returned as it is."""
+    if isinstance(index_date, IndexDate):
+        return index_date
+    start = history_start(extract)
+    if start is None:
+        raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
+    return check_index_date(extract.manifest, index_date, start)
 
 
 def sql_date(day: date) -> str:

@@ -13,13 +13,16 @@ import pandas as pd
 from config.progress import ProgressFn, no_progress
 from config.settings import OutcomeSettings
 from features.blocks import in_list
-from features.build import (
-    build_features,
+from features.build import build_features
+from features.cohort import eligibility_sql
+from features.dates import (
+    FeatureError,
+    add_months,
     check_extract_index_date,
-    eligibility_sql,
+    check_index_date,
     history_start,
+    sql_date,
 )
-from features.dates import FeatureError, add_months, check_index_date, sql_date
 from records import Extract, Manifest
 from records.contract import TABLES
 
@@ -102,14 +105,11 @@ def build_outcome(
     extract: Extract,
     index_date: date,
     definition: OutcomeSettings | None = None,
-    *,
-    checked: bool = False,
 ) -> pd.DataFrame:
     """person_id, outcome (0/1) and one 0/1 column per agency, for everyone eligible at
     `index_date`. Raises `FeatureError` if the outcome window is not fully observed."""
     definition = definition or OutcomeSettings()
-    if not checked:
-        check_extract_index_date(extract, index_date)
+    index_date = check_extract_index_date(extract, index_date)
     check_outcome_observed(extract.manifest, [index_date], definition)
     frame = extract.con.sql(outcome_sql(index_date, definition)).to_arrow_table()
     frame = frame.to_pandas()
@@ -137,12 +137,10 @@ def build_panel(
     progress = progress or no_progress
     if not index_dates:
         raise FeatureError("no index dates given for the panel")
-    dates = sorted(set(index_dates))
     start = history_start(extract)
     if start is None:
         raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
-    for day in dates:
-        check_index_date(extract.manifest, day, start)
+    dates = [check_index_date(extract.manifest, day, start) for day in sorted(set(index_dates))]
     check_outcome_observed(extract.manifest, dates, definition)
     parts = []
     for i, day in enumerate(dates):
@@ -150,8 +148,8 @@ def build_panel(
         def step(task: str, fraction: float, i: int = i) -> None:
             progress("panel", (i + fraction) / len(dates))
 
-        features = build_features(extract, day, step, checked=True)
-        outcome = build_outcome(extract, day, definition, checked=True)
+        features = build_features(extract, day, step)
+        outcome = build_outcome(extract, day, definition)
         outcome = outcome.rename(columns={a: f"outcome_{a}" for a in definition.agencies})
         frame = features.merge(outcome, on="person_id", how="inner", validate="one_to_one")
         if len(frame) != len(features):

@@ -8,7 +8,7 @@ builder reads the typed tables it describes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 ColumnType = Literal["string", "date", "int", "float", "bool"]
 
@@ -91,7 +91,8 @@ SOCIAL_CARE_SERVICES = (
     "other",
 )
 MH_TEAMS = ("memory_service", "older_adult_cmht", "crisis", "liaison", "other")
-CASELOADS = ("neighbourhood_mdt", "end_of_life", "community_matron", "care_home_support")
+Caseload = Literal["neighbourhood_mdt", "end_of_life", "community_matron", "care_home_support"]
+CASELOADS: tuple[Caseload, ...] = get_args(Caseload)
 # Discharge destinations meaning a care home (NHS Data Dictionary): 54 non-NHS care home,
 # 65 local authority residential accommodation.
 CARE_HOME_DESTINATIONS = ("54", "65")

@@ -1,5 +1,6 @@
-"""List rules as pure functions of DataFrames and `ListSettings`: who is eligible, who is excluded
-and why, rank within each neighbourhood, who goes on the list, and the month-to-month flags.
+"""List rules as pure functions of DataFrames and `ListSettings`: rank within each neighbourhood,
+who goes on the list, and the month-to-month flags. Who is eligible and who is excluded (and why)
+are the cohort's rules, in `features.cohort`.
 
 The per-person table these build (one row per eligible person at the index date) is what a
 scoring run stores; `scoring.run` feeds it and `scoring.store` keeps it.
@@ -8,7 +9,6 @@ scoring run stores; `scoring.run` feeds it and `scoring.store` keeps it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -16,79 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from config.settings import ListSettings
-
-# Why an eligible person is kept off the list, in the order a person's single reason is chosen.
-# Opt-out comes first: an opted-out person's record is not looked at further.
-EXCLUSIONS: dict[str, str] = {
-    "opted_out": "opted out of data use beyond direct care",
-    "caseload_neighbourhood_mdt": "already on the neighbourhood MDT caseload",
-    "caseload_end_of_life": "on an end-of-life caseload",
-    "caseload_community_matron": "on a community matron caseload",
-    "caseload_care_home_support": "on a care home support caseload",
-    "care_home": "living in a care home",
-}
-# Why a person in the extract is not in the scored population at all (contract: eligibility).
-INELIGIBLE: dict[str, str] = {
-    "died": "died before the index date",
-    "not_registered": "not registered with a practice on the index date",
-    "under_65": "under 65 on the index date",
-    "not_eligible_other": "not eligible (other)",
-}
-ELIGIBILITY_AGE = 65  # contract: eligibility at an index date
+from features.cohort import exclusion_flags, exclusion_reason
 
 PERSON_COLUMNS = ["person_id", "neighbourhood", "gp_practice_code"]
-CASELOAD_COLUMN = "on_caseload_{}"
-
-
-def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """A 0/1/bool/missing column as a bool array (missing counts as false)."""
-    if column not in frame.columns:
-        raise ValueError(f"feature table has no column {column!r} (needed by the list rules)")
-    return frame[column].fillna(0).astype(float).to_numpy() > 0
-
-
-def exclusion_flags(features: pd.DataFrame, rules: ListSettings) -> pd.DataFrame:
-    """For each person, one bool column per configured exclusion (all that apply)."""
-    flags: dict[str, np.ndarray] = {}
-    if not rules.direct_care_use:
-        flags["opted_out"] = _flag(features, "data_opt_out")
-    for caseload in ("neighbourhood_mdt", "end_of_life", "community_matron", "care_home_support"):
-        if caseload in rules.exclude_caseloads:
-            flags[f"caseload_{caseload}"] = _flag(features, CASELOAD_COLUMN.format(caseload))
-    if rules.exclude_care_home:
-        flags["care_home"] = _flag(features, "in_care_home")
-    return pd.DataFrame(flags, index=features.index, columns=list(flags) or None)
-
-
-def exclusion_reason(flags: pd.DataFrame) -> pd.Series:
-    """Each person's first applicable exclusion (in `EXCLUSIONS` order), or missing."""
-    reason = pd.Series(pd.NA, index=flags.index, dtype="string")
-    for key in reversed([k for k in EXCLUSIONS if k in flags.columns]):
-        reason = reason.mask(flags[key].to_numpy(), key)
-    return reason
-
-
-def ineligibility_reason(people: pd.DataFrame, index_date: date) -> pd.Series:
-    """Why each person in the extract's `people` table is not eligible on `index_date` (first of:
-    died, not registered, under 65), missing when eligible by these rules."""
-    d = pd.Timestamp(index_date)
-    birth = pd.to_datetime(people["birth_date"])
-    age = (
-        d.year
-        - birth.dt.year
-        - (
-            (birth.dt.month > d.month) | ((birth.dt.month == d.month) & (birth.dt.day > d.day))
-        ).astype(int)
-    )
-    death = pd.to_datetime(people["date_of_death"])
-    start = pd.to_datetime(people["registration_start"])
-    end = pd.to_datetime(people["registration_end"])
-    died = (death < d).fillna(False).to_numpy(bool)
-    registered = (start.isna() | (start <= d)) & (end.isna() | (end > d))
-    reason = pd.Series(pd.NA, index=people.index, dtype="string")
-    reason = reason.mask((age < ELIGIBILITY_AGE).fillna(True).to_numpy(bool), "under_65")
-    reason = reason.mask(~registered.to_numpy(bool), "not_registered")
-    return reason.mask(died, "died")
 
 
 def capacities(neighbourhoods: pd.Series, rules: ListSettings) -> pd.Series:

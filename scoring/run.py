@@ -15,20 +15,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from config.progress import ProgressFn, no_progress
 from config.settings import ListSettings, Settings
+from features.dates import Month
 from models.risk_model import RiskModel
 from scoring.drift import drift_table, main_features
-from scoring.months import index_date, parse_month
-from scoring.rules import build_list, capacities, exclusion_counts, ineligibility_reason
+from scoring.rules import build_list, capacities, exclusion_counts
 from scoring.store import ScoreStore, ScoringRun, StoreError
 from scoring.summary import neighbourhood_counts, render_summary, score_distribution
-
-PEOPLE_COLUMNS_FROM_EXTRACT = (
-    "person_id, neighbourhood, birth_date, registration_start, registration_end, date_of_death"
-)
 
 
 @dataclass(frozen=True)
@@ -81,7 +76,7 @@ def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSetting
     digest = hashlib.sha256(
         json.dumps(
             [
-                parse_month(month),
+                Month(month),
                 model.name,
                 model.version,
                 extract_fp,
@@ -91,7 +86,7 @@ def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSetting
         ).encode()
     ).hexdigest()
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name)
-    return f"{parse_month(month)}_{name}-v{model.version}_{digest[:12]}"
+    return f"{Month(month)}_{name}-v{model.version}_{digest[:12]}"
 
 
 def model_inputs(features: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
@@ -188,7 +183,7 @@ def make_run(
     (default the features registry).
     """
     progress = progress or no_progress
-    month = parse_month(month)
+    month = Month(month)
     created = created or datetime.now(UTC)
     features = features.reset_index(drop=True)
     run_id = run_id_for(month, model_info, extract["fingerprint"], rules)
@@ -253,7 +248,7 @@ def make_run(
     meta = {
         "run_id": run_id,
         "month": month,
-        "index_date": index_date(month).isoformat(),
+        "index_date": month.index_date.isoformat(),
         "created": created.isoformat(),
         "model": {"name": model_info.name, "version": model_info.version},
         "extract": extract,
@@ -304,27 +299,11 @@ def make_run(
     )
 
 
-def ineligible_people(people: pd.DataFrame, eligible_ids: pd.Series, day: date) -> pd.DataFrame:
-    """person_id, neighbourhood, reason for everyone in `people` not among `eligible_ids`."""
-    out = people.loc[~people["person_id"].isin(eligible_ids)]
-    reason = ineligibility_reason(out, day).fillna("not_eligible_other")
-    return pd.DataFrame(
-        {
-            "person_id": out["person_id"].astype("string").to_numpy(),
-            "neighbourhood": out["neighbourhood"].astype("string").to_numpy(),
-            "reason": reason.to_numpy(),
-        }
-    )
-
-
 def _eligible_features(extract: Any, day: date, progress: ProgressFn) -> pd.DataFrame:
     """The features stage's table for the eligible population at `day`."""
     import features as feature_stage
 
-    features = feature_stage.build_features(extract, day, progress=progress)
-    if "eligible" in features.columns:
-        features = features[features["eligible"].astype(bool)]
-    return features
+    return feature_stage.build_features(extract, day, progress=progress)
 
 
 def add_inputs(store: ScoreStore, run_id: str, inputs: pd.DataFrame, model: RiskModel) -> None:
@@ -361,15 +340,15 @@ def score_month(
     """Score `month` from the extract in `extract_dir` with the registry's `model_ref` model and
     store the run (reusing a stored run with the same inputs). Raises with a clear message when
     there is no such model or the month's index date is outside the extract."""
-    import features as feature_stage
+    from features.cohort import ineligible_people
+    from features.dates import check_extract_index_date, check_index_date
     from records import open_extract, read_manifest
 
     progress = progress or no_progress
-    month = parse_month(month)
-    day = index_date(month)
+    month = Month(month)
     extract_dir = Path(extract_dir)
     manifest = read_manifest(extract_dir)
-    feature_stage.check_index_date(manifest, day)
+    check_index_date(manifest, month.index_date)  # before the model loads: the manifest's rules
     from training.registry import load_risk_model, training_sample  # imports MLflow
 
     progress("loading model", 0.0)
@@ -387,7 +366,7 @@ def score_month(
         if not store.has_features(run_id):  # stored before runs kept their model inputs
             extract = open_extract(extract_dir, settings, progress)
             try:
-                features = _eligible_features(extract, day, progress)
+                features = _eligible_features(extract, month.index_date, progress)
             finally:
                 extract.con.close()
             progress("storing model inputs", 0.0)
@@ -397,21 +376,19 @@ def score_month(
         return RunResult(run_id, month, store.runs_dir / run_id, True, store.meta(run_id))
 
     extract = open_extract(extract_dir, settings, progress)
-    features = _eligible_features(extract, day, progress)
-    progress("not eligible", 0.0)
-    extract.con.register(
-        "cf_eligible_ids", pa.table({"person_id": pa.array(features["person_id"], pa.string())})
-    )
-    people = (
-        extract.con.sql(
-            f"SELECT {PEOPLE_COLUMNS_FROM_EXTRACT} FROM people "
-            "ANTI JOIN cf_eligible_ids USING (person_id)"
+    try:
+        day = check_extract_index_date(extract, month.index_date)
+        features = _eligible_features(extract, day, progress)
+        progress("not eligible", 0.0)
+        ineligible = ineligible_people(extract, day)
+        [(in_extract,)] = extract.con.execute("SELECT count(*) FROM people").fetchall()
+    finally:
+        extract.con.close()
+    if len(features) + len(ineligible) != in_extract:
+        raise RuntimeError(  # one eligibility rule gives both sets, so this is a bug
+            f"{len(features):,} eligible and {len(ineligible):,} not eligible people are not the "
+            f"{in_extract:,} people of the extract"
         )
-        .to_arrow_table()
-        .to_pandas()
-    )
-    extract.con.close()
-    ineligible = ineligible_people(people, features["person_id"], day)
     progress("not eligible", 1.0)
     try:
         sample = training_sample(settings, version)

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from scoring.months import parse_month
+from features.dates import Month
 
 RUN_FILE = "run.json"
 PEOPLE_FILE = "people.parquet"
@@ -103,7 +103,7 @@ class ScoreStore:
     def write(self, run: ScoringRun) -> Path:
         """Store `run` (unless a run with its id is already stored) and make it the month's
         current run. Returns the run's folder."""
-        month = parse_month(run.month)
+        month = Month(run.month)
         final = self.runs_dir / run.run_id
         if not final.is_dir():
             for folder in (self.runs_dir, self.months_dir, self.staging_dir):
@@ -144,7 +144,7 @@ class ScoreStore:
 
     def set_current(self, month: str, run_id: str) -> None:
         """Make `run_id` the current run of `month` (atomic replace of the month pointer)."""
-        month = parse_month(month)
+        month = Month(month)
         if not (self.runs_dir / run_id / RUN_FILE).is_file():
             raise StoreError(f"no stored run {run_id!r}")
         self.months_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +170,7 @@ class ScoreStore:
 
     def current_run_id(self, month: str) -> str | None:
         """The current run of `month`, or None when the month has not been scored."""
-        return self._pointer(parse_month(month)).get("current")
+        return self._pointer(Month(month)).get("current")
 
     def resolve(self, month: str | None = None, run_id: str | None = None) -> str:
         """`run_id` if given (checked), else the current run of `month`; StoreError otherwise."""
@@ -235,21 +235,19 @@ class ScoreStore:
             return []
         metas = [self.meta(p.name) for p in sorted(self.runs_dir.iterdir()) if p.is_dir()]
         if month is not None:
-            metas = [m for m in metas if m["month"] == parse_month(month)]
+            metas = [m for m in metas if m["month"] == Month(month)]
         return sorted(metas, key=lambda m: (m["month"], m.get("created", "")))
 
     def previous_list(self, month: str) -> pd.DataFrame | None:
         """person_id, probability, listed of the current run of the month before `month`."""
-        from scoring.months import previous_month
-
-        run_id = self.current_run_id(previous_month(month))
+        run_id = self.current_run_id(Month(month).previous())
         if run_id is None:
             return None
         return self.people(run_id, columns=["person_id", "probability", "listed"])
 
     def listed_before(self, month: str) -> set[str]:
         """Everyone listed in the current run of any month before `month`."""
-        month = parse_month(month)
+        month = Month(month)
         ids: set[str] = set()
         for earlier in self.months():
             run_id = self.current_run_id(earlier) if earlier < month else None

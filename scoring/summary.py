@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.rules import EXCLUSIONS, INELIGIBLE
+from features.cohort import EXCLUSIONS, INELIGIBLE
 
 
 def neighbourhood_counts(

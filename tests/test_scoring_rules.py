@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from config.settings import ListSettings
-from scoring.months import index_date, parse_month, previous_month
-from scoring.rules import build_list, exclusion_counts, ineligibility_reason
+from features.dates import Month
+from scoring.rules import build_list, exclusion_counts
 
 
 def frame(n: int = 12, hoods: tuple[str, ...] = ("North", "South")) -> pd.DataFrame:
@@ -172,34 +172,10 @@ def test_first_month_everyone_listed_is_new() -> None:
     assert not people["on_last_month_list"].any() and not people["risk_risen"].any()
 
 
-def test_ineligibility_reasons() -> None:
-    people = pd.DataFrame(
-        {
-            "person_id": ["ok", "dead", "left", "young", "birthday", "future_reg"],
-            "birth_date": pd.to_datetime(
-                ["1940-01-01", "1940-01-01", "1940-01-01", "1970-01-01", "1961-11-02", "1940-01-01"]
-            ),
-            "registration_start": pd.to_datetime(
-                [None, "1990-01-01", "1990-01-01", None, None, "2026-12-01"]
-            ),
-            "registration_end": pd.to_datetime([None, None, "2026-05-01", None, None, None]),
-            "date_of_death": pd.to_datetime([None, "2026-03-01", None, None, None, None]),
-        }
-    )
-    reason = ineligibility_reason(people, date(2026, 11, 1))
-    assert reason.tolist()[1:] == [
-        "died",
-        "not_registered",
-        "under_65",
-        "under_65",
-        "not_registered",
-    ]
-    assert pd.isna(reason.iloc[0])
-
-
 def test_months() -> None:
-    assert index_date("2026-11") == date(2026, 11, 1)
-    assert previous_month("2026-01") == "2025-12"
-    for bad in ("2026-13", "2026/11", "Nov 2026", "2026-1"):
+    assert Month("2026-11").index_date == date(2026, 11, 1)
+    assert Month("2026-01").previous() == "2025-12"
+    assert Month.of(date(2024, 2, 29)) == "2024-02"
+    for bad in ("2026-13", "2026/11", "Nov 2026", "2026-1", "2026-00", 202611):
         with pytest.raises(ValueError, match="YYYY-MM"):
-            parse_month(bad)
+            Month(bad)

@@ -143,6 +143,7 @@ def describe_command(
 
     from config.settings import load_settings
     from features import build_features, build_outcome
+    from features.dates import check_extract_index_date
     from features.describe import feature_summary, outcome_summary
     from features.outcome import last_observed_index_date, window_end
 
@@ -150,14 +151,16 @@ def describe_command(
     with _clear_errors(), progress_bar(console) as progress:
         loaded = _load(extract, progress)
         manifest = loaded.manifest
-        day: date = parse_date(index_date, "--index-date") or last_observed_index_date(
-            manifest, definition
+        day: date = check_extract_index_date(
+            loaded,
+            parse_date(index_date, "--index-date")
+            or last_observed_index_date(manifest, definition),
         )
         frame = build_features(loaded, day, progress)
         observed = window_end(day, definition) <= min(
             manifest.complete_to_for(t) for t in definition.tables
         )
-        outcome = build_outcome(loaded, day, definition, checked=True) if observed else None
+        outcome = build_outcome(loaded, day, definition) if observed else None
 
     opted = int(frame["data_opt_out"].sum()) if len(frame) else 0
     console.print(
