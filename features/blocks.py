@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from features.codelists import CHARLSON_TABLE, GP_CODES_TABLE, HFRS_TABLE, bnf_groups
-from records.contract import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
+from records.contract import (
+    CARE_HOME_DESTINATIONS,
+    ELECTIVE_ADMISSION_METHODS,
+    EMERGENCY_ADMISSION_METHODS,
+)
 
 
 def in_list(values: tuple[str, ...] | list[str]) -> str:
@@ -82,12 +86,12 @@ BLOCKS: dict[str, Block] = {
             "THEN 1 ELSE 0 END AS elective "
             "FROM hospital_spells AS s WHERE s.admission_date < {cutoff}",
             helpers=(
-                # Discharge destinations 54 (non-NHS care home), 65 (local authority residential
-                # accommodation): NHS Data Dictionary, Discharge Destination code.
+                # Last discharge to a care home (contract: CARE_HOME_DESTINATIONS, NHS Data
+                # Dictionary Discharge Destination codes).
                 Helper(
                     "last_discharge_care_home",
-                    "CASE WHEN arg_max(discharge_destination, discharge_date) IN ('54', '65') "
-                    "THEN 1 ELSE 0 END",
+                    "CASE WHEN arg_max(discharge_destination, discharge_date) IN "
+                    f"{in_list(CARE_HOME_DESTINATIONS)} THEN 1 ELSE 0 END",
                 ),
             ),
         ),

@@ -46,7 +46,9 @@ class Feature:
     sentence: str
     none_sentence: str
     kind: Kind
-    source: str  # contract table(s) read, e.g. "hospital_spells"
+    # Contract table(s) read, e.g. "hospital_spells": set by `features.registry` from the block
+    # (never written by hand), for derived features from the features they read.
+    source: str
     window: str | None = None  # e.g. "12 months"; None for current state or whole history
     labels: dict[int, str] = field(default_factory=dict)  # for `code` features
     model_input: bool = True  # False: kept for eligibility and list rules only

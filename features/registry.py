@@ -1,14 +1,23 @@
-"""Every feature, defined once: computation, window, source, domain, description and sentence.
+"""Every feature, defined once: computation, window, domain, description and sentence.
 
 The same definitions build the feature table (`features.build`), the feature dictionary
 (`features.dictionary`), and the explanation text and pages (`Feature.phrase`). SQL placeholders
 are described in `features.blocks`; windows end at the source table's cutoff (the index date, or
 the day after the table's `complete_to` when that is earlier).
+
+A feature's `source` is never written by hand: it is its block's contract table, "people" for the
+person row, and for a derived feature the tables of the features and helpers its SQL reads. Code
+values (admission methods, services, teams, caseloads, ...) come from `records.contract`, the
+one vocabulary; `_code` refuses a value the contract does not allow.
 """
 
 from __future__ import annotations
 
-from features.blocks import bnf_group_bit, in_list
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+
+from features.blocks import BLOCKS, DERIVED, PEOPLE, bnf_group_bit, in_list
 from features.codelists import (
     CHARLSON_HIERARCHY,
     bnf_group_descriptions,
@@ -17,7 +26,20 @@ from features.codelists import (
     efi_bit,
     ltc_bit,
 )
-from features.definition import Feature, Kind
+from features.cohort import caseload_column
+from features.definition import Domain, Feature, Kind
+from records.contract import (
+    ARRIVAL_MODES,
+    ATTENDANCE,
+    CARE_HOME_DESTINATIONS,
+    CASELOADS,
+    COMMUNITY_SERVICES,
+    ETHNIC_CODES,
+    MH_TEAMS,
+    SEX_CODES,
+    SOCIAL_CARE_EVENTS,
+    SOCIAL_CARE_SERVICES,
+)
 
 _DEFAULT_FILL: dict[Kind, float | None] = {
     "count": 0.0,
@@ -29,22 +51,30 @@ _DEFAULT_FILL: dict[Kind, float | None] = {
 
 
 def _f(
+    *,
     name: str,
-    domain: str,
+    domain: Domain,
     block: str,
     sql: str,
     kind: Kind,
-    source: str,
     description: str,
     sentence: str,
     none_sentence: str,
     window: str | None = None,
     **kw: object,
 ) -> Feature:
+    """A feature; its `source` is its block's table ("" for derived blocks until
+    `_with_derived_sources` reads it off the SQL)."""
+    if block == PEOPLE:
+        source = "people"
+    elif block in DERIVED:
+        source = ""
+    else:
+        source = BLOCKS[block].table
     kw.setdefault("fill", _DEFAULT_FILL[kind])
     return Feature(
         name=name,
-        domain=domain,  # type: ignore[arg-type]
+        domain=domain,
         description=description,
         sentence=sentence,
         none_sentence=none_sentence,
@@ -55,6 +85,24 @@ def _f(
         block=block,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def _code(vocabulary: tuple[str, ...], value: str) -> str:
+    """`value` as a SQL string literal, refused unless the contract vocabulary allows it."""
+    if value not in vocabulary:
+        raise ValueError(f"{value!r} is not in the contract vocabulary {vocabulary}")
+    return "'" + value + "'"
+
+
+def _check_codes(
+    codes: Iterable[str], vocabulary: tuple[str, ...], *, complete: bool = False
+) -> None:
+    """Refuse codes the contract vocabulary does not allow (and, if `complete`, one it allows
+    that `codes` leaves out)."""
+    codes = set(codes)
+    unknown, missing = codes - set(vocabulary), set(vocabulary) - codes
+    if unknown or (complete and missing):
+        raise ValueError(f"codes {sorted(codes)} do not match the contract vocabulary {vocabulary}")
 
 
 def _since(months: int) -> str:
@@ -96,6 +144,10 @@ ETHNICITY_LABELS = {0: "not stated or not known"} | {k: v[0] for k, v in ETHNICI
 SEX_LABELS = {0: "not known", 1: "male", 2: "female", 9: "indeterminate"}
 IMD_LABELS = {d: f"{d} (most deprived)" if d == 1 else f"{d}" for d in range(1, 11)}
 IMD_LABELS[10] = "10 (least deprived)"
+# Codes read from the contract's vocabulary: each grouped ethnic category is a contract code (the
+# others, Z not stated and 99 not known, are group 0), and every sex code has a label.
+_check_codes((c for _, codes in ETHNICITY_GROUPS.values() for c in codes), ETHNIC_CODES)
+_check_codes((str(k) for k in SEX_LABELS), SEX_CODES, complete=True)
 
 _ETHNICITY_SQL = (
     "CASE "
@@ -113,74 +165,76 @@ _AGE_SQL = (
 
 DEMOGRAPHICS = (
     _f(
-        "age",
-        "demographics",
-        "people",
-        _AGE_SQL,
-        "count",
-        "people",
-        "Age in whole years on the index date.",
-        "aged {value}",
-        "age not known",
+        name="age",
+        domain="demographics",
+        block="people",
+        sql=_AGE_SQL,
+        kind="count",
+        description="Age in whole years on the index date.",
+        sentence="aged {value}",
+        none_sentence="age not known",
     ),
     _f(
-        "sex",
-        "demographics",
-        "people",
-        "CAST(p.sex AS INTEGER)",
-        "code",
-        "people",
-        "NHS Person Stated Gender Code (0 not known, 1 male, 2 female, 9 indeterminate).",
-        "sex: {label}",
-        "sex not known",
+        name="sex",
+        domain="demographics",
+        block="people",
+        sql="CAST(p.sex AS INTEGER)",
+        kind="code",
+        description=(
+            "NHS Person Stated Gender Code (0 not known, 1 male, 2 female, 9 indeterminate)."
+        ),
+        sentence="sex: {label}",
+        none_sentence="sex not known",
         labels=SEX_LABELS,
     ),
     _f(
-        "ethnicity_group",
-        "demographics",
-        "people",
-        _ETHNICITY_SQL,
-        "code",
-        "people",
-        "Ethnic category grouped to the five NHS Data Dictionary headings; 0 not stated/known.",
-        "ethnic group: {label}",
-        "ethnic group not known",
+        name="ethnicity_group",
+        domain="demographics",
+        block="people",
+        sql=_ETHNICITY_SQL,
+        kind="code",
+        description=(
+            "Ethnic category grouped to the five NHS Data Dictionary headings; 0 not stated/known."
+        ),
+        sentence="ethnic group: {label}",
+        none_sentence="ethnic group not known",
         labels=ETHNICITY_LABELS,
     ),
     _f(
-        "data_opt_out",
-        "demographics",
-        "people",
-        "CASE WHEN p.data_opt_out THEN 1 ELSE 0 END",
-        "flag",
-        "people",
-        "Opted out of data use beyond direct care (left out of training; lists decide).",
-        "has opted out of data use beyond direct care",
-        "has not opted out",
+        name="data_opt_out",
+        domain="demographics",
+        block="people",
+        sql="CASE WHEN p.data_opt_out THEN 1 ELSE 0 END",
+        kind="flag",
+        description=(
+            "Opted out of data use beyond direct care (left out of training; lists decide)."
+        ),
+        sentence="has opted out of data use beyond direct care",
+        none_sentence="has not opted out",
         model_input=False,
     ),
     _f(
-        "imd_decile",
-        "place",
-        "people",
-        "p.imd_decile",
-        "code",
-        "people",
-        "Index of Multiple Deprivation decile of home area (1 most deprived).",
-        "lives in an area in deprivation decile {label}",
-        "deprivation decile not known",
+        name="imd_decile",
+        domain="place",
+        block="people",
+        sql="p.imd_decile",
+        kind="code",
+        description="Index of Multiple Deprivation decile of home area (1 most deprived).",
+        sentence="lives in an area in deprivation decile {label}",
+        none_sentence="deprivation decile not known",
         labels=IMD_LABELS,
     ),
     _f(
-        "neighbourhood_code",
-        "place",
-        "people",
-        "nbh.neighbourhood_code",
-        "code",
-        "people",
-        "Integrated neighbourhood team, as a code (labels: features.neighbourhood_labels).",
-        "served by neighbourhood team {label}",
-        "neighbourhood not known",
+        name="neighbourhood_code",
+        domain="place",
+        block="people",
+        sql="nbh.neighbourhood_code",
+        kind="code",
+        description=(
+            "Integrated neighbourhood team, as a code (labels: features.neighbourhood_labels)."
+        ),
+        sentence="served by neighbourhood team {label}",
+        none_sentence="neighbourhood not known",
     ),
 )
 
@@ -191,16 +245,17 @@ _EM = "emergency = 1"
 
 def _emergency_count(months: int) -> Feature:
     return _f(
-        f"emergency_admissions_{months}m",
-        "hospital use",
-        "spells",
-        count_in(_EM, "admission_date", months),
-        "count",
-        "hospital_spells",
-        f"Emergency admissions (admission method 21-2D, 28) in the last {months} months.",
-        f"{{value}} emergency admission{{s}} in the last {months} months",
-        f"no emergency admissions in the last {months} months",
-        _months(months),
+        name=f"emergency_admissions_{months}m",
+        domain="hospital use",
+        block="spells",
+        sql=count_in(_EM, "admission_date", months),
+        kind="count",
+        description=(
+            f"Emergency admissions (admission method 21-2D, 28) in the last {months} months."
+        ),
+        sentence=f"{{value}} emergency admission{{s}} in the last {months} months",
+        none_sentence=f"no emergency admissions in the last {months} months",
+        window=_months(months),
     )
 
 
@@ -235,140 +290,138 @@ HFRS_LABELS = {0: "low (under 5)", 1: "intermediate (5 to 15)", 2: "high (over 1
 HOSPITAL = (
     *(_emergency_count(m) for m in (3, 6, 12, 36)),
     _f(
-        "emergency_bed_days_12m",
-        "hospital use",
-        "spells",
-        _BED_DAYS,
-        "number",
-        "hospital_spells",
-        "Days in hospital in the last 12 months after emergency admissions (nights in window).",
-        "{value} day{s} in hospital after emergency admissions in the last 12 months",
-        "no days in hospital after emergency admissions in the last 12 months",
-        "12 months",
+        name="emergency_bed_days_12m",
+        domain="hospital use",
+        block="spells",
+        sql=_BED_DAYS,
+        kind="number",
+        description=(
+            "Days in hospital in the last 12 months after emergency admissions (nights in window)."
+        ),
+        sentence="{value} day{s} in hospital after emergency admissions in the last 12 months",
+        none_sentence="no days in hospital after emergency admissions in the last 12 months",
+        window="12 months",
         fill=0.0,
     ),
     _f(
-        "days_since_emergency_admission",
-        "hospital use",
-        "spells",
-        days_since(_EM, "admission_date"),
-        "days_since",
-        "hospital_spells",
-        "Days from the last emergency admission to the index date (missing if none).",
-        "last emergency admission {value} days ago",
-        "no emergency admission on record",
+        name="days_since_emergency_admission",
+        domain="hospital use",
+        block="spells",
+        sql=days_since(_EM, "admission_date"),
+        kind="days_since",
+        description="Days from the last emergency admission to the index date (missing if none).",
+        sentence="last emergency admission {value} days ago",
+        none_sentence="no emergency admission on record",
     ),
     _f(
-        "elective_admissions_12m",
-        "hospital use",
-        "spells",
-        count_in("elective = 1", "admission_date", 12),
-        "count",
-        "hospital_spells",
-        "Elective admissions (admission method 11-13) in the last 12 months.",
-        "{value} planned admission{s} in the last 12 months",
-        "no planned admissions in the last 12 months",
-        "12 months",
+        name="elective_admissions_12m",
+        domain="hospital use",
+        block="spells",
+        sql=count_in("elective = 1", "admission_date", 12),
+        kind="count",
+        description="Elective admissions (admission method 11-13) in the last 12 months.",
+        sentence="{value} planned admission{s} in the last 12 months",
+        none_sentence="no planned admissions in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "ae_attendances_12m",
-        "hospital use",
-        "ae",
-        count_in("1 = 1", "arrival_date", 12),
-        "count",
-        "ae_attendances",
-        "A&E attendances in the last 12 months.",
-        "{value} A&E attendance{s} in the last 12 months",
-        "no A&E attendances in the last 12 months",
-        "12 months",
+        name="ae_attendances_12m",
+        domain="hospital use",
+        block="ae",
+        sql=count_in("1 = 1", "arrival_date", 12),
+        kind="count",
+        description="A&E attendances in the last 12 months.",
+        sentence="{value} A&E attendance{s} in the last 12 months",
+        none_sentence="no A&E attendances in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "ae_ambulance_arrivals_12m",
-        "hospital use",
-        "ae",
-        count_in("arrival_mode = 'ambulance'", "arrival_date", 12),
-        "count",
-        "ae_attendances",
-        "A&E attendances arriving by ambulance in the last 12 months.",
-        "{value} ambulance arrival{s} at A&E in the last 12 months",
-        "no ambulance arrivals at A&E in the last 12 months",
-        "12 months",
+        name="ae_ambulance_arrivals_12m",
+        domain="hospital use",
+        block="ae",
+        sql=count_in(f"arrival_mode = {_code(ARRIVAL_MODES, 'ambulance')}", "arrival_date", 12),
+        kind="count",
+        description="A&E attendances arriving by ambulance in the last 12 months.",
+        sentence="{value} ambulance arrival{s} at A&E in the last 12 months",
+        none_sentence="no ambulance arrivals at A&E in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "days_since_ae_attendance",
-        "hospital use",
-        "ae",
-        days_since("1 = 1", "arrival_date"),
-        "days_since",
-        "ae_attendances",
-        "Days from the last A&E attendance to the index date.",
-        "last A&E attendance {value} days ago",
-        "no A&E attendance on record",
+        name="days_since_ae_attendance",
+        domain="hospital use",
+        block="ae",
+        sql=days_since("1 = 1", "arrival_date"),
+        kind="days_since",
+        description="Days from the last A&E attendance to the index date.",
+        sentence="last A&E attendance {value} days ago",
+        none_sentence="no A&E attendance on record",
     ),
     _f(
-        "outpatient_attendances_12m",
-        "hospital use",
-        "outpatients",
-        count_in("attendance = 'attended'", "appointment_date", 12),
-        "count",
-        "outpatient_appointments",
-        "Outpatient appointments attended in the last 12 months.",
-        "{value} outpatient appointment{s} attended in the last 12 months",
-        "no outpatient appointments attended in the last 12 months",
-        "12 months",
+        name="outpatient_attendances_12m",
+        domain="hospital use",
+        block="outpatients",
+        sql=count_in(f"attendance = {_code(ATTENDANCE, 'attended')}", "appointment_date", 12),
+        kind="count",
+        description="Outpatient appointments attended in the last 12 months.",
+        sentence="{value} outpatient appointment{s} attended in the last 12 months",
+        none_sentence="no outpatient appointments attended in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "outpatient_dna_12m",
-        "hospital use",
-        "outpatients",
-        count_in("attendance = 'did_not_attend'", "appointment_date", 12),
-        "count",
-        "outpatient_appointments",
-        "Outpatient appointments not attended (DNA), last 12 months.",
-        "{value} missed outpatient appointment{s} in the last 12 months",
-        "no missed outpatient appointments in the last 12 months",
-        "12 months",
+        name="outpatient_dna_12m",
+        domain="hospital use",
+        block="outpatients",
+        sql=count_in(f"attendance = {_code(ATTENDANCE, 'did_not_attend')}", "appointment_date", 12),
+        kind="count",
+        description="Outpatient appointments not attended (DNA), last 12 months.",
+        sentence="{value} missed outpatient appointment{s} in the last 12 months",
+        none_sentence="no missed outpatient appointments in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "hfrs_score",
-        "hospital use",
-        "hfrs",
-        _HFRS_POINTS,
-        "number",
-        "hospital_spells",
-        "Hospital Frailty Risk Score (Gilbert et al. 2018): points of distinct ICD-10 codes in "
-        "any diagnosis position over the last 2 years of admissions.",
-        "Hospital Frailty Risk Score {value}",
-        "no frailty-related hospital diagnoses in 2 years",
-        "24 months",
+        name="hfrs_score",
+        domain="hospital use",
+        block="hfrs",
+        sql=_HFRS_POINTS,
+        kind="number",
+        description=(
+            "Hospital Frailty Risk Score (Gilbert et al. 2018): points of distinct ICD-10 codes in "
+            "any diagnosis position over the last 2 years of admissions."
+        ),
+        sentence="Hospital Frailty Risk Score {value}",
+        none_sentence="no frailty-related hospital diagnoses in 2 years",
+        window="24 months",
         fill=0.0,
     ),
     _f(
-        "hfrs_band",
-        "hospital use",
-        "hfrs",
-        f"CASE WHEN {_HFRS_POINTS} < 5 THEN 0 WHEN {_HFRS_POINTS} <= 15 THEN 1 ELSE 2 END",
-        "code",
-        "hospital_spells",
-        "Hospital Frailty Risk Score band: low < 5, intermediate 5-15, high > 15 (Gilbert 2018).",
-        "hospital frailty risk {label}",
-        "hospital frailty risk not known",
-        "24 months",
+        name="hfrs_band",
+        domain="hospital use",
+        block="hfrs",
+        sql=f"CASE WHEN {_HFRS_POINTS} < 5 THEN 0 WHEN {_HFRS_POINTS} <= 15 THEN 1 ELSE 2 END",
+        kind="code",
+        description=(
+            "Hospital Frailty Risk Score band: low < 5, intermediate 5-15, high > 15 "
+            "(Gilbert 2018)."
+        ),
+        sentence="hospital frailty risk {label}",
+        none_sentence="hospital frailty risk not known",
+        window="24 months",
         labels=HFRS_LABELS,
         fill=0.0,
     ),
     _f(
-        "charlson_index",
-        "hospital use",
-        "charlson",
-        _charlson_sql(),
-        "count",
-        "hospital_spells",
-        "Charlson comorbidity index from ICD-10 diagnoses (Quan 2005 codes, Charlson 1987 "
-        "weights) over the last 5 years of admissions.",
-        "Charlson comorbidity index {value}",
-        "no Charlson comorbidities in hospital records",
-        "60 months",
+        name="charlson_index",
+        domain="hospital use",
+        block="charlson",
+        sql=_charlson_sql(),
+        kind="count",
+        description=(
+            "Charlson comorbidity index from ICD-10 diagnoses (Quan 2005 codes, Charlson 1987 "
+            "weights) over the last 5 years of admissions."
+        ),
+        sentence="Charlson comorbidity index {value}",
+        none_sentence="no Charlson comorbidities in hospital records",
+        window="60 months",
     ),
 )
 
@@ -416,125 +469,119 @@ EFI_NAMES = {
 EFI_DEFICITS = tuple(sorted(EFI_NAMES))  # the 36 deficits
 EFI_LABELS = {0: "fit", 1: "mild frailty", 2: "moderate frailty", 3: "severe frailty"}
 FRAILTY_DX_LABELS = {0: "none", 1: "mild frailty", 2: "moderate frailty", 3: "severe frailty"}
-_POLYPHARMACY_3M = "CASE WHEN sum(in_3m) >= 5 THEN 1 ELSE 0 END"
+
+
+# The eFI's polypharmacy deficit (5 or more distinct medicines in the last 3 months) is the
+# prescribing feature `polypharmacy_5`, read by the eFI score; the other 35 deficits are coded in
+# the GP record, one `efi_<deficit>` flag each. (A separate `efi_polypharmacy` flag would be the
+# same column twice, splitting its explanation credit between two identical model inputs.)
+EFI_POLYPHARMACY = "polypharmacy_5"
 
 
 def _efi_flag(deficit: str) -> Feature:
     name = EFI_NAMES[deficit]
-    if deficit == "polypharmacy":
-        return _f(
-            "efi_polypharmacy",
-            "primary care and frailty",
-            "rx",
-            _POLYPHARMACY_3M,
-            "flag",
-            "prescriptions",
-            "eFI deficit: 5 or more distinct medicines in the last 3 months (Clegg et al. 2016).",
-            "eFI deficit: polypharmacy (5 or more medicines)",
-            "fewer than 5 medicines",
-            "3 months",
-        )
     return _f(
-        f"efi_{deficit}",
-        "primary care and frailty",
-        "derived",
-        f"CASE WHEN (efi_mask & {efi_bit(deficit)}) <> 0 THEN 1 ELSE 0 END",
-        "flag",
-        "gp_events",
-        f"eFI deficit (Clegg et al. 2016) ever coded before the index date: {name}.",
-        f"eFI deficit: {name}",
-        f"no {name} recorded",
+        name=f"efi_{deficit}",
+        domain="primary care and frailty",
+        block="derived",
+        sql=f"CASE WHEN (efi_mask & {efi_bit(deficit)}) <> 0 THEN 1 ELSE 0 END",
+        kind="flag",
+        description=f"eFI deficit (Clegg et al. 2016) ever coded before the index date: {name}.",
+        sentence=f"eFI deficit: {name}",
+        none_sentence=f"no {name} recorded",
     )
 
 
-_EFI_NOW = "(bit_count(efi_mask) + efi_polypharmacy)"
+_EFI_NOW = f"(bit_count(efi_mask) + {EFI_POLYPHARMACY})"
 _EFI_THEN = "(bit_count(efi_mask_12m_ago) + polypharmacy_12m_ago)"
 
 FRAILTY = (
-    *(_efi_flag(d) for d in EFI_DEFICITS),
+    *(_efi_flag(d) for d in EFI_DEFICITS if d != "polypharmacy"),
     _f(
-        "efi_score",
-        "primary care and frailty",
-        "derived",
-        f"{_EFI_NOW} / 36.0",
-        "number",
-        "gp_events, prescriptions",
-        "Electronic Frailty Index: deficits present / 36 (Clegg et al. 2016).",
-        "electronic frailty index {value}",
-        "no eFI deficits recorded",
+        name="efi_score",
+        domain="primary care and frailty",
+        block="derived",
+        sql=f"{_EFI_NOW} / 36.0",
+        kind="number",
+        description=(
+            "Electronic Frailty Index: deficits present / 36 (Clegg et al. 2016): the 35 deficits "
+            f"coded in the GP record and polypharmacy, 5 or more medicines ({EFI_POLYPHARMACY})."
+        ),
+        sentence="electronic frailty index {value}",
+        none_sentence="no eFI deficits recorded",
     ),
     _f(
-        "efi_band",
-        "primary care and frailty",
-        "derived2",
-        "CASE WHEN efi_score <= 0.12 THEN 0 WHEN efi_score <= 0.24 THEN 1 "
+        name="efi_band",
+        domain="primary care and frailty",
+        block="derived2",
+        sql="CASE WHEN efi_score <= 0.12 THEN 0 WHEN efi_score <= 0.24 THEN 1 "
         "WHEN efi_score <= 0.36 THEN 2 ELSE 3 END",
-        "code",
-        "gp_events, prescriptions",
-        "eFI band: fit <= 0.12, mild <= 0.24, moderate <= 0.36, severe > 0.36 (Clegg 2016).",
-        "eFI category: {label}",
-        "eFI category not known",
+        kind="code",
+        description=(
+            "eFI band: fit <= 0.12, mild <= 0.24, moderate <= 0.36, severe > 0.36 (Clegg 2016)."
+        ),
+        sentence="eFI category: {label}",
+        none_sentence="eFI category not known",
         labels=EFI_LABELS,
     ),
     _f(
-        "efi_change_12m",
-        "primary care and frailty",
-        "derived",
-        f"({_EFI_NOW} - {_EFI_THEN}) / 36.0",
-        "number",
-        "gp_events, prescriptions",
-        "Change in eFI score over the last 12 months.",
-        "frailty index changed by {value} in the last 12 months",
-        "no change in frailty index in the last 12 months",
-        "12 months",
+        name="efi_change_12m",
+        domain="primary care and frailty",
+        block="derived",
+        sql=f"({_EFI_NOW} - {_EFI_THEN}) / 36.0",
+        kind="number",
+        description="Change in eFI score over the last 12 months.",
+        sentence="frailty index changed by {value} in the last 12 months",
+        none_sentence="no change in frailty index in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "long_term_conditions",
-        "primary care and frailty",
-        "gp",
-        "bit_count(bit_or(ltc_bits))",
-        "count",
-        "gp_events",
-        "Number of distinct long-term conditions ever coded (QOF-style condition list).",
-        "{value} long-term condition{s}",
-        "no long-term conditions recorded",
+        name="long_term_conditions",
+        domain="primary care and frailty",
+        block="gp",
+        sql="bit_count(bit_or(ltc_bits))",
+        kind="count",
+        description=(
+            "Number of distinct long-term conditions ever coded (QOF-style condition list)."
+        ),
+        sentence="{value} long-term condition{s}",
+        none_sentence="no long-term conditions recorded",
     ),
     _f(
-        "falls_12m",
-        "primary care and frailty",
-        "gp",
-        f"sum(CASE WHEN (efi_bits & {efi_bit('falls')}) <> 0 AND event_date >= {{since_12}} "
+        name="falls_12m",
+        domain="primary care and frailty",
+        block="gp",
+        sql=f"sum(CASE WHEN (efi_bits & {efi_bit('falls')}) <> 0 AND event_date >= {{since_12}} "
         "THEN 1 ELSE 0 END)",
-        "count",
-        "gp_events",
-        "Falls coded in the GP record in the last 12 months.",
-        "{value} fall{s} recorded in the last 12 months",
-        "no falls recorded in the last 12 months",
-        "12 months",
+        kind="count",
+        description="Falls coded in the GP record in the last 12 months.",
+        sentence="{value} fall{s} recorded in the last 12 months",
+        none_sentence="no falls recorded in the last 12 months",
+        window="12 months",
         adjustable=True,
     ),
     _f(
-        "clinical_frailty_scale",
-        "primary care and frailty",
-        "gp",
-        "arg_max(value, CASE WHEN is_cfs = 1 AND value IS NOT NULL THEN event_date END)",
-        "number",
-        "gp_events",
-        "Latest Clinical Frailty Scale score recorded (1-9; Rockwood 2005), missing if none.",
-        "Clinical Frailty Scale score {value}",
-        "no Clinical Frailty Scale score recorded",
+        name="clinical_frailty_scale",
+        domain="primary care and frailty",
+        block="gp",
+        sql="arg_max(value, CASE WHEN is_cfs = 1 AND value IS NOT NULL THEN event_date END)",
+        kind="number",
+        description=(
+            "Latest Clinical Frailty Scale score recorded (1-9; Rockwood 2005), missing if none."
+        ),
+        sentence="Clinical Frailty Scale score {value}",
+        none_sentence="no Clinical Frailty Scale score recorded",
     ),
     _f(
-        "frailty_diagnosis",
-        "primary care and frailty",
-        "gp",
-        "max(CASE WHEN event_date >= {since_36} THEN frailty_level ELSE 0 END)",
-        "code",
-        "gp_events",
-        "Most severe frailty diagnosis coded in the last 3 years (0 none).",
-        "{label} coded by the GP practice",
-        "no frailty diagnosis coded",
-        "36 months",
+        name="frailty_diagnosis",
+        domain="primary care and frailty",
+        block="gp",
+        sql="max(CASE WHEN event_date >= {since_36} THEN frailty_level ELSE 0 END)",
+        kind="code",
+        description="Most severe frailty diagnosis coded in the last 3 years (0 none).",
+        sentence="{label} coded by the GP practice",
+        none_sentence="no frailty diagnosis coded",
+        window="36 months",
         labels=FRAILTY_DX_LABELS,
         fill=0.0,
     ),
@@ -550,92 +597,91 @@ def _distinct_3m(column: str) -> str:
 def _bnf_group(group: str) -> Feature:
     words = group.replace("_", " ")
     return _f(
-        f"rx_{group}_3m",
-        "prescribing",
-        "derived",
-        f"CASE WHEN (rx_group_mask & {bnf_group_bit(group)}) <> 0 THEN 1 ELSE 0 END",
-        "flag",
-        "prescriptions",
-        f"Prescribed {words} in the last 3 months ({bnf_group_descriptions()[group]}).",
-        f"prescribed {words} in the last 3 months",
-        f"no {words} prescribed in the last 3 months",
-        "3 months",
+        name=f"rx_{group}_3m",
+        domain="prescribing",
+        block="derived",
+        sql=f"CASE WHEN (rx_group_mask & {bnf_group_bit(group)}) <> 0 THEN 1 ELSE 0 END",
+        kind="flag",
+        description=f"Prescribed {words} in the last 3 months ({bnf_group_descriptions()[group]}).",
+        sentence=f"prescribed {words} in the last 3 months",
+        none_sentence=f"no {words} prescribed in the last 3 months",
+        window="3 months",
         adjustable=True,
     )
 
 
 PRESCRIBING = (
     _f(
-        "distinct_medicines_3m",
-        "prescribing",
-        "rx",
-        "sum(in_3m)",
-        "count",
-        "prescriptions",
-        "Distinct medicines (BNF chemical substances) issued in the last 3 months.",
-        "{value} different medicine{s} in the last 3 months",
-        "no medicines issued in the last 3 months",
-        "3 months",
+        name="distinct_medicines_3m",
+        domain="prescribing",
+        block="rx",
+        sql="sum(in_3m)",
+        kind="count",
+        description="Distinct medicines (BNF chemical substances) issued in the last 3 months.",
+        sentence="{value} different medicine{s} in the last 3 months",
+        none_sentence="no medicines issued in the last 3 months",
+        window="3 months",
         adjustable=True,
     ),
     _f(
-        "bnf_sections_3m",
-        "prescribing",
-        "rx",
-        _distinct_3m("substr(medicine, 1, 4)"),
-        "count",
-        "prescriptions",
-        "Distinct BNF sections of medicines issued in the last 3 months.",
-        "medicines from {value} BNF section{s} in the last 3 months",
-        "no medicines issued in the last 3 months",
-        "3 months",
+        name="bnf_sections_3m",
+        domain="prescribing",
+        block="rx",
+        sql=_distinct_3m("substr(medicine, 1, 4)"),
+        kind="count",
+        description="Distinct BNF sections of medicines issued in the last 3 months.",
+        sentence="medicines from {value} BNF section{s} in the last 3 months",
+        none_sentence="no medicines issued in the last 3 months",
+        window="3 months",
         adjustable=True,
     ),
     _f(
-        "polypharmacy_5",
-        "prescribing",
-        "rx",
-        _POLYPHARMACY_3M,
-        "flag",
-        "prescriptions",
-        "5 or more distinct medicines in the last 3 months.",
-        "5 or more different medicines in the last 3 months",
-        "fewer than 5 different medicines in the last 3 months",
-        "3 months",
+        name="polypharmacy_5",
+        domain="prescribing",
+        block="rx",
+        sql="CASE WHEN sum(in_3m) >= 5 THEN 1 ELSE 0 END",
+        kind="flag",
+        description=(
+            "5 or more distinct medicines in the last 3 months (also the eFI polypharmacy deficit)."
+        ),
+        sentence="5 or more different medicines in the last 3 months",
+        none_sentence="fewer than 5 different medicines in the last 3 months",
+        window="3 months",
         adjustable=True,
     ),
     _f(
-        "polypharmacy_10",
-        "prescribing",
-        "rx",
-        "CASE WHEN sum(in_3m) >= 10 THEN 1 ELSE 0 END",
-        "flag",
-        "prescriptions",
-        "10 or more distinct medicines in the last 3 months.",
-        "10 or more different medicines in the last 3 months",
-        "fewer than 10 different medicines in the last 3 months",
-        "3 months",
+        name="polypharmacy_10",
+        domain="prescribing",
+        block="rx",
+        sql="CASE WHEN sum(in_3m) >= 10 THEN 1 ELSE 0 END",
+        kind="flag",
+        description="10 or more distinct medicines in the last 3 months.",
+        sentence="10 or more different medicines in the last 3 months",
+        none_sentence="fewer than 10 different medicines in the last 3 months",
+        window="3 months",
         adjustable=True,
     ),
     *(_bnf_group(g) for g in bnf_groups()),
     _f(
-        "high_risk_medicine_groups_3m",
-        "prescribing",
-        "derived",
-        "bit_count(rx_group_mask)",
-        "count",
-        "prescriptions",
-        "Number of the high-risk medicine groups above issued in the last 3 months.",
-        "medicines from {value} high-risk group{s} in the last 3 months",
-        "no high-risk medicines in the last 3 months",
-        "3 months",
+        name="high_risk_medicine_groups_3m",
+        domain="prescribing",
+        block="derived",
+        sql="bit_count(rx_group_mask)",
+        kind="count",
+        description="Number of the high-risk medicine groups above issued in the last 3 months.",
+        sentence="medicines from {value} high-risk group{s} in the last 3 months",
+        none_sentence="no high-risk medicines in the last 3 months",
+        window="3 months",
         adjustable=True,
     ),
 )
 
 # ------------------------------------------------------------------ community health
 
-COMMUNITY_SERVICES = {
+# One count per named service: every contract service but "other", a mixed bag with no meaning of
+# its own, which counts only in the all-services total (`community_contacts_12m`).
+_COUNTED_SERVICES = tuple(s for s in COMMUNITY_SERVICES if s != "other")
+COMMUNITY_SERVICE_WORDS = {
     "district_nursing": "district nursing",
     "community_matron": "community matron",
     "community_therapy": "community therapy",
@@ -643,47 +689,45 @@ COMMUNITY_SERVICES = {
     "intermediate_care": "intermediate care",
     "palliative": "palliative care",
 }
+_check_codes(COMMUNITY_SERVICE_WORDS, _COUNTED_SERVICES, complete=True)
 
 
 def _community(service: str, words: str) -> Feature:
     return _f(
-        f"{service}_contacts_12m",
-        "community health",
-        "community",
-        count_in(f"service = '{service}'", "contact_date", 12),
-        "count",
-        "community_contacts",
-        f"Community {words} contacts in the last 12 months.",
-        f"{{value}} {words} contact{{s}} in the last 12 months",
-        f"no {words} contacts in the last 12 months",
-        "12 months",
+        name=f"{service}_contacts_12m",
+        domain="community health",
+        block="community",
+        sql=count_in(f"service = {_code(COMMUNITY_SERVICES, service)}", "contact_date", 12),
+        kind="count",
+        description=f"Community {words} contacts in the last 12 months.",
+        sentence=f"{{value}} {words} contact{{s}} in the last 12 months",
+        none_sentence=f"no {words} contacts in the last 12 months",
+        window="12 months",
     )
 
 
 COMMUNITY = (
-    *(_community(s, w) for s, w in COMMUNITY_SERVICES.items()),
+    *(_community(s, COMMUNITY_SERVICE_WORDS[s]) for s in _COUNTED_SERVICES),
     _f(
-        "community_contacts_12m",
-        "community health",
-        "community",
-        count_in("1 = 1", "contact_date", 12),
-        "count",
-        "community_contacts",
-        "All community health service contacts in the last 12 months.",
-        "{value} community health contact{s} in the last 12 months",
-        "no community health contacts in the last 12 months",
-        "12 months",
+        name="community_contacts_12m",
+        domain="community health",
+        block="community",
+        sql=count_in("1 = 1", "contact_date", 12),
+        kind="count",
+        description="All community health service contacts in the last 12 months.",
+        sentence="{value} community health contact{s} in the last 12 months",
+        none_sentence="no community health contacts in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "days_since_community_contact",
-        "community health",
-        "community",
-        days_since("1 = 1", "contact_date"),
-        "days_since",
-        "community_contacts",
-        "Days from the last community health contact to the index date.",
-        "last community health contact {value} days ago",
-        "no community health contact on record",
+        name="days_since_community_contact",
+        domain="community health",
+        block="community",
+        sql=days_since("1 = 1", "contact_date"),
+        kind="days_since",
+        description="Days from the last community health contact to the index date.",
+        sentence="last community health contact {value} days ago",
+        none_sentence="no community health contact on record",
     ),
 )
 
@@ -696,131 +740,153 @@ SERVICE_TYPE_LABELS = {
     3: "residential care",
     4: "nursing care",
 }
-_CURRENT = "event_type = 'service' AND ongoing = 1"
-_SERVICE_CODE = (
-    f"max(CASE WHEN {_CURRENT} THEN CASE service_type WHEN 'long_term_nursing' THEN 4 "
-    "WHEN 'long_term_residential' THEN 3 WHEN 'direct_payment' THEN 2 "
-    "WHEN 'long_term_community' THEN 1 ELSE 0 END ELSE 0 END)"
+# The long-term services, most intensive first, and their `social_care_service_type` codes.
+_SERVICE_TYPE_CODES = {
+    "long_term_nursing": 4,
+    "long_term_residential": 3,
+    "direct_payment": 2,
+    "long_term_community": 1,
+}
+_check_codes(_SERVICE_TYPE_CODES, SOCIAL_CARE_SERVICES)
+# Long-term services are the contract's service types less the short-term ones (reablement),
+# support for the carer rather than the person, and "other".
+_LONG_TERM = tuple(s for s in SOCIAL_CARE_SERVICES if s in _SERVICE_TYPE_CODES)
+# Care home services: the codes `in_care_home` reads.
+_CARE_HOME_CODES = tuple(
+    sorted(_SERVICE_TYPE_CODES[s] for s in ("long_term_residential", "long_term_nursing"))
 )
-_LONG_TERM = ("long_term_community", "long_term_residential", "long_term_nursing", "direct_payment")
+_SERVICE = f"event_type = {_code(SOCIAL_CARE_EVENTS, 'service')}"
+_ASSESSMENT = f"event_type = {_code(SOCIAL_CARE_EVENTS, 'assessment')}"
+_CURRENT = f"{_SERVICE} AND ongoing = 1"
+_SERVICE_CODE = (
+    f"max(CASE WHEN {_CURRENT} THEN CASE service_type "
+    + " ".join(
+        f"WHEN {_code(SOCIAL_CARE_SERVICES, s)} THEN {k}" for s, k in _SERVICE_TYPE_CODES.items()
+    )
+    + " ELSE 0 END ELSE 0 END)"
+)
 
 SOCIAL = (
     _f(
-        "long_term_service",
-        "social care",
-        "social",
-        f"max(CASE WHEN {_CURRENT} AND service_type IN {in_list(_LONG_TERM)} THEN 1 ELSE 0 END)",
-        "flag",
-        "social_care",
-        "Has a current long-term adult social care service.",
-        "receives a long-term social care service",
-        "no long-term social care service",
+        name="long_term_service",
+        domain="social care",
+        block="social",
+        sql=(
+            f"max(CASE WHEN {_CURRENT} AND service_type IN {in_list(_LONG_TERM)} THEN 1 ELSE 0 END)"
+        ),
+        kind="flag",
+        description="Has a current long-term adult social care service.",
+        sentence="receives a long-term social care service",
+        none_sentence="no long-term social care service",
         adjustable=True,
     ),
     _f(
-        "social_care_service_type",
-        "social care",
-        "social",
-        _SERVICE_CODE,
-        "code",
-        "social_care",
-        "Most intensive current long-term service: 0 none, 1 home care, 2 direct payment, "
-        "3 residential, 4 nursing.",
-        "long-term social care: {label}",
-        "no long-term social care service",
+        name="social_care_service_type",
+        domain="social care",
+        block="social",
+        sql=_SERVICE_CODE,
+        kind="code",
+        description=(
+            "Most intensive current long-term service: 0 none, 1 home care, 2 direct payment, "
+            "3 residential, 4 nursing."
+        ),
+        sentence="long-term social care: {label}",
+        none_sentence="no long-term social care service",
         labels=SERVICE_TYPE_LABELS,
         fill=0.0,
         adjustable=True,
     ),
     _f(
-        "care_hours_per_week",
-        "social care",
-        "social",
-        f"sum(CASE WHEN {_CURRENT} THEN coalesce(hours_per_week, 0) ELSE 0 END)",
-        "number",
-        "social_care",
-        "Hours per week of current social care services.",
-        "{value} hour{s} of social care a week",
-        "no hours of social care a week",
+        name="care_hours_per_week",
+        domain="social care",
+        block="social",
+        sql=f"sum(CASE WHEN {_CURRENT} THEN coalesce(hours_per_week, 0) ELSE 0 END)",
+        kind="number",
+        description="Hours per week of current social care services.",
+        sentence="{value} hour{s} of social care a week",
+        none_sentence="no hours of social care a week",
         fill=0.0,
         adjustable=True,
     ),
     _f(
-        "social_care_assessments_12m",
-        "social care",
-        "social",
-        count_in("event_type = 'assessment'", "start_date", 12),
-        "count",
-        "social_care",
-        "Adult social care assessments started in the last 12 months.",
-        "{value} social care assessment{s} in the last 12 months",
-        "no social care assessments in the last 12 months",
-        "12 months",
+        name="social_care_assessments_12m",
+        domain="social care",
+        block="social",
+        sql=count_in(_ASSESSMENT, "start_date", 12),
+        kind="count",
+        description="Adult social care assessments started in the last 12 months.",
+        sentence="{value} social care assessment{s} in the last 12 months",
+        none_sentence="no social care assessments in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "social_care_requests_12m",
-        "social care",
-        "social",
-        count_in("event_type = 'request'", "start_date", 12),
-        "count",
-        "social_care",
-        "Requests for adult social care support in the last 12 months.",
-        "{value} request{s} for social care support in the last 12 months",
-        "no requests for social care support in the last 12 months",
-        "12 months",
+        name="social_care_requests_12m",
+        domain="social care",
+        block="social",
+        sql=count_in(f"event_type = {_code(SOCIAL_CARE_EVENTS, 'request')}", "start_date", 12),
+        kind="count",
+        description="Requests for adult social care support in the last 12 months.",
+        sentence="{value} request{s} for social care support in the last 12 months",
+        none_sentence="no requests for social care support in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "reablement_12m",
-        "social care",
-        "social",
-        count_in(
-            "event_type = 'service' AND service_type = 'short_term_reablement'", "start_date", 12
+        name="reablement_12m",
+        domain="social care",
+        block="social",
+        sql=count_in(
+            f"{_SERVICE} AND service_type = {_code(SOCIAL_CARE_SERVICES, 'short_term_reablement')}",
+            "start_date",
+            12,
         ),
-        "count",
-        "social_care",
-        "Short-term reablement services started in the last 12 months.",
-        "{value} reablement episode{s} in the last 12 months",
-        "no reablement in the last 12 months",
-        "12 months",
+        kind="count",
+        description="Short-term reablement services started in the last 12 months.",
+        sentence="{value} reablement episode{s} in the last 12 months",
+        none_sentence="no reablement in the last 12 months",
+        window="12 months",
         adjustable=True,
     ),
     _f(
-        "carer_support",
-        "social care",
-        "social",
-        "max(CASE WHEN event_type = 'service' AND service_type = 'carer_support' AND "
-        "(ongoing = 1 OR start_date >= {since_12}) THEN 1 ELSE 0 END)",
-        "flag",
-        "social_care",
-        "Carer support service current or started in the last 12 months.",
-        "their carer has support from social care",
-        "no carer support from social care",
-        "12 months",
+        name="carer_support",
+        domain="social care",
+        block="social",
+        sql=(
+            f"max(CASE WHEN {_SERVICE} AND service_type = "
+            f"{_code(SOCIAL_CARE_SERVICES, 'carer_support')} AND "
+            "(ongoing = 1 OR start_date >= {since_12}) THEN 1 ELSE 0 END)"
+        ),
+        kind="flag",
+        description="Carer support service current or started in the last 12 months.",
+        sentence="their carer has support from social care",
+        none_sentence="no carer support from social care",
+        window="12 months",
         adjustable=True,
     ),
     _f(
-        "days_since_social_care_assessment",
-        "social care",
-        "social",
-        days_since("event_type = 'assessment'", "start_date"),
-        "days_since",
-        "social_care",
-        "Days from the last social care assessment to the index date.",
-        "last social care assessment {value} days ago",
-        "no social care assessment on record",
+        name="days_since_social_care_assessment",
+        domain="social care",
+        block="social",
+        sql=days_since(_ASSESSMENT, "start_date"),
+        kind="days_since",
+        description="Days from the last social care assessment to the index date.",
+        sentence="last social care assessment {value} days ago",
+        none_sentence="no social care assessment on record",
     ),
     _f(
-        "in_care_home",
-        "social care",
-        "derived",
-        "CASE WHEN social_care_service_type IN (3, 4) OR last_discharge_care_home = 1 "
-        "THEN 1 ELSE 0 END",
-        "flag",
-        "social_care, hospital_spells",
-        "Lives in a care home: a current residential or nursing service, or last hospital "
-        "discharge to a care home (destination 54 or 65).",
-        "lives in a care home",
-        "not known to live in a care home",
+        name="in_care_home",
+        domain="social care",
+        block="derived",
+        sql=(
+            f"CASE WHEN social_care_service_type IN ({', '.join(map(str, _CARE_HOME_CODES))}) "
+            "OR last_discharge_care_home = 1 THEN 1 ELSE 0 END"
+        ),
+        kind="flag",
+        description=(
+            "Lives in a care home: a current residential or nursing service, or last hospital "
+            f"discharge to a care home (destination {' or '.join(CARE_HOME_DESTINATIONS)})."
+        ),
+        sentence="lives in a care home",
+        none_sentence="not known to live in a care home",
         model_input=False,
     ),
 )
@@ -829,73 +895,67 @@ SOCIAL = (
 
 MENTAL_HEALTH = (
     _f(
-        "dementia",
-        "mental health",
-        "gp",
-        f"CASE WHEN (bit_or(ltc_bits) & {ltc_bit('dementia')}) <> 0 THEN 1 ELSE 0 END",
-        "flag",
-        "gp_events",
-        "Dementia diagnosis ever coded in the GP record.",
-        "has a dementia diagnosis",
-        "no dementia diagnosis recorded",
+        name="dementia",
+        domain="mental health",
+        block="gp",
+        sql=f"CASE WHEN (bit_or(ltc_bits) & {ltc_bit('dementia')}) <> 0 THEN 1 ELSE 0 END",
+        kind="flag",
+        description="Dementia diagnosis ever coded in the GP record.",
+        sentence="has a dementia diagnosis",
+        none_sentence="no dementia diagnosis recorded",
     ),
     _f(
-        "memory_service",
-        "mental health",
-        "mh",
-        any_in("team_type = 'memory_service'", "contact_date", None),
-        "flag",
-        "mental_health_contacts",
-        "Ever seen by a memory service.",
-        "has been seen by a memory service",
-        "not seen by a memory service",
+        name="memory_service",
+        domain="mental health",
+        block="mh",
+        sql=any_in(f"team_type = {_code(MH_TEAMS, 'memory_service')}", "contact_date", None),
+        kind="flag",
+        description="Ever seen by a memory service.",
+        sentence="has been seen by a memory service",
+        none_sentence="not seen by a memory service",
     ),
     _f(
-        "mental_health_contacts_12m",
-        "mental health",
-        "mh",
-        count_in("1 = 1", "contact_date", 12),
-        "count",
-        "mental_health_contacts",
-        "Mental health service contacts, last 12 months.",
-        "{value} mental health contact{s} in the last 12 months",
-        "no mental health contacts in the last 12 months",
-        "12 months",
+        name="mental_health_contacts_12m",
+        domain="mental health",
+        block="mh",
+        sql=count_in("1 = 1", "contact_date", 12),
+        kind="count",
+        description="Mental health service contacts, last 12 months.",
+        sentence="{value} mental health contact{s} in the last 12 months",
+        none_sentence="no mental health contacts in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "mh_crisis_contacts_12m",
-        "mental health",
-        "mh",
-        count_in("team_type = 'crisis'", "contact_date", 12),
-        "count",
-        "mental_health_contacts",
-        "Mental health crisis team contacts in the last 12 months.",
-        "{value} mental health crisis contact{s} in the last 12 months",
-        "no mental health crisis contacts in the last 12 months",
-        "12 months",
+        name="mh_crisis_contacts_12m",
+        domain="mental health",
+        block="mh",
+        sql=count_in(f"team_type = {_code(MH_TEAMS, 'crisis')}", "contact_date", 12),
+        kind="count",
+        description="Mental health crisis team contacts in the last 12 months.",
+        sentence="{value} mental health crisis contact{s} in the last 12 months",
+        none_sentence="no mental health crisis contacts in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "older_adult_cmht_contacts_12m",
-        "mental health",
-        "mh",
-        count_in("team_type = 'older_adult_cmht'", "contact_date", 12),
-        "count",
-        "mental_health_contacts",
-        "Older adults' community mental health team contacts, 12 months.",
-        "{value} older adults' mental health team contact{s} in the last 12 months",
-        "no older adults' mental health team contacts in the last 12 months",
-        "12 months",
+        name="older_adult_cmht_contacts_12m",
+        domain="mental health",
+        block="mh",
+        sql=count_in(f"team_type = {_code(MH_TEAMS, 'older_adult_cmht')}", "contact_date", 12),
+        kind="count",
+        description="Older adults' community mental health team contacts, 12 months.",
+        sentence="{value} older adults' mental health team contact{s} in the last 12 months",
+        none_sentence="no older adults' mental health team contacts in the last 12 months",
+        window="12 months",
     ),
     _f(
-        "days_since_mental_health_contact",
-        "mental health",
-        "mh",
-        days_since("1 = 1", "contact_date"),
-        "days_since",
-        "mental_health_contacts",
-        "Days from the last mental health contact to the index date.",
-        "last mental health contact {value} days ago",
-        "no mental health contact on record",
+        name="days_since_mental_health_contact",
+        domain="mental health",
+        block="mh",
+        sql=days_since("1 = 1", "contact_date"),
+        kind="days_since",
+        description="Days from the last mental health contact to the index date.",
+        sentence="last mental health contact {value} days ago",
+        none_sentence="no mental health contact on record",
     ),
 )
 
@@ -907,34 +967,59 @@ CASELOAD_NAMES = {
     "community_matron": "a community matron",
     "care_home_support": "a care home support",
 }
+_check_codes(CASELOAD_NAMES, CASELOADS, complete=True)
 
-CASELOADS = tuple(
+# One flag per contract caseload, in the column the list rules read (`features.cohort`).
+CASELOAD_FLAGS = tuple(
     _f(
-        f"on_caseload_{c}",
-        "caseload",
-        "caseload",
-        f"max(CASE WHEN caseload = '{c}' THEN 1 ELSE 0 END)",
-        "flag",
-        "caseloads",
-        f"Currently on {words} caseload.",
-        f"already on {words} caseload",
-        f"not on {words} caseload",
+        name=caseload_column(c),
+        domain="caseload",
+        block="caseload",
+        sql=f"max(CASE WHEN caseload = {_code(CASELOADS, c)} THEN 1 ELSE 0 END)",
+        kind="flag",
+        description=f"Currently on {CASELOAD_NAMES[c]} caseload.",
+        sentence=f"already on {CASELOAD_NAMES[c]} caseload",
+        none_sentence=f"not on {CASELOAD_NAMES[c]} caseload",
         model_input=False,
     )
-    for c, words in CASELOAD_NAMES.items()
+    for c in CASELOADS
 )
 
-FEATURES: tuple[Feature, ...] = (
-    *DEMOGRAPHICS,
-    *HOSPITAL,
-    *FRAILTY,
-    *PRESCRIBING,
-    *COMMUNITY,
-    *SOCIAL,
-    *MENTAL_HEALTH,
-    *CASELOADS,
-)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+
+def _with_derived_sources(features: tuple[Feature, ...]) -> tuple[Feature, ...]:
+    """`features` with each derived feature's `source` filled in: the tables of the features and
+    block helpers its SQL reads, in the order it first reads them."""
+    tables: dict[str, tuple[str, ...]] = {
+        h.name: (b.table,) for b in BLOCKS.values() for h in b.helpers
+    }
+    tables |= {f.name: tuple(f.source.split(", ")) for f in features if f.block not in DERIVED}
+    sources: dict[str, str] = {}
+    for block in DERIVED:  # in evaluation order: a later block may read an earlier one
+        for f in features:
+            if f.block != block:
+                continue
+            read = [tables[t] for t in _IDENTIFIER.findall(f.sql) if t in tables]
+            if not read:
+                raise RuntimeError(f"derived feature {f.name} reads no feature or helper")
+            sources[f.name] = ", ".join(dict.fromkeys(t for ts in read for t in ts))
+        tables |= {name: tuple(s.split(", ")) for name, s in sources.items()}
+    return tuple(replace(f, source=sources[f.name]) if f.name in sources else f for f in features)
+
+
+FEATURES: tuple[Feature, ...] = _with_derived_sources(
+    (
+        *DEMOGRAPHICS,
+        *HOSPITAL,
+        *FRAILTY,
+        *PRESCRIBING,
+        *COMMUNITY,
+        *SOCIAL,
+        *MENTAL_HEALTH,
+        *CASELOAD_FLAGS,
+    )
+)
 _BY_NAME = {f.name: f for f in FEATURES}
 if len(_BY_NAME) != len(FEATURES):
     raise RuntimeError("duplicate feature names in features.registry")

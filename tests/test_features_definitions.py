@@ -23,7 +23,7 @@ from features import (
 )
 from features.codelists import efi_deficits
 from features.dictionary import render_dictionary
-from features.registry import EFI_DEFICITS
+from features.registry import EFI_DEFICITS, EFI_POLYPHARMACY
 from records import Manifest
 
 MANIFEST = Manifest(
@@ -60,8 +60,32 @@ def test_feature_families_required_by_the_brief_are_present() -> None:
     ):  # fmt: skip
         assert required in names, required
     assert len(EFI_DEFICITS) == 36
-    assert {f"efi_{d}" for d in EFI_DEFICITS} <= names
+    # 35 coded deficits, one flag each; the 36th, polypharmacy, is the prescribing feature.
+    assert {f"efi_{d}" for d in efi_deficits()} <= names
     assert set(efi_deficits()) | {"polypharmacy"} == set(EFI_DEFICITS)
+    assert EFI_POLYPHARMACY in names and "efi_polypharmacy" not in names
+
+
+def test_no_two_model_inputs_compute_the_same_column() -> None:
+    # Identical inputs would split one signal's explanation credit between two columns.
+    seen: dict[tuple[str, str], str] = {}
+    for f in FEATURES:
+        if f.model_input:
+            key = (f.block, f.sql)
+            assert key not in seen, f"{f.name} computes the same as {seen[key]}"
+            seen[key] = f.name
+
+
+def test_sources_are_the_tables_each_feature_reads() -> None:
+    assert feature("age").source == "people"
+    assert feature("emergency_admissions_12m").source == "hospital_spells"
+    assert feature("hfrs_score").source == "hospital_spells"
+    assert feature("efi_falls").source == "gp_events"  # reads the GP block's deficit mask
+    assert feature("efi_score").source == "gp_events, prescriptions"
+    assert feature("efi_band").source == "gp_events, prescriptions"  # via efi_score
+    assert feature("rx_opioids_3m").source == "prescriptions"
+    assert feature("in_care_home").source == "social_care, hospital_spells"
+    assert feature("on_caseload_end_of_life").source == "caseloads"
 
 
 def test_model_inputs_and_what_if_marks() -> None:

@@ -51,7 +51,8 @@ def test_efi_counts_deficits_over_36_with_bands_and_change(tmp_path: Path) -> No
     table = build_features(extract, D)
     e1 = row_of(table, "E1")
     assert len(deficits) == 35  # + polypharmacy from prescribing = 36
-    assert e1["efi_polypharmacy"] == 1 and e1["efi_falls"] == 1 and e1["efi_arthritis"] == 0
+    assert e1["polypharmacy_5"] == 1  # the eFI's polypharmacy deficit
+    assert e1["efi_falls"] == 1 and e1["efi_arthritis"] == 0
     assert e1["efi_memory_cognitive_problems"] == 1 and e1["efi_hypertension"] == 1
     assert e1["efi_score"] == pytest.approx(5 / 36)
     assert e1["efi_band"] == 1
