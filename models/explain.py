@@ -120,6 +120,40 @@ class PersonChanges:
     other_log_odds_change: float
     other_probability_change: float
 
+    @classmethod
+    def new(cls, person_id: Any, probability: float, band: str) -> PersonChanges:
+        """A person scored now but not in the previous scoring: nothing to compare."""
+        return cls(
+            person_id=person_id,
+            status="new",
+            previous_probability=None,
+            probability=float(probability),
+            previous_band=None,
+            band=str(band),
+            probability_change=None,
+            margin_change=None,
+            movements=[],
+            other_log_odds_change=0.0,
+            other_probability_change=0.0,
+        )
+
+    @classmethod
+    def gone(cls, person_id: Any, previous_probability: float, previous_band: str) -> PersonChanges:
+        """A person in the previous scoring but not scored now."""
+        return cls(
+            person_id=person_id,
+            status="gone",
+            previous_probability=float(previous_probability),
+            probability=None,
+            previous_band=str(previous_band),
+            band=None,
+            probability_change=None,
+            margin_change=None,
+            movements=[],
+            other_log_odds_change=0.0,
+            other_probability_change=0.0,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
         return asdict(self)
@@ -393,18 +427,10 @@ def changes(
     matched_prev = set(pi.tolist())
     for c, key in enumerate(cur_keys):
         if c not in matched_cur:
-            out.append(
-                PersonChanges(
-                    key, "new", None, float(cur_p[c]), None, str(cur_b[c]), None, None, [], 0, 0
-                )
-            )
+            out.append(PersonChanges.new(key, cur_p[c], cur_b[c]))
     for p, key in enumerate(prev_keys):
         if p not in matched_prev:
-            out.append(
-                PersonChanges(
-                    key, "gone", float(prev_p[p]), None, str(prev_b[p]), None, None, None, [], 0, 0
-                )
-            )
+            out.append(PersonChanges.gone(key, prev_p[p], prev_b[p]))
     return out
 
 

@@ -1,8 +1,16 @@
-"""Exports of a run's lists for neighbourhood teams: CSV, XLSX (one sheet per neighbourhood) and
-JSON. Every export carries the run id and whether the run is its month's current run."""
+"""The list table of a run, built once, and its files for neighbourhood teams: CSV, XLSX (one
+sheet per neighbourhood) and JSON.
+
+`list_table` is the one builder: `casefinder lists` and the page downloads (`/ui/list.csv`,
+`/ui/list.xlsx`) both write it with `export_bytes`, so a team gets the same columns, wording and
+order whichever way and in whichever format it downloads a month's list. CSV and XLSX carry the
+same columns (`FILE_COLUMNS`: the list columns and the run they come from); flag words are
+`features.cohort.LIST_FLAGS`'s.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -10,8 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from features.cohort import LIST_FLAGS
+
 FORMATS = ("csv", "xlsx", "json")
-# The columns of a list export, in order.
+# The columns of the list table, in order.
 LIST_COLUMNS = [
     "neighbourhood",
     "rank",
@@ -20,30 +30,37 @@ LIST_COLUMNS = [
     "probability",
     "band",
     "flags",
-    "new_this_month",
-    "on_last_month_list",
-    "risk_risen",
+    *LIST_FLAGS,
     "previous_probability",
     "reasons",
 ]
+# The columns of a CSV or XLSX file, in order: the month, the list, and the run it comes from.
+FILE_COLUMNS = ["month", *LIST_COLUMNS, "run_id", "current_run", "model_version"]
 _WIDTHS = {"reasons": 100, "flags": 40, "person_id": 18, "neighbourhood": 20, "band": 11}
 
 
-def flag_text(row: pd.Series) -> str:
-    """The flags of one listed person in words, e.g. "new; risk risen (+0.12)"."""
-    parts = []
-    if row["new_this_month"]:
-        parts.append("new")
-    if row["on_last_month_list"]:
-        parts.append("on last month's list")
-    if row["risk_risen"]:
-        parts.append(f"risk risen (+{row['probability'] - row['previous_probability']:.2f})")
-    return "; ".join(parts)
+def flag_keys(row: Any) -> list[str]:
+    """The `LIST_FLAGS` keys set for one person (a run row: Series or dict; missing is unset)."""
+    return [key for key in LIST_FLAGS if _true(row.get(key))]
 
 
-def list_table(people: pd.DataFrame, neighbourhood: str | None = None) -> pd.DataFrame:
-    """The listed people of a run's per-person table, in export columns, by neighbourhood and
-    rank. Raise ValueError naming an unknown neighbourhood."""
+def flag_text(row: Any) -> str:
+    """The flags of one listed person in `LIST_FLAGS`'s words, e.g. "new this month; risk risen"."""
+    return "; ".join(LIST_FLAGS[key] for key in flag_keys(row))
+
+
+def _true(value: Any) -> bool:
+    return value is not None and not pd.isna(value) and bool(value)
+
+
+def list_table(
+    people: pd.DataFrame, neighbourhood: str | None = None, flag: str | None = None
+) -> pd.DataFrame:
+    """The listed people of a run's per-person table, in `LIST_COLUMNS` (and `reasons_json`), by
+    neighbourhood and rank; only `neighbourhood`'s and only those with `flag` when given. Raise
+    ValueError naming an unknown neighbourhood or flag."""
+    if flag is not None and flag not in LIST_FLAGS:
+        raise ValueError(f"unknown flag {flag!r}; flags are {', '.join(LIST_FLAGS)}")
     if neighbourhood is not None:
         known = set(people["neighbourhood"].dropna())
         if neighbourhood not in known:
@@ -51,15 +68,36 @@ def list_table(people: pd.DataFrame, neighbourhood: str | None = None) -> pd.Dat
                 f"no neighbourhood {neighbourhood!r} in this run; known: {', '.join(sorted(known))}"
             )
         people = people[people["neighbourhood"] == neighbourhood]
-    listed = people[people["listed"]].sort_values(["neighbourhood", "rank"])
+    listed = people[people["listed"].fillna(False).astype(bool)]
+    if flag is not None:
+        listed = listed[listed[flag].fillna(False).astype(bool)]
+    listed = listed.sort_values(["neighbourhood", "rank"])
     table = listed.rename(columns={"gp_practice_code": "practice"}).reset_index(drop=True)
     table["flags"] = table.apply(flag_text, axis=1) if len(table) else pd.Series(dtype="string")
+    for key in LIST_FLAGS:
+        table[key] = table[key].fillna(False).astype(bool)
     table["rank"] = table["rank"].astype(int)
     table["probability"] = table["probability"].round(4)
     table["previous_probability"] = table["previous_probability"].astype(float).round(4)
     for column in ("neighbourhood", "person_id", "practice", "band", "reasons", "reasons_json"):
         table[column] = table[column].astype(object).where(table[column].notna(), None)
     return table[[*LIST_COLUMNS, "reasons_json"]]
+
+
+def file_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+    """`table` (from `list_table`) in `FILE_COLUMNS`: with the month and the run on every row."""
+    out = table[LIST_COLUMNS].copy()
+    out.insert(0, "month", str(meta["month"]))
+    out["run_id"] = meta["run_id"]
+    out["current_run"] = bool(meta.get("current"))
+    out["model_version"] = str(meta["model"]["version"])
+    return out[FILE_COLUMNS]
+
+
+def export_filename(month: str, neighbourhood: str | None, fmt: str) -> str:
+    """The file name a month's lists (or one neighbourhood's) are saved under by default."""
+    suffix = f"-{neighbourhood}" if neighbourhood else ""
+    return f"casefinder-lists-{month}{suffix}.{fmt}".replace(" ", "_").replace("/", "-")
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
@@ -73,8 +111,9 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def write_xlsx(table: pd.DataFrame, path: Path, meta: dict[str, Any]) -> Path:
-    """One sheet per neighbourhood, with autofilter, frozen header row and set column widths."""
+def _xlsx(table: pd.DataFrame, meta: dict[str, Any]) -> bytes:
+    """One sheet per neighbourhood in `FILE_COLUMNS`, with autofilter, frozen header row and set
+    column widths; the run in the file's properties too."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -86,44 +125,33 @@ def write_xlsx(table: pd.DataFrame, path: Path, meta: dict[str, Any]) -> Path:
         f"run {meta['run_id']} ({'current' if meta.get('current') else 'not current'}), "
         f"model {meta['model']['name']} v{meta['model']['version']}"
     )
-    hoods = sorted(table["neighbourhood"].dropna().unique()) or ["(none listed)"]
+    rows = file_table(table, meta)
+    hoods = sorted(rows["neighbourhood"].dropna().unique()) or ["(none listed)"]
+    probability = get_column_letter(FILE_COLUMNS.index("probability") + 1)
     used: set[str] = set()
     for hood in hoods:
         sheet = book.create_sheet(_sheet_name(str(hood), used))
-        rows = table.loc[table["neighbourhood"] == hood, LIST_COLUMNS]
-        sheet.append(LIST_COLUMNS)
+        chosen = rows[rows["neighbourhood"] == hood]
+        sheet.append(FILE_COLUMNS)
         for cell in sheet[1]:
             cell.font = Font(bold=True)
-        for record in rows.itertuples(index=False):
+        for record in chosen.itertuples(index=False):
             sheet.append([None if pd.isna(v) else v for v in record])
-        last = get_column_letter(len(LIST_COLUMNS))
-        sheet.auto_filter.ref = f"A1:{last}{max(len(rows), 0) + 1}"
+        last = get_column_letter(len(FILE_COLUMNS))
+        sheet.auto_filter.ref = f"A1:{last}{len(chosen) + 1}"
         sheet.freeze_panes = "A2"
-        for i, column in enumerate(LIST_COLUMNS, start=1):
+        for i, column in enumerate(FILE_COLUMNS, start=1):
             sheet.column_dimensions[get_column_letter(i)].width = _WIDTHS.get(
                 column, max(len(column) + 2, 10)
             )
-        for row in sheet.iter_rows(min_row=2, min_col=5, max_col=5):
-            row[0].number_format = "0.000"
-    book.save(path)
-    return path
+        for cell in sheet[probability][1:]:
+            cell.number_format = "0.000"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
 
-def write_export(table: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]) -> Path:
-    """Write `table` (from `list_table`) as csv, xlsx or json to `path`."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "xlsx":
-        return write_xlsx(table, path, meta)
-    if fmt == "csv":
-        out = table[LIST_COLUMNS].copy()
-        out.insert(0, "month", meta["month"])
-        out["run_id"] = meta["run_id"]
-        out["current_run"] = bool(meta.get("current"))
-        out.to_csv(path, index=False)
-        return path
+def _json(table: pd.DataFrame, meta: dict[str, Any]) -> bytes:
     records = json.loads(table[LIST_COLUMNS].to_json(orient="records"))
     for record, reasons in zip(records, table["reasons_json"], strict=True):
         record["reasons"] = json.loads(reasons) if reasons else []
@@ -135,5 +163,24 @@ def write_export(table: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]
         "rule": meta.get("rule"),
         "people": records,
     }
-    path.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+def export_bytes(table: pd.DataFrame, fmt: str, meta: dict[str, Any]) -> bytes:
+    """`table` (from `list_table`) as a csv, xlsx or json file's bytes; `meta` is the run's."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "xlsx":
+        return _xlsx(table, meta)
+    if fmt == "csv":
+        return file_table(table, meta).to_csv(index=False).encode("utf-8")
+    return _json(table, meta)
+
+
+def write_export(table: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]) -> Path:
+    """Write `table` (from `list_table`) as csv, xlsx or json to `path`."""
+    data = export_bytes(table, fmt, meta)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
     return path

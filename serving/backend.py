@@ -1,8 +1,10 @@
 """What the service does, over the loaded model, the score store and the month's feature rows.
 
 Thin on purpose: scores and explanations come from `models.explain`; lists, people and the model
-inputs each run scored from `scoring.store` (the extract is never read); the model from
-`training.registry`. The service and the pages both call this one object.
+inputs each run scored from `scoring.store` (the extract is never read), the list table the pages
+download from `scoring.exports` (the one `casefinder lists` writes); the model from the registry.
+Months are `features.dates.Month`, list flags `features.cohort.LIST_FLAGS`. The service and the
+pages both call this one object.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ import numpy as np
 import pandas as pd
 
 from config.settings import Settings
+from features.cohort import EXCLUSIONS, LIST_FLAGS
+from features.dates import Month
 from models.explain import Explanation, PersonChanges, WhatIf, changes, explain, what_if
 from models.risk_model import RiskModel
-from scoring.months import previous_month
+from scoring.exports import flag_keys, list_table
 from scoring.store import ScoreStore, StoreError
 from serving.access import check_neighbourhood
 from serving.users import User
 
-FLAGS = ("new_this_month", "on_last_month_list", "risk_risen")
+# The exclusion a run keeps a person unscored for (features.cohort.EXCLUSIONS).
+OPTED_OUT = "opted_out"
+assert OPTED_OUT in EXCLUSIONS
 
 
 class NotFound(LookupError):
@@ -42,8 +48,7 @@ class OptedOut(NotFound):
 
     def __init__(self, person_id: str, neighbourhood: str) -> None:
         super().__init__(
-            f"person {person_id} opted out of data use beyond direct care, "
-            "so no score is held for them"
+            f"person {person_id} {EXCLUSIONS[OPTED_OUT]}, so no score is held for them"
         )
         self.neighbourhood = neighbourhood
 
@@ -52,19 +57,19 @@ class OptedOut(NotFound):
 class PersonView:
     """One person in one month: the run's row, the explanation, the change since last month."""
 
-    month: str
+    month: Month
     run_id: str
     meta: dict[str, Any]
     row: dict[str, Any]
     features: pd.DataFrame  # one row of model inputs
     explanation: Explanation
     change: PersonChanges | None
-    previous_month: str
+    previous_month: Month
 
 
 def flags_of(row: dict[str, Any]) -> list[str]:
-    """The month flags set for a person's run row."""
-    return [f for f in FLAGS if bool(row.get(f)) and row.get(f) is not pd.NA]
+    """The list flags (`LIST_FLAGS` keys) set for a person's run row."""
+    return flag_keys(row)
 
 
 def _plain(value: Any) -> Any:
@@ -119,7 +124,7 @@ class Backend:
     @classmethod
     def start(cls, settings: Settings) -> Backend:
         """Load the registry's model (`serving.model_ref`, default the champion)."""
-        from training.registry import load_risk_model
+        from models.registry import load_risk_model
 
         model, version = load_risk_model(settings, ref=settings.serving.model_ref)
         return cls(settings, model, str(version))
@@ -133,7 +138,7 @@ class Backend:
     def model_for(self, ref: str) -> tuple[RiskModel, str]:
         """Any registered model by version or alias (loaded once per version and kept); the
         loaded champion when `ref` names it. Raises RegistryError for an unknown ref."""
-        from training.registry import load_risk_model, resolve_version
+        from models.registry import load_risk_model, resolve_version
 
         version = resolve_version(self.settings, ref)
         if version == self.version:
@@ -156,15 +161,16 @@ class Backend:
 
     # --- runs ----------------------------------------------------------------------------
 
-    def month_or_latest(self, month: str | None) -> str:
+    def month_or_latest(self, month: str | None) -> Month:
+        """`month` (FeatureError, a ValueError, unless `YYYY-MM`), else the latest scored."""
         if month is not None:
-            return month
+            return Month(month)
         months = self.store.months()
         if not months:
             raise NotFound("no month has been scored yet")
-        return months[-1]
+        return Month(months[-1])
 
-    def run(self, month: str | None) -> tuple[str, str, dict[str, Any]]:
+    def run(self, month: str | None) -> tuple[Month, str, dict[str, Any]]:
         """(month, run id, run metadata) of the month's current run."""
         month = self.month_or_latest(month)
         try:
@@ -185,15 +191,33 @@ class Backend:
                 self._people[run_id] = table
             return self._people[run_id]
 
-    def neighbourhood_list(
-        self, neighbourhood: str, month: str | None, flag: str | None = None
-    ) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
-        """The listed people of a neighbourhood in the month's current run, by rank."""
+    def _neighbourhood_people(
+        self, neighbourhood: str, month: str | None, flag: str | None
+    ) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
+        """(month, run id, meta, the run's people) once the neighbourhood is in the run and the
+        flag is known (NotFound / ValueError)."""
+        if flag is not None and flag not in LIST_FLAGS:
+            raise ValueError(f"unknown flag {flag!r}; flags are {', '.join(LIST_FLAGS)}")
         month, run_id, meta = self.run(month)
         people = self.people(run_id)
         known = set(people["neighbourhood"].dropna().astype(str))
         if neighbourhood not in known:
             raise NotFound(f"neighbourhood {neighbourhood} is not in the {month} run")
+        return month, run_id, meta, people
+
+    def list_table(
+        self, neighbourhood: str, month: str | None, flag: str | None = None
+    ) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
+        """The neighbourhood's list in the month's current run as `scoring.exports.list_table`
+        builds it for `casefinder lists` (the page downloads write this table)."""
+        month, run_id, meta, people = self._neighbourhood_people(neighbourhood, month, flag)
+        return month, run_id, meta, list_table(people, neighbourhood, flag)
+
+    def neighbourhood_list(
+        self, neighbourhood: str, month: str | None, flag: str | None = None
+    ) -> tuple[Month, str, dict[str, Any], list[dict[str, Any]]]:
+        """The listed people of a neighbourhood in the month's current run, by rank."""
+        month, run_id, meta, people = self._neighbourhood_people(neighbourhood, month, flag)
         chosen = people[(people["neighbourhood"] == neighbourhood) & people["listed"]]
         if flag is not None:
             chosen = chosen[chosen[flag].fillna(False).astype(bool)]
@@ -212,7 +236,7 @@ class Backend:
         self.refuse_opted_out(person_id, row)
         return neighbourhood
 
-    def person_row(self, person_id: str, month: str | None) -> tuple[str, str, dict, dict]:
+    def person_row(self, person_id: str, month: str | None) -> tuple[Month, str, dict, dict]:
         """(month, run id, meta, the person's run row); NotFound when not in the run."""
         month, run_id, meta = self.run(month)
         people = self.people(run_id)
@@ -253,7 +277,7 @@ class Backend:
 
     def refuse_opted_out(self, person_id: str, row: dict[str, Any]) -> None:
         """Raise `OptedOut` for a person the run kept without a score because they opted out."""
-        if row.get("excluded") == "opted_out" and row.get("probability") is None:
+        if row.get("excluded") == OPTED_OUT and row.get("probability") is None:
             raise OptedOut(person_id, str(row["neighbourhood"]))
 
     def person_features(self, run_id: str, meta: dict[str, Any], person_id: str) -> pd.DataFrame:
@@ -274,7 +298,7 @@ class Backend:
         self.refuse_opted_out(person_id, row)
         current = self.person_features(run_id, meta, person_id)
         (explanation,) = explain(self.model, current, top_n=self.top_n)
-        last = previous_month(month)
+        last = month.previous()
         change = None
         prev_run = self.store.current_run_id(last)
         if prev_run is not None:
@@ -282,10 +306,7 @@ class Backend:
             prev_values, prev_rows = self.month_features(prev_run, prev_meta)  # NotFound: re-score
             # not scored last month: absent, or opted out then (their stored inputs are blank)
             if person_id not in prev_rows or np.isnan(prev_values[prev_rows[person_id]]).all():
-                change = PersonChanges(
-                    person_id, "new", None, explanation.probability, None, explanation.band,
-                    None, None, [], 0.0, 0.0,
-                )  # fmt: skip
+                change = PersonChanges.new(person_id, explanation.probability, explanation.band)
             else:
                 before = self.person_features(prev_run, prev_meta, person_id)
                 (change,) = changes(self.model, before, current, top_n=self.top_n)
@@ -293,14 +314,14 @@ class Backend:
 
     def what_if(
         self, person_id: str, month: str | None, new_values: dict[str, float | None]
-    ) -> tuple[str, dict[str, Any], WhatIf]:
+    ) -> tuple[Month, dict[str, Any], WhatIf]:
         """A person's score with some adjustable features changed (ValueError names bad ones)."""
         month, run_id, meta, row = self.person_row(person_id, month)
         self.refuse_opted_out(person_id, row)
         current = self.person_features(run_id, meta, person_id)
         return month, row, what_if(self.model, current, new_values, top_n=self.top_n)
 
-    def summary(self, month: str | None) -> tuple[str, str, dict[str, Any], pd.DataFrame]:
+    def summary(self, month: str | None) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """Counts per neighbourhood: eligible, scored, listed and per band (no person data)."""
         month, run_id, meta = self.run(month)
         people = self.people(run_id)

@@ -4,14 +4,15 @@ reasons, chart, change since last month, what-if). No JavaScript and no build st
 
 Access is checked by `serving.access.AccessMiddleware` before any page runs (the token comes from
 the Authorization header or the HttpOnly cookie the sign-in form sets); the neighbourhood half of
-the check and the audit entries are here.
+the check and the audit entries are here. The downloads are `scoring.exports`' list table, the
+file `casefinder lists` writes; flag words are `features.cohort.LIST_FLAGS`, months
+`features.dates.Month`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,9 +23,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from features.cohort import LIST_FLAGS
+from features.dates import Month
 from models.reasons import format_points
+from scoring.exports import export_bytes, export_filename
 from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood
-from serving.backend import FLAGS, NotFound
+from serving.backend import NotFound
+from serving.responses import chart_svg, listed_person, person_response
 from serving.schemas import PERSON_ID_PATTERN
 from serving.users import User, UserStore
 
@@ -32,13 +37,11 @@ HERE = Path(__file__).parent
 TEMPLATES = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
 )
-FLAG_LABELS = {
-    "new_this_month": "new this month",
-    "on_last_month_list": "on last month's list",
-    "risk_risen": "risk risen",
-}
 COLUMNS = {"rank": "Rank", "person_id": "Person", "probability": "Risk", "band": "Band"}
-EXPORT_COLUMNS = ["rank", "person_id", "probability", "band", "flags", "reasons"]
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 def _service() -> Any:
@@ -63,13 +66,10 @@ def _problem(request: Request, status: int, message: str) -> HTMLResponse:
     return _render("problem.html", request, status, title=title, message=message)
 
 
-def _month(request: Request) -> str | None:
-    import re
-
+def _month(request: Request) -> Month | None:
+    """The `month` asked for (FeatureError, a ValueError, unless `YYYY-MM`), None for the latest."""
     month = request.query_params.get("month") or None
-    if month is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        raise ValueError("month must look like 2026-10")
-    return month
+    return None if month is None else Month(month)
 
 
 # --- sign in -----------------------------------------------------------------------------
@@ -111,10 +111,9 @@ async def home(request: Request) -> Response:
 # --- list --------------------------------------------------------------------------------
 
 
-def _list_rows(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The page's list after the scope check, filter and sort; raises Denied/NotFound/ValueError."""
-    from serving.service import listed_person
-
+def _list_query(request: Request) -> tuple[str, Month | None, str | None]:
+    """(neighbourhood, month, flag) of a list request after the scope check; raises
+    Denied/ValueError."""
     user = _user(request)
     q = request.query_params
     neighbourhood = q.get("neighbourhood") or user.neighbourhood or ""
@@ -122,8 +121,15 @@ def _list_rows(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise ValueError("choose a neighbourhood")
     check_neighbourhood(user, neighbourhood)
     flag = q.get("flag") or None
-    if flag is not None and flag not in FLAGS:
-        raise ValueError(f"unknown flag {flag!r}; flags are {', '.join(FLAGS)}")
+    if flag is not None and flag not in LIST_FLAGS:
+        raise ValueError(f"unknown flag {flag!r}; flags are {', '.join(LIST_FLAGS)}")
+    return neighbourhood, _month(request), flag
+
+
+def _list_rows(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The page's list after the scope check, filter and sort; raises Denied/NotFound/ValueError."""
+    neighbourhood, month, flag = _list_query(request)
+    q = request.query_params
     sort = q.get("sort") or "rank"
     if sort not in COLUMNS:
         raise ValueError(f"cannot sort by {sort!r}")
@@ -131,7 +137,7 @@ def _list_rows(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if order not in ("asc", "desc"):
         raise ValueError("order must be asc or desc")
     backend = _service().backend
-    month, run_id, meta, rows = backend.neighbourhood_list(neighbourhood, _month(request), flag)
+    month, run_id, meta, rows = backend.neighbourhood_list(neighbourhood, month, flag)
     people = [listed_person(r).model_dump() for r in rows]
     people.sort(key=lambda p: p[sort], reverse=order == "desc")
     view = {
@@ -179,88 +185,45 @@ async def list_page(request: Request) -> Response:
         flip = "asc" if view["sort"] == key and view["order"] == "desc" else "desc"
         order = flip if view["sort"] == key else ("desc" if key == "probability" else "asc")
         sort_links[key] = urlencode({**base, "sort": key, "order": order})
-    query = urlencode({**base, "sort": view["sort"], "order": view["order"]})
     return _render(
-        "list.html", request, people=people, columns=COLUMNS, flag_labels=FLAG_LABELS,
-        sort_links=sort_links, query=query, model_version=svc.backend.version,
+        "list.html", request, people=people, columns=COLUMNS, flag_labels=LIST_FLAGS,
+        sort_links=sort_links, download=urlencode(base), model_version=svc.backend.version,
         can_open_person=user.role == "clinician", **view,
     )  # fmt: skip
 
 
-def _export_rows(people: list[dict[str, Any]]) -> list[list[Any]]:
-    return [
-        [
-            p["rank"],
-            p["person_id"],
-            round(p["probability"], 4),
-            p["band"],
-            "; ".join(FLAG_LABELS[f] for f in p["flags"]),
-            "; ".join(r["sentence"] for r in p["reasons"]),
-        ]
-        for p in people
-    ]
-
-
-def _filename(view: dict[str, Any], ext: str) -> str:
-    return f"casefinder-{view['neighbourhood']}-{view['month']}.{ext}".replace(" ", "_")
+async def _download(request: Request, fmt: str) -> Response:
+    """The neighbourhood's list (only those with `flag` when given) as the file `casefinder lists
+    --neighbourhood` writes, in rank order; audited as download.<fmt>."""
+    neighbourhood, month, flag = _list_query(request)
+    svc = _service()
+    month, _, meta, table = svc.backend.list_table(neighbourhood, month, flag)
+    svc.record(
+        _user(request), f"download.{fmt}", table["person_id"].astype(str).tolist(),
+        neighbourhood=neighbourhood, month=month,
+    )  # fmt: skip
+    filename = export_filename(month, neighbourhood, fmt)
+    return Response(
+        export_bytes(table, fmt, meta),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @_guard
 async def list_csv(request: Request) -> Response:
-    view, people = _list_rows(request)
-    svc = _service()
-    svc.record(
-        _user(request), "download.csv", [p["person_id"] for p in people],
-        neighbourhood=view["neighbourhood"], month=view["month"],
-    )  # fmt: skip
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([f"# model version {svc.backend.version}; data for {view['month']}"])
-    writer.writerow(EXPORT_COLUMNS)
-    writer.writerows(_export_rows(people))
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{_filename(view, "csv")}"'},
-    )
+    return await _download(request, "csv")
 
 
 @_guard
 async def list_xlsx(request: Request) -> Response:
-    from openpyxl import Workbook
-
-    view, people = _list_rows(request)
-    svc = _service()
-    svc.record(
-        _user(request), "download.xlsx", [p["person_id"] for p in people],
-        neighbourhood=view["neighbourhood"], month=view["month"],
-    )  # fmt: skip
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "list"
-    sheet.append(EXPORT_COLUMNS)
-    for row in _export_rows(people):
-        sheet.append(row)
-    about = book.create_sheet("about")
-    about.append(["neighbourhood", view["neighbourhood"]])
-    about.append(["month", view["month"]])
-    about.append(["data as at", view["index_date"]])
-    about.append(["model version", svc.backend.version])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return Response(
-        buffer.getvalue(),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="{_filename(view, "xlsx")}"'},
-    )
+    return await _download(request, "xlsx")
 
 
 # --- person ------------------------------------------------------------------------------
 
 
 def _person_id(request: Request) -> str:
-    import re
-
     person_id = request.path_params["person_id"]
     if not re.fullmatch(PERSON_ID_PATTERN, person_id):
         raise ValueError("not a person id")
@@ -321,8 +284,6 @@ def _what_if_values(request: Request, adjustable: list[dict[str, Any]]) -> dict[
 
 @_guard
 async def person_page(request: Request) -> Response:
-    from serving.service import person_response
-
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)
@@ -352,8 +313,6 @@ async def person_page(request: Request) -> Response:
 
 @_guard
 async def person_chart(request: Request) -> Response:
-    from serving.service import chart_svg
-
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)

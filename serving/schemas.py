@@ -13,15 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from features.cohort import LIST_FLAGS
+from features.dates import MONTH_PATTERN
 from features.definition import Feature
 
 STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True)
-Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"])]
+# `YYYY-MM` as `features.dates.Month` checks it (the backend turns it into a `Month`).
+MonthText = Annotated[str, Field(pattern=f"^(?:{MONTH_PATTERN})$", examples=["2026-10"])]
 Neighbourhood = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_. -]+$")]
 PERSON_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 PersonId = Annotated[str, Field(pattern=PERSON_ID_PATTERN)]
-FlagName = Literal["new_this_month", "on_last_month_list", "risk_risen"]
-FLAGS: tuple[str, ...] = ("new_this_month", "on_last_month_list", "risk_risen")
+# The list flags' keys (features.cohort.LIST_FLAGS), as the schema's enum.
+FlagName = Literal[tuple(LIST_FLAGS)]  # type: ignore[valid-type]
 # Upper bounds only to keep nonsense out; far above anything a record can hold.
 COUNT_MAX = 100_000
 NUMBER_MAX = 1e9
@@ -105,7 +108,7 @@ class ModelScoreResponse(Strict):
 
 class ListRequest(Strict):
     neighbourhood: Neighbourhood
-    month: Month | None = Field(default=None, description="Default: the latest scored month")
+    month: MonthText | None = Field(default=None, description="Default: the latest scored month")
     flag: FlagName | None = Field(default=None, description="Only people with this flag")
 
 
@@ -130,7 +133,7 @@ class ListResponse(Strict):
 
 class PersonRequest(Strict):
     person_id: PersonId
-    month: Month | None = None
+    month: MonthText | None = None
     include_chart: bool = Field(default=False, description="Inline the waterfall chart (SVG)")
 
 
@@ -173,7 +176,7 @@ class PersonResponse(Strict):
 
 class WhatIfRequest(Strict):
     person_id: PersonId
-    month: Month | None = None
+    month: MonthText | None = None
     changes: dict[str, float | None] = Field(
         min_length=1, max_length=50, description="Adjustable feature -> new value (null: never)"
     )
@@ -197,7 +200,7 @@ class WhatIfResponse(Strict):
 
 
 class SummaryRequest(Strict):
-    month: Month | None = None
+    month: MonthText | None = None
 
 
 class NeighbourhoodSummary(Strict):

@@ -24,22 +24,24 @@ from starlette.responses import JSONResponse
 from config.settings import load_settings
 from serving.access import USER_KEY, AccessMiddleware, Denied, check_neighbourhood
 from serving.audit import AuditLog
-from serving.backend import Backend, NotFound, OptedOut, flags_of
+from serving.backend import Backend, NotFound, OptedOut
 from serving.pages import pages_app
+from serving.responses import (
+    chart_svg,
+    listed_person,
+    person_response,
+    reasons,
+    what_if_response,
+)
 from serving.schemas import (
-    Change,
     FeatureRow,
-    ListedPerson,
     ListRequest,
     ListResponse,
     ModelRef,
     ModelScoreResponse,
-    Movement,
     NeighbourhoodSummary,
     PersonRequest,
     PersonResponse,
-    Reason,
-    Scored,
     ScoredRow,
     Status,
     SummaryRequest,
@@ -51,23 +53,6 @@ from serving.users import User, UserStore
 
 SETTINGS = load_settings()
 MAX_ROWS = SETTINGS.serving.max_batch_rows
-
-
-def reasons(items: list[Any]) -> list[Reason]:
-    """`models.explain.Reason`s (or their dicts) as response reasons."""
-    out = []
-    for r in items:
-        d = r if isinstance(r, dict) else r.__dict__
-        out.append(
-            Reason(
-                feature=d["feature"],
-                domain=d["domain"],
-                sentence=d["sentence"],
-                value=d.get("value"),
-                probability_change=d["probability_change"],
-            )
-        )
-    return out
 
 
 def error(status: int, message: str, ctx: bentoml.Context | None = None) -> JSONResponse:
@@ -172,7 +157,7 @@ class CaseFinder:
     ) -> ModelScoreResponse:
         """Score feature rows with any registered model version or alias (data scientists)."""
         from models.explain import explain
-        from training.registry import RegistryError
+        from models.registry import RegistryError
 
         try:
             chosen, version = self.backend.model_for(model)
@@ -300,86 +285,6 @@ class CaseFinder:
             registry_detail=detail,
             months=self.backend.store.months(),
         )
-
-
-def listed_person(row: dict[str, Any]) -> ListedPerson:
-    import json
-
-    payload = row.get("reasons_json")
-    return ListedPerson(
-        person_id=str(row["person_id"]),
-        rank=int(row["rank"]),
-        probability=float(row["probability"]),
-        band=str(row["band"]),
-        flags=flags_of(row),
-        reasons=reasons(json.loads(payload)) if payload else [],
-    )
-
-
-def movements(items: list[Any]) -> list[Movement]:
-    return [
-        Movement(feature=m.feature, sentence=m.sentence, probability_change=m.probability_change)
-        for m in items
-    ]
-
-
-def chart_svg(explanation: Any) -> str:
-    """The waterfall chart of an explanation as SVG text."""
-    import tempfile
-    from pathlib import Path
-
-    from models.charts import waterfall
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return waterfall(explanation, Path(tmp) / "chart.svg").read_text("utf-8")
-
-
-def person_response(version: str, view: Any, svg: str | None) -> PersonResponse:
-    e, c = view.explanation, view.change
-    change = None
-    if c is not None:
-        change = Change(
-            previous_month=view.previous_month,
-            status=c.status,
-            previous_probability=c.previous_probability,
-            probability_change=c.probability_change,
-            previous_band=c.previous_band,
-            movements=movements(c.movements),
-        )
-    rank = view.row.get("rank")
-    return PersonResponse(
-        model_version=version,
-        month=view.month,
-        index_date=view.meta["index_date"],
-        person_id=str(view.row["person_id"]),
-        neighbourhood=str(view.row["neighbourhood"]),
-        probability=e.probability,
-        band=e.band,
-        rank=None if rank is None else int(rank),
-        listed=bool(view.row.get("listed")),
-        flags=flags_of(view.row),
-        base_probability=e.base_probability,
-        raising=reasons(e.raising),
-        lowering=reasons(e.lowering),
-        other_probability_change=e.other_probability_change,
-        change=change,
-        chart_url=f"/ui/person/{view.row['person_id']}/chart.svg?month={view.month}",
-        chart_svg=svg,
-    )
-
-
-def what_if_response(version: str, month: str, person_id: str, result: Any) -> WhatIfResponse:
-    return WhatIfResponse(
-        model_version=version,
-        month=month,
-        person_id=person_id,
-        before=Scored(probability=result.before.probability, band=result.before.band),
-        after=Scored(probability=result.after.probability, band=result.after.band),
-        probability_change=result.probability_change,
-        changed=result.changed,
-        movements=movements(result.movements),
-        raising_after=reasons(result.after.raising),
-    )
 
 
 def _registry_state() -> str | None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from casefinder.cli import app
 from config.settings import ListSettings
-from scoring.exports import LIST_COLUMNS
+from scoring.exports import FILE_COLUMNS
 from scoring.run import ModelInfo
 from scoring.store import ScoreStore
 
@@ -78,7 +78,7 @@ def test_lists_exports_the_current_run(stored: tuple[str, str], tmp_path: Path) 
     assert new in result.output and "(current)" in result.output
     book = load_workbook(out)
     assert book.sheetnames == ["East", "North", "South"]
-    assert [c.value for c in book["North"][1]] == LIST_COLUMNS
+    assert [c.value for c in book["North"][1]] == FILE_COLUMNS
 
     csv_out = tmp_path / "north.csv"
     result = runner.invoke(

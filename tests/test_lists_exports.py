@@ -1,4 +1,5 @@
-"""List exports open with pandas and openpyxl, with the expected columns and sheets."""
+"""List exports open with pandas and openpyxl, with the expected columns and sheets; CSV and XLSX
+carry the same table (the one the page downloads write too)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 from test_scoring_support import feature_frame, run_for, train_model
 
 from config.settings import ListSettings
-from scoring.exports import LIST_COLUMNS, list_table, write_export
+from features.cohort import LIST_FLAGS
+from scoring.exports import FILE_COLUMNS, LIST_COLUMNS, flag_text, list_table, write_export
 from scoring.store import ScoreStore
 
 
@@ -33,20 +36,40 @@ def test_list_table_has_the_listed_people_in_rank_order(stored: tuple[ScoreStore
     for _, group in table.groupby("neighbourhood"):
         assert group["rank"].tolist() == [1, 2, 3, 4]
         assert group["probability"].is_monotonic_decreasing
-    assert (table["flags"] == "new").all()  # first month: everyone listed is new
+    # first month: everyone listed is new, in LIST_FLAGS' words
+    assert (table["flags"] == LIST_FLAGS["new_this_month"]).all()
     assert table["reasons"].str.len().gt(0).all()
     assert len(list_table(store.people(run_id), "North")) == 4
     with pytest.raises(ValueError, match=r"no neighbourhood 'Nowhere'.*known: East"):
         list_table(store.people(run_id), "Nowhere")
 
 
+def test_list_table_filters_by_flag_and_refuses_an_unknown_one(
+    stored: tuple[ScoreStore, str],
+) -> None:
+    store, run_id = stored
+    people = store.people(run_id)
+    assert len(list_table(people, "North", "new_this_month")) == 4
+    assert list_table(people, "North", "risk_risen").empty  # nothing to compare with yet
+    with pytest.raises(ValueError, match="unknown flag 'bogus'"):
+        list_table(people, flag="bogus")
+
+
+def test_flag_words_are_the_cohorts_in_its_order() -> None:
+    row = {"new_this_month": True, "on_last_month_list": None, "risk_risen": True}
+    assert flag_text(row) == f"{LIST_FLAGS['new_this_month']}; {LIST_FLAGS['risk_risen']}"
+    assert flag_text(dict.fromkeys(LIST_FLAGS, False)) == ""
+    assert flag_text(dict.fromkeys(LIST_FLAGS, True)) == "; ".join(LIST_FLAGS.values())
+
+
 def test_csv_export(stored: tuple[ScoreStore, str], tmp_path: Path) -> None:
     store, run_id = stored
     meta = store.meta(run_id)
     path = write_export(list_table(store.people(run_id)), "csv", tmp_path / "l.csv", meta)
-    frame = pd.read_csv(path, dtype={"person_id": str})
-    assert list(frame.columns) == ["month", *LIST_COLUMNS, "run_id", "current_run"]
+    frame = pd.read_csv(path, dtype={"person_id": str, "model_version": str})
+    assert list(frame.columns) == FILE_COLUMNS == ["month", *LIST_COLUMNS, *FILE_COLUMNS[-3:]]
     assert len(frame) == 12 and (frame["run_id"] == run_id).all() and frame["current_run"].all()
+    assert (frame["model_version"] == str(meta["model"]["version"])).all()
 
 
 def test_json_export_carries_structured_reasons(
@@ -73,16 +96,28 @@ def test_xlsx_has_one_filterable_sheet_per_neighbourhood(
     book = load_workbook(path)
     # Sheet names cannot hold []:*?/\ and are at most 31 characters.
     assert book.sheetnames == ["East-Central- -A-", "North", "South"]
+    last = get_column_letter(len(FILE_COLUMNS))
+    reasons = get_column_letter(FILE_COLUMNS.index("reasons") + 1)
     for sheet in book.worksheets:
-        assert [c.value for c in sheet[1]] == LIST_COLUMNS
+        assert [c.value for c in sheet[1]] == FILE_COLUMNS
         assert sheet.max_row == 5
-        assert sheet.auto_filter.ref == f"A1:L{sheet.max_row}"
+        assert sheet.auto_filter.ref == f"A1:{last}{sheet.max_row}"
         assert sheet.freeze_panes == "A2"
-        assert sheet.column_dimensions["L"].width >= 60  # reasons
+        assert sheet.column_dimensions[reasons].width >= 60
     assert run_id in book.properties.subject
     sheets = pd.read_excel(path, sheet_name=None, dtype={"person_id": str})
     assert sorted(sheets) == ["East-Central- -A-", "North", "South"]
-    assert all(list(s.columns) == LIST_COLUMNS for s in sheets.values())
+    assert all(list(s.columns) == FILE_COLUMNS for s in sheets.values())
+
+
+def test_csv_and_xlsx_hold_the_same_table(stored: tuple[ScoreStore, str], tmp_path: Path) -> None:
+    store, run_id = stored
+    meta = store.meta(run_id)
+    table = list_table(store.people(run_id), "North")
+    kinds = {"person_id": str, "model_version": str, "practice": str}
+    csv = pd.read_csv(write_export(table, "csv", tmp_path / "n.csv", meta), dtype=kinds)
+    xlsx = pd.read_excel(write_export(table, "xlsx", tmp_path / "n.xlsx", meta), dtype=kinds)
+    pd.testing.assert_frame_equal(csv, xlsx, check_dtype=False, atol=5e-4)
 
 
 def test_unknown_format_is_refused(stored: tuple[ScoreStore, str], tmp_path: Path) -> None:

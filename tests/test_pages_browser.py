@@ -12,8 +12,11 @@ import os
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
+from features.cohort import LIST_FLAGS
+from scoring.exports import FILE_COLUMNS
 from tests import serving_fixtures
 
 built_home = serving_fixtures.built_home  # pytest fixtures shared by the serving tests
@@ -85,17 +88,20 @@ def test_list_page_loads_sorts_filters_and_downloads(browser, server, tmp_path):
         flagged = [p["person_id"] for p in api_list(server, flag="new_this_month")]
         assert rows(page).count() == len(flagged)
         for i in range(rows(page).count()):
-            assert "new this month" in rows(page).nth(i).inner_text()
+            assert LIST_FLAGS["new_this_month"] in rows(page).nth(i).inner_text()
 
         with page.expect_download() as info:
             page.locator("#download-csv").click()
         download = info.value
         target = tmp_path / download.suggested_filename
         download.save_as(target)
-        text = target.read_text()
-        assert download.suggested_filename == f"casefinder-North-{MONTH}.csv"
-        assert "model version 1" in text.splitlines()[0]
-        assert len(text.splitlines()) == 2 + len(flagged)
+        # the list table `casefinder lists` writes, with the page's flag filter, in rank order
+        assert download.suggested_filename == f"casefinder-lists-{MONTH}-North.csv"
+        frame = pd.read_csv(target, dtype={"person_id": str, "model_version": str})
+        assert list(frame.columns) == FILE_COLUMNS
+        assert frame["person_id"].tolist() == flagged
+        assert (frame["model_version"] == "1").all()
+        assert frame["flags"].str.contains(LIST_FLAGS["new_this_month"]).all()
 
         with page.expect_download() as info:
             page.locator("#download-xlsx").click()

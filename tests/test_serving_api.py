@@ -146,7 +146,7 @@ def test_each_role_on_each_endpoint(server, north, rows, path, user):
 
 def test_score_matches_the_registered_model(server, rows):
     from config.settings import load_settings
-    from training.registry import load_risk_model
+    from models.registry import load_risk_model
 
     for n in (1, 100):
         response = post(server, "/score", feature_body(rows, n), "scientist")
@@ -448,20 +448,41 @@ def test_login_sets_httponly_cookie(server):
         assert browser.get("/ui/list?neighbourhood=North").status_code == 401
 
 
-def test_downloads(server):
+def test_downloads_are_the_file_casefinder_lists_writes(server):
+    """The page downloads are `scoring.exports`' list table, byte for byte the file
+    `casefinder lists --neighbourhood North` writes (was: its own 6 columns)."""
     import io
 
     from openpyxl import load_workbook
 
+    from config.settings import load_settings
+    from scoring.exports import FILE_COLUMNS, export_bytes, export_filename, list_table
+    from scoring.store import ScoreStore
+
+    store = ScoreStore(load_settings(home=server.home).score_store)
+    run_id = store.resolve(month=MONTH)
+    table = list_table(store.people(run_id), "North")
     head = server.headers("north_team")
-    csv = httpx.get(server.url + "/ui/list.csv?neighbourhood=North", headers=head, timeout=30)
+    query = f"?neighbourhood=North&month={MONTH}"
+    csv = httpx.get(server.url + "/ui/list.csv" + query, headers=head, timeout=30)
     assert csv.headers["content-type"].startswith("text/csv")
-    lines = csv.text.splitlines()
-    assert "model version 1" in lines[0] and lines[1].startswith("rank,person_id")
-    xlsx = httpx.get(server.url + "/ui/list.xlsx?neighbourhood=North", headers=head, timeout=30)
+    assert export_filename(MONTH, "North", "csv") in csv.headers["content-disposition"]
+    assert csv.content == export_bytes(table, "csv", store.meta(run_id))
+    frame = pd.read_csv(io.BytesIO(csv.content), dtype={"model_version": str})
+    assert list(frame.columns) == FILE_COLUMNS and len(frame) == len(table) > 0
+    assert (frame["model_version"] == "1").all() and (frame["month"] == MONTH).all()
+    xlsx = httpx.get(server.url + "/ui/list.xlsx" + query, headers=head, timeout=30)
     book = load_workbook(io.BytesIO(xlsx.content))
-    assert book["list"].max_row == len(lines) - 1
+    assert book.sheetnames == ["North"]
+    assert [c.value for c in book["North"][1]] == FILE_COLUMNS
+    assert book["North"].max_row == len(frame) + 1
     assert audit(server)[-1]["action"] == "download.xlsx"
+    flagged = httpx.get(
+        server.url + "/ui/list.csv" + query + "&flag=risk_risen", headers=head, timeout=30
+    )
+    assert flagged.content == export_bytes(
+        list_table(store.people(run_id), "North", "risk_risen"), "csv", store.meta(run_id)
+    )
 
 
 def test_bad_page_input_is_400(server):

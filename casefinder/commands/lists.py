@@ -4,13 +4,16 @@ run summary."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from casefinder.commands.common import console, err_console, fail
 from casefinder.progress import progress_bar
 from config.settings import load_settings
+
+if TYPE_CHECKING:
+    from features.dates import Month
 
 MonthOption = Annotated[str, typer.Option("--month", help="Month to score or show, YYYY-MM.")]
 RunOption = Annotated[
@@ -29,24 +32,20 @@ def score(
     store the run (the same inputs reuse the stored run)."""
     from features import FeatureError
     from records import ExtractError
-    from scoring.months import parse_month
     from scoring.run import score_month
     from scoring.store import StoreError
 
     settings = load_settings()
-    try:
-        month = parse_month(month)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    chosen = _month(month)
     try:
         with progress_bar(console) as progress:
-            result = score_month(extract, month, settings, model_ref=model, progress=progress)
+            result = score_month(extract, chosen, settings, model_ref=model, progress=progress)
     except ExtractError as exc:
         raise fail(f"extract unusable: {exc}") from None
     except (FeatureError, StoreError) as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
-        from training.registry import RegistryError  # imports MLflow: only when needed
+        from models.registry import RegistryError  # imports MLflow: only when needed
 
         if isinstance(exc, RegistryError):
             raise fail(str(exc)) from None
@@ -54,7 +53,7 @@ def score(
     meta = result.meta
     counts = meta["counts"]
     state = "reused the stored run" if result.reused else "stored"
-    console.print(f"Run [bold]{result.run_id}[/] ({state}), current for {month}")
+    console.print(f"Run [bold]{result.run_id}[/] ({state}), current for {chosen}")
     console.print(
         f"Model {meta['model']['name']} v{meta['model']['version']}; "
         f"{counts['eligible']:,} eligible, {counts['excluded']:,} excluded, "
@@ -63,8 +62,18 @@ def score(
     for warning in meta.get("warnings", []):
         err_console.print(f"[bold yellow]Warning:[/] {warning}")
     console.print(
-        f"Summary: casefinder summary --month {month}   Lists: casefinder lists --month {month}"
+        f"Summary: casefinder summary --month {chosen}   Lists: casefinder lists --month {chosen}"
     )
+
+
+def _month(text: str) -> Month:
+    """`--month` as a `Month`, or the usage error naming what is wrong."""
+    from features.dates import Month
+
+    try:
+        return Month(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
 
 
 def lists(
@@ -76,22 +85,23 @@ def lists(
     out: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
     run: RunOption = None,
 ) -> None:
-    """Export a month's MDT lists (person_id, practice, rank, probability, band, flags, reasons)."""
-    from scoring.exports import FORMATS, list_table, write_export
+    """Export a month's MDT lists (person_id, practice, rank, probability, band, flags, reasons):
+    the same table the list pages download."""
+    from scoring.exports import FORMATS, export_filename, list_table, write_export
     from scoring.store import ScoreStore, StoreError
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    chosen = _month(month)
     store = ScoreStore(load_settings().score_store)
     try:
-        run_id = store.resolve(month=month, run_id=run)
+        run_id = store.resolve(month=chosen, run_id=run)
         meta = store.meta(run_id)
         table = list_table(store.people(run_id), neighbourhood)
     except (StoreError, ValueError) as exc:
         raise fail(str(exc)) from None
     if out is None:
-        suffix = f"-{neighbourhood}" if neighbourhood else ""
-        out = Path(f"casefinder-lists-{meta['month']}{suffix}.{fmt}")
+        out = Path(export_filename(meta["month"], neighbourhood, fmt))
     path = write_export(table, fmt, out, meta)
     status = "current" if meta["current"] else "NOT the current run for the month"
     console.print(f"{len(table):,} people from run {run_id} ({status}) written to {path}")

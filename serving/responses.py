@@ -1,0 +1,114 @@
+"""Response bodies built from what the backend returns, shared by the API (`serving.service`) and
+the pages (`serving.pages`), so that neither imports the other."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from serving.backend import PersonView, flags_of
+from serving.schemas import (
+    Change,
+    ListedPerson,
+    Movement,
+    PersonResponse,
+    Reason,
+    Scored,
+    WhatIfResponse,
+)
+
+
+def reasons(items: list[Any]) -> list[Reason]:
+    """`models.explain.Reason`s (or their dicts) as response reasons."""
+    out = []
+    for r in items:
+        d = r if isinstance(r, dict) else r.__dict__
+        out.append(
+            Reason(
+                feature=d["feature"],
+                domain=d["domain"],
+                sentence=d["sentence"],
+                value=d.get("value"),
+                probability_change=d["probability_change"],
+            )
+        )
+    return out
+
+
+def listed_person(row: dict[str, Any]) -> ListedPerson:
+    """One row of a neighbourhood's list (a run row) as the API and the list page show it."""
+    payload = row.get("reasons_json")
+    return ListedPerson(
+        person_id=str(row["person_id"]),
+        rank=int(row["rank"]),
+        probability=float(row["probability"]),
+        band=str(row["band"]),
+        flags=flags_of(row),
+        reasons=reasons(json.loads(payload)) if payload else [],
+    )
+
+
+def movements(items: list[Any]) -> list[Movement]:
+    return [
+        Movement(feature=m.feature, sentence=m.sentence, probability_change=m.probability_change)
+        for m in items
+    ]
+
+
+def chart_svg(explanation: Any) -> str:
+    """The waterfall chart of an explanation as SVG text."""
+    import tempfile
+    from pathlib import Path
+
+    from models.charts import waterfall
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return waterfall(explanation, Path(tmp) / "chart.svg").read_text("utf-8")
+
+
+def person_response(version: str, view: PersonView, svg: str | None) -> PersonResponse:
+    e, c = view.explanation, view.change
+    change = None
+    if c is not None:
+        change = Change(
+            previous_month=view.previous_month,
+            status=c.status,
+            previous_probability=c.previous_probability,
+            probability_change=c.probability_change,
+            previous_band=c.previous_band,
+            movements=movements(c.movements),
+        )
+    rank = view.row.get("rank")
+    return PersonResponse(
+        model_version=version,
+        month=view.month,
+        index_date=view.meta["index_date"],
+        person_id=str(view.row["person_id"]),
+        neighbourhood=str(view.row["neighbourhood"]),
+        probability=e.probability,
+        band=e.band,
+        rank=None if rank is None else int(rank),
+        listed=bool(view.row.get("listed")),
+        flags=flags_of(view.row),
+        base_probability=e.base_probability,
+        raising=reasons(e.raising),
+        lowering=reasons(e.lowering),
+        other_probability_change=e.other_probability_change,
+        change=change,
+        chart_url=f"/ui/person/{view.row['person_id']}/chart.svg?month={view.month}",
+        chart_svg=svg,
+    )
+
+
+def what_if_response(version: str, month: str, person_id: str, result: Any) -> WhatIfResponse:
+    return WhatIfResponse(
+        model_version=version,
+        month=month,
+        person_id=person_id,
+        before=Scored(probability=result.before.probability, band=result.before.band),
+        after=Scored(probability=result.after.probability, band=result.after.band),
+        probability_change=result.probability_change,
+        changed=result.changed,
+        movements=movements(result.movements),
+        raising_after=reasons(result.after.raising),
+    )
