@@ -258,8 +258,8 @@ def registered_model(args: argparse.Namespace):
 
     import features
     from config.settings import load_settings
+    from models.registry import load_risk_model
     from records import load_extract
-    from training import load_risk_model
 
     model, version = load_risk_model(load_settings(), args.model)
     table = features.build_features(

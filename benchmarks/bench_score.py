@@ -75,11 +75,11 @@ def exports(store, run_id: str, out: Path) -> dict[str, float]:
 def full(args: argparse.Namespace) -> float:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from config.settings import MlflowSettings, load_settings
+    from models.registry import current_champion
     from scoring.run import score_month
     from scoring.store import ScoreStore
     from synthetic import SynthConfig, generate
-    from training import train
-    from training.registry import current_champion, promote
+    from training import promote, train
 
     work = Path(args.work)
     extract = Path(args.extract) if args.extract else work / f"extract-{args.people}-{args.seed}"

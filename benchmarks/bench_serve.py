@@ -105,8 +105,8 @@ def feature_rows(home: Path, n: int) -> list[dict]:
     import pandas as pd
 
     import features
-    from records import load_extract
     from features.dates import Month
+    from records import load_extract
 
     run = json.loads(sorted((home / "scores" / "runs").glob("*/run.json"))[-1].read_text())
     extract = load_extract(Path(run["extract"]["path"]))

@@ -186,11 +186,18 @@ def modelled_population(panel: pd.DataFrame, settings: Settings) -> pd.Series:
 
 
 def population_rules(settings: Settings) -> list[str]:
-    """The modelled population in words, for the model card; names every difference from the
-    listed population."""
-    rules = settings.lists
+    """The modelled population's exclusions in words, for the model card ("not living in a care
+    home", ...)."""
     words = [EXCLUSIONS[k] for k in training_exclusions(_no_rows(), settings).columns]
-    text = [f"not {w}" if not w.startswith("not ") else w for w in words]
+    return [w if w.startswith("not ") else f"not {w}" for w in words] or [
+        "with no further exclusions"
+    ]
+
+
+def population_differences(settings: Settings) -> list[str]:
+    """How the modelled population differs from the listed one, in words (one line saying they
+    are the same when they are)."""
+    rules = settings.lists
     differences = []
     if rules.direct_care_use:
         differences.append(
@@ -204,9 +211,7 @@ def population_rules(settings: Settings) -> list[str]:
             + ", ".join(c.replace("_", " ") for c in extra)
             + " caseload(s) are listed but not trained on ([training] also_exclude_caseloads)"
         )
-    return (text or ["with no further exclusions"]) + (
-        differences or ["the same population the lists are drawn from"]
-    )
+    return differences or ["none: it is the population the lists are drawn from"]
 
 
 def _no_rows() -> pd.DataFrame:

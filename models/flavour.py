@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from models.artifacts import MODEL_NAME
 from models.risk_model import PlattCalibrator, RiskModel
 
 BOOSTER_FILE = "booster.txt"
@@ -92,7 +93,7 @@ def log_risk_model(
     example_rows: pd.DataFrame,
     work_dir: Path,
     registered_model_name: str | None = None,
-    name: str = "risk_model",
+    name: str = MODEL_NAME,
 ) -> Any:
     """Log `model` in the active MLflow run as a pyfunc with signature and input example;
     register it under `registered_model_name` when given. Returns MLflow's ModelInfo."""

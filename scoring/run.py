@@ -349,7 +349,7 @@ def score_month(
     extract_dir = Path(extract_dir)
     manifest = read_manifest(extract_dir)
     check_index_date(manifest, month.index_date)  # before the model loads: the manifest's rules
-    from training.registry import load_risk_model, training_sample  # imports MLflow
+    from models.registry import load_risk_model, training_sample  # imports MLflow
 
     progress("loading model", 0.0)
     model, version = load_risk_model(settings, ref=model_ref)

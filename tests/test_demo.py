@@ -28,7 +28,7 @@ def test_demo_runs_from_synthetic_records_to_exported_lists(
     assert "No rows rejected" in result.output
     assert "is now the champion" in result.output
 
-    from training.registry import current_champion
+    from models.registry import current_champion
 
     assert current_champion(load_settings()) is not None
     workbook = openpyxl.load_workbook(home / "demo" / "lists" / "lists-2026-11.xlsx")

@@ -48,8 +48,8 @@ def env(world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_explain_writes_reasons_and_charts_matching_the_served_score(env, tmp_path):
     import features
     from config.settings import load_settings
+    from models.registry import load_risk_model
     from records import load_extract
-    from training import load_risk_model
 
     out = tmp_path / "out"
     args = ["explain", str(env), "--index-date", DAY, "--person", "P0003", "--person", "P0010"]

@@ -24,7 +24,9 @@ from test_training_support import (
     isolated_settings,
 )
 
-from training import load_risk_model, promote, train_on_panel, training_sample
+from models.artifacts import MODEL_CARD
+from models.registry import load_risk_model, training_sample
+from training import promote, train_on_panel
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +103,7 @@ def test_train_register_load_and_promote_through_a_tracking_server(
     assert version.run_id == result.run_id
 
     # Artifacts went to the server's store, not to local working state.
-    assert any(artifacts.rglob("model_card.md"))
+    assert any(artifacts.rglob(MODEL_CARD))
     assert any(artifacts.rglob("booster.txt"))
     assert not (home / "mlartifacts").exists()
 

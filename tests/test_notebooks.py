@@ -193,7 +193,7 @@ def test_01_linked_records_runs_and_counts_what_the_loader_rejected(
 def test_03_explanations_trains_a_champion_into_an_empty_registry_and_explains(
     executed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training.registry import current_champion
+    from models.registry import current_champion
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     nb = _notebook(executed, "03_explanations.ipynb")
@@ -213,7 +213,7 @@ def test_03_explanations_trains_a_champion_into_an_empty_registry_and_explains(
 def test_02_model_evaluation_compares_champion_and_challenger_without_promoting(
     executed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training.registry import current_champion, list_versions
+    from models.registry import current_champion, list_versions
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     nb = _notebook(executed, "02_model_evaluation.ipynb")

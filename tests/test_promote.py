@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 
 from casefinder.cli import app
 from config.settings import MlflowSettings, Settings, TrainingSettings
+from models.registry import RegistryError, load_risk_model
 from models.risk_model import PlattCalibrator, RiskModel
-from training import RegistryError, load_risk_model, promote, rollback, train_on_panel
+from training import promote, rollback, train_on_panel
 from training.registry import compare_models
 
 # A 5,000-person test set estimates the calibration slope only roughly, so these tests allow
@@ -160,7 +161,7 @@ def test_gate_refuses_a_candidate_that_adds_a_fairness_flag() -> None:
 
 
 def test_models_listing_shows_the_champion_alias(tmp_path: Path) -> None:
-    from training.registry import list_versions
+    from models.registry import list_versions
 
     settings = isolated_settings(tmp_path / "home")
     panel = hand_panel(2500)

@@ -15,9 +15,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_training_support import REAL_PEOPLE, isolated_settings, real_run
 
-from training import RegistryError, load_risk_model, training_sample
-from training.registry import evaluation_rows, list_versions
-from training.tracking import use_tracking
+from features.cohort import population_rules
+from models import artifacts
+from models.registry import (
+    RegistryError,
+    evaluation_rows,
+    list_versions,
+    load_risk_model,
+    training_sample,
+    use_tracking,
+)
+from records.contract import CASELOADS
 
 pytestmark = pytest.mark.slow
 
@@ -72,42 +80,70 @@ def test_run_logs_parameters_metrics_and_the_data_extract(
     assert logged.metrics["test_auroc"] == pytest.approx(result.metrics["auroc"])
     assert logged.metrics["test_rows"] == result.counts["test_rows"] > 0
 
-    local = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data"))
-    extract = json.loads((local / "extract.json").read_text())
+    extract = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=result.run_id, artifact_path=artifacts.EXTRACT_RECORD
+            )
+        ).read_text()
+    )
     assert extract["extract_date"] == "2026-10-31"
     assert extract["tables"]["people"]["loaded"] == REAL_PEOPLE
     assert extract["rows"]["test_rows"] == result.counts["test_rows"]
     assert "2 of these agencies" in extract["outcome_definition"]
     assert extract["outcome_settings"]["window_months"] == 12
+    assert extract["population"] == population_rules(run["settings"])
+    assert logged.params["population"] == "; ".join(population_rules(run["settings"]))
+
+
+def test_run_holds_every_artifact_the_catalogue_names(
+    run: dict[str, Any], store: MlflowClient
+) -> None:
+    result = run["result"]
+    held: set[str] = set()
+    folders: list[str | None] = [None]
+    while folders:
+        for item in store.list_artifacts(result.run_id, folders.pop()):
+            if item.is_dir:
+                folders.append(item.path)
+            else:
+                held.add(item.path)
+    named = {*artifacts.FILES, *artifacts.PLOTS.values()}
+    assert named <= held
+    assert {p for p in held if not p.startswith(f"{artifacts.MODEL_NAME}/")} == named
 
 
 def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any], store: MlflowClient) -> None:
     result = run["result"]
     client = _client(run)
-    paths = {a.path for a in client.list_artifacts(result.run_id, "plots")}
-    assert paths == {
-        f"plots/{n}.png"
-        for n in ("roc", "precision_recall", "calibration", "decile_oe", "shap_importance")
+    paths = {a.path for a in client.list_artifacts(result.run_id, artifacts.PLOTS_DIR)}
+    assert set(artifacts.PLOTS) == {
+        "roc",
+        "precision_recall",
+        "calibration",
+        "decile_oe",
+        "shap_importance",
     }
+    assert paths == set(artifacts.PLOTS.values())
     for path in paths:
         local = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=path))
         assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fair_csv = mlflow.artifacts.download_artifacts(
-        run_id=result.run_id, artifact_path="fairness/fairness.csv"
+        run_id=result.run_id, artifact_path=artifacts.FAIRNESS
     )
     fairness = pd.read_csv(fair_csv)
     assert {"sex", "age band", "IMD quintile", "ethnicity group", "neighbourhood"} <= set(
         fairness["attribute"]
     )
     assert {"oe_ratio", "fnr_list", "auroc", "flag"} <= set(fairness.columns)
-    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
+    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/{artifacts.MODEL_CARD}")
     for heading in ("## Intended use", "## Outcome", "## Data", "## Metrics", "## Fairness"):
         assert heading in card
     assert "## Limits" in card and "not living in a care home" in card
     assert f"{result.metrics['auroc']:.3f}" in card
     comparison = pd.read_csv(
         mlflow.artifacts.download_artifacts(
-            run_id=result.run_id, artifact_path="evaluation/comparison.csv"
+            run_id=result.run_id, artifact_path=artifacts.COMPARISON
         )
     )
     assert list(comparison["name"]) == [
@@ -183,10 +219,15 @@ def test_training_is_on_the_list_population(run: dict[str, Any]) -> None:
     assert "person_id" not in rows.columns
     assert len(rows) == result.counts["test_rows"]
     assert result.counts["excluded_rows"] > 0
-    caseload = [c for c in rows.columns if c.startswith("on_caseload_")]
-    assert caseload and not rows[caseload].any(axis=None)
+    # The listed population's exclusions, and opted-out people always (contract).
+    assert {f"on_caseload_{c}" for c in CASELOADS} <= set(rows.columns)
+    excluded = [f"on_caseload_{c}" for c in settings.lists.exclude_caseloads]
+    assert excluded and not rows[excluded].any(axis=None)
     assert not rows["in_care_home"].any() and not rows["data_opt_out"].any()
-    assert "not already on a case-management caseload" in result.card
+    for rule in population_rules(settings):
+        assert rule in result.card
+    assert "not already on the neighbourhood MDT caseload" in result.card
+    assert "community matron" not in " ".join(population_rules(settings))
 
 
 def test_training_sample_is_kept_for_drift_checks(

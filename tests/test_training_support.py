@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from config.settings import MlflowSettings, Settings, load_settings
+from records.contract import CASELOADS
 
 HAND_FEATURES = [
     "age",
@@ -60,8 +61,10 @@ def isolated_settings(home: Path, tracking_uri: str | None = None, **training: A
 
 def hand_panel(people: int = 3000, dates: list[date] | None = None, seed: int = 0) -> pd.DataFrame:
     """A panel shaped like `features.build_panel`'s, whose outcome follows a known logistic risk
-    (column `true_risk`), with the exclusion flags and fairness fields set."""
+    (column `true_risk`), with the exclusion flags (opt-out, care home, every caseload) and
+    fairness fields set."""
     rng = np.random.default_rng(seed)
+    caseload_rng = np.random.default_rng(seed + 1)  # keeps `rng`'s draws as they were
     dates = dates or HAND_DATES
     ids = np.array([f"H{i:06d}" for i in range(people)])
     base_age = rng.integers(65, 95, people)
@@ -99,6 +102,11 @@ def hand_panel(people: int = 3000, dates: list[date] | None = None, seed: int = 
                     "on_caseload_neighbourhood_mdt": (rng.random(people) < 0.02).astype(int),
                     "outcome": (rng.random(people) < risk).astype(int),
                     "true_risk": risk,
+                    **{
+                        f"on_caseload_{c}": (caseload_rng.random(people) < 0.02).astype(int)
+                        for c in CASELOADS
+                        if c != "neighbourhood_mdt"
+                    },
                 }
             )
         )

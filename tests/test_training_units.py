@@ -1,5 +1,5 @@
-"""Training building blocks without MLflow: metrics, dates, split, population, fairness, the
-saved model format and the model card."""
+"""Training building blocks without MLflow: metrics, dates, split, the modelled population,
+fairness, the saved model format and the model card."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ import pandas as pd
 import pytest
 from test_training_support import HAND_FEATURES, hand_panel
 
-from config.settings import TrainingSettings
+from config.settings import ListSettings, Settings, TrainingSettings
+from features.cohort import exclusion_flags, modelled_population, population_rules
 from models.card import render_model_card
 from models.flavour import load_risk_model_dir, save_risk_model
 from models.risk_model import PlattCalibrator, RiskModel
 from training.data import (
     TrainingError,
     person_split,
-    population_mask,
     split_panel,
     training_index_dates,
 )
+from training.evaluation import list_share
 from training.fairness import fairness_table, flagged_groups
 from training.metrics import (
     auroc_difference,
@@ -32,6 +33,7 @@ from training.metrics import (
     list_flags,
     top_share_flags,
 )
+from training.train import train_on_panel
 
 RNG = np.random.default_rng(3)
 
@@ -89,6 +91,32 @@ def test_training_index_dates_end_at_the_latest_observed_date() -> None:
     assert short[0] >= date(2024, 7, 1)
 
 
+def test_training_index_dates_follow_records_that_start_on_a_month_end() -> None:
+    settings = TrainingSettings(index_dates=12, every_months=1, history_months=13)
+    # 31 January 2022 + 13 months is 28 February 2023 (clamped): the first index date is 1 March.
+    dates = training_index_dates(date(2022, 1, 31), date(2023, 10, 1), settings)
+    assert dates == [date(2023, m, 1) for m in range(3, 11)]
+
+
+def test_outcome_text_follows_the_outcome_settings() -> None:
+    from config.settings import OutcomeSettings
+    from training.description import describe_outcome
+
+    text = describe_outcome(OutcomeSettings())
+    assert text.startswith("Within 12 months of the index date, at least 2 of these agencies")
+    assert (
+        "community health (a community_contacts row with service intermediate_care or 6+ "
+        "community_contacts row with service district_nursing/community_matron)" in text
+    )
+    assert text.endswith(
+        "; or always when a social_care row with service_type "
+        "long_term_residential/long_term_nursing, event_type service."
+    )
+    changed = describe_outcome(OutcomeSettings(window_months=6, min_agencies=3, always_counts=[]))
+    assert changed.startswith("Within 6 months of the index date, at least 3 of these agencies")
+    assert "always" not in changed and changed.endswith("older_adult_cmht).")
+
+
 def test_no_complete_outcome_window_is_a_clear_error() -> None:
     settings = TrainingSettings(history_months=12)
     with pytest.raises(TrainingError, match="no complete outcome window") as err:
@@ -127,20 +155,61 @@ def test_too_few_outcomes_is_a_clear_error() -> None:
         split_panel(panel, TrainingSettings())
 
 
-def test_population_mask_leaves_out_care_homes_caseloads_and_opt_outs() -> None:
-    panel = hand_panel(500)
-    keep = population_mask(panel, TrainingSettings())
-    excluded = panel[~keep]
-    assert len(excluded) > 0
-    flags = excluded[["data_opt_out", "in_care_home", "on_caseload_neighbourhood_mdt"]]
-    assert flags.any(axis=1).all()
-    assert not panel[keep][["data_opt_out", "in_care_home"]].any(axis=None)
-    everyone = TrainingSettings(
-        exclude_care_home=False, exclude_on_caseload=False, exclude_opted_out=False
+def _listed(panel: pd.DataFrame, settings: Settings) -> pd.Series:
+    """The listed population's rule set on the panel (what the monthly lists leave in)."""
+    return ~exclusion_flags(panel, settings.lists).any(axis=1)
+
+
+def test_modelled_population_is_the_listed_one_less_opt_outs_and_named_caseloads() -> None:
+    panel = hand_panel(3000)
+    opted_out = panel["data_opt_out"].astype(bool)
+    matron = panel["on_caseload_community_matron"].astype(bool)
+    settings = Settings(lists=ListSettings(), training=TrainingSettings())  # the defaults
+    modelled = modelled_population(panel, settings)
+    assert settings.training.also_exclude_caseloads == []
+    assert (modelled == (_listed(panel, settings) & ~opted_out)).all()
+    assert not panel[modelled][["data_opt_out", "in_care_home"]].any(axis=None)
+    for caseload in settings.lists.exclude_caseloads:
+        assert not panel.loc[modelled, f"on_caseload_{caseload}"].any()
+    # Community matron caseloads are listed by default, so their people are trained on.
+    assert "community_matron" not in settings.lists.exclude_caseloads
+    assert (modelled & matron).any()
+
+    # Where the lists include opted-out people (direct care), training still leaves them out.
+    direct = settings.model_copy(
+        update={"lists": settings.lists.model_copy(update={"direct_care_use": True})}
     )
-    assert population_mask(panel, everyone).all()
+    assert (_listed(panel, direct) & opted_out).any()
+    assert (modelled_population(panel, direct) == (_listed(panel, direct) & ~opted_out)).all()
+
+    # `[training] also_exclude_caseloads` leaves further caseloads out of training only.
+    fewer = settings.model_copy(
+        update={
+            "training": settings.training.model_copy(
+                update={"also_exclude_caseloads": ["community_matron"]}
+            )
+        }
+    )
+    assert (_listed(panel, fewer) == _listed(panel, settings)).all()
+    assert (modelled_population(panel, fewer) == (modelled & ~matron)).all()
+    assert any("community matron" in rule for rule in population_rules(fewer))
+
+    # With no list exclusions, the modelled population is everyone who has not opted out.
+    everyone = settings.model_copy(
+        update={
+            "lists": ListSettings(exclude_caseloads=[], exclude_care_home=False),
+            "training": TrainingSettings(),
+        }
+    )
+    assert (modelled_population(panel, everyone) == ~opted_out).all()
+
+
+def test_training_without_a_population_flag_is_a_clear_error(tmp_path: Path) -> None:
+    panel = hand_panel(500).drop(columns="in_care_home")
     with pytest.raises(TrainingError, match="in_care_home"):
-        population_mask(panel.drop(columns="in_care_home"), TrainingSettings())
+        settings = Settings(home=tmp_path, lists=ListSettings(), training=TrainingSettings())
+        train_on_panel(panel, HAND_FEATURES, settings, {"path": "hand panel"})
+    assert not any(tmp_path.iterdir())  # stopped before anything was logged
 
 
 def test_fairness_flags_only_a_group_that_is_miscalibrated() -> None:
@@ -200,8 +269,8 @@ def test_using_a_store_does_not_leak_its_uri_into_the_environment(
 ) -> None:
     import os
 
-    from config.settings import MlflowSettings, Settings
-    from training.tracking import use_tracking
+    from config.settings import MlflowSettings
+    from models.registry import use_tracking
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -249,9 +318,6 @@ def test_delong_difference_of_a_score_with_itself_or_a_monotone_copy_is_nil() ->
 
 
 def test_list_metrics_use_each_neighbourhoods_list_capacity() -> None:
-    from config.settings import ListSettings
-    from training.train import _list_share
-
     test_day = date(2025, 1, 1)
     modelled = pd.DataFrame(
         {
@@ -260,8 +326,8 @@ def test_list_metrics_use_each_neighbourhoods_list_capacity() -> None:
         }
     )
     lists = ListSettings(capacity=20, capacity_by_neighbourhood={"South": 5})
-    assert _list_share(modelled, [test_day], lists) == {"North": 0.1, "South": 0.05}
-    assert _list_share(modelled, [test_day], ListSettings(capacity=500)) == {
+    assert list_share(modelled, [test_day], lists) == {"North": 0.1, "South": 0.05}
+    assert list_share(modelled, [test_day], ListSettings(capacity=500)) == {
         "North": 1.0,
         "South": 1.0,
     }

@@ -1,28 +1,20 @@
-"""Training: time-split panel, LightGBM + calibration, baselines, metrics, fairness, MLflow
-tracking and registry, the promotion gate, and batch prediction."""
+"""Training: time-split panel, LightGBM + calibration, baselines, metrics, fairness, the MLflow
+run and its registered version, the promotion gate, and batch prediction.
+
+Reading the registry (loading a version, what its run kept) is `models.registry`.
+"""
 
 from training.data import TrainingError
 from training.predict import predict
-from training.registry import (
-    CHAMPION,
-    RegistryError,
-    load_risk_model,
-    promote,
-    rollback,
-    training_sample,
-)
+from training.registry import promote, rollback
 from training.train import TrainResult, train, train_on_panel
 
 __all__ = [
-    "CHAMPION",
-    "RegistryError",
     "TrainResult",
     "TrainingError",
-    "load_risk_model",
     "predict",
     "promote",
     "rollback",
     "train",
     "train_on_panel",
-    "training_sample",
 ]

@@ -1,4 +1,8 @@
-"""Which index dates train a model, who is in the modelled population, and the time split."""
+"""Which index dates train a model, and the time split.
+
+Who is in the modelled population is `features.cohort.modelled_population`; the calendar
+(`add_months`, `first_of_next_month`) is `features.dates`.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,11 @@ import numpy as np
 import pandas as pd
 
 from config.settings import TrainingSettings
-
-# Flags in the panel that take a person out of the population the lists draw from.
-OPT_OUT = "data_opt_out"
-CARE_HOME = "in_care_home"
-CASELOAD_PREFIX = "on_caseload"
+from features.dates import add_months, first_of_next_month
 
 
 class TrainingError(Exception):
     """The data cannot train or evaluate a model; the message says why."""
-
-
-def add_months(day: date, months: int) -> date:
-    """`day` moved by whole months (day of month kept; callers use the 1st)."""
-    index = day.year * 12 + (day.month - 1) + months
-    return day.replace(year=index // 12, month=index % 12 + 1)
-
-
-def first_of_month_on_or_after(day: date) -> date:
-    """The 1st of `day`'s month if `day` is the 1st, else the 1st of the next month."""
-    return day if day.day == 1 else add_months(day.replace(day=1), 1)
 
 
 def training_index_dates(
@@ -43,7 +32,7 @@ def training_index_dates(
     `settings.history_months` of records before it. Raise `TrainingError` when there are fewer
     than train + validation + test need.
     """
-    earliest = first_of_month_on_or_after(add_months(first_record, settings.history_months))
+    earliest = first_of_next_month(add_months(first_record, settings.history_months))
     # Align to the calendar: months `anchor_month`, `anchor_month + every_months`, ...
     latest = add_months(latest, -((latest.month - settings.anchor_month) % settings.every_months))
     dates = [add_months(latest, -k * settings.every_months) for k in range(settings.index_dates)]
@@ -59,28 +48,6 @@ def training_index_dates(
             f"least {needed}"
         )
     return dates
-
-
-def population_mask(panel: pd.DataFrame, settings: TrainingSettings) -> pd.Series:
-    """True for rows in the population the lists draw from (per the exclusion settings)."""
-    keep = pd.Series(True, index=panel.index)
-    wanted: list[str] = []
-    if settings.exclude_opted_out:
-        wanted.append(OPT_OUT)
-    if settings.exclude_care_home:
-        wanted.append(CARE_HOME)
-    missing = [c for c in wanted if c not in panel.columns]
-    if missing:
-        raise TrainingError(f"the training panel has no {', '.join(missing)} column")
-    for column in wanted:
-        keep &= ~panel[column].fillna(False).astype(bool)
-    if settings.exclude_on_caseload:
-        caseload = [c for c in panel.columns if c.startswith(CASELOAD_PREFIX)]
-        if not caseload:
-            raise TrainingError(f"the training panel has no {CASELOAD_PREFIX}_* columns")
-        for column in caseload:
-            keep &= ~panel[column].fillna(False).astype(bool)
-    return keep
 
 
 def person_split(person_id: pd.Series, settings: TrainingSettings) -> np.ndarray:

@@ -9,8 +9,8 @@ import pandas as pd
 
 from config.progress import ProgressFn, no_progress
 from config.settings import Settings, load_settings
+from models.registry import CHAMPION, load_risk_model
 from models.risk_model import RiskModel
-from training.registry import CHAMPION, load_risk_model
 
 OUTPUT_COLUMNS = ["person_id", "index_date", "probability", "band", "model_version"]
 
@@ -38,7 +38,7 @@ def predict(
 ) -> pd.DataFrame:
     """Score every eligible person (65+, alive, registered) at `index_date`, which may be the
     day after the extract ends. Raises `features.FeatureError` for an unusable date and
-    `training.registry.RegistryError` when the model does not exist."""
+    `models.registry.RegistryError` when the model does not exist."""
     import features
     from records import open_extract
 
@@ -48,7 +48,5 @@ def predict(
     extract = open_extract(Path(extract_dir), settings, progress)
     features.check_index_date(extract.manifest, index_date)
     rows = features.build_features(extract, index_date)
-    if "index_date" not in rows.columns:
-        rows = rows.assign(index_date=index_date)
     progress("score", 1.0)
     return score_rows(model, rows, version)

@@ -1,44 +1,14 @@
-"""Point MLflow at the configured tracking store and experiment.
+"""The experiment a training run is logged in (the write side of tracking).
 
-Default: a SQLite database under CASEFINDER_HOME with artifacts in `<home>/mlartifacts`;
-`MLFLOW_TRACKING_URI` (or `mlflow.tracking_uri` in settings) points it at a real server, whose own
-artifact store is then used.
+Where MLflow is (`use_tracking`) is the registry's read side, in `models.registry`.
 """
 
 from __future__ import annotations
 
-import os
-
 import mlflow
-from mlflow.tracking import MlflowClient
 
 from config.settings import Settings
-
-_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-def is_local(settings: Settings) -> bool:
-    """True when tracking goes to the default SQLite file under home."""
-    return settings.tracking_uri.startswith("sqlite:")
-
-
-def use_tracking(settings: Settings) -> MlflowClient:
-    """Set MLflow's tracking and registry URIs from `settings`; return a client on them."""
-    if is_local(settings):
-        settings.ensure_home()
-    uri = settings.tracking_uri
-    # mlflow.set_*_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment,
-    # which `Settings.tracking_uri` reads first: put the user's own values back, so one command's
-    # store never leaks into the next settings object.
-    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+from models.registry import is_local, use_tracking
 
 
 def use_experiment(settings: Settings, name: str | None = None) -> str:

@@ -93,8 +93,8 @@ def explain(
     from models import charts
     from models import explain as ex
     from models.reasons import format_points
+    from models.registry import RegistryError, load_risk_model
     from records import ExtractError, open_extract
-    from training import RegistryError, load_risk_model
 
     day = parse_date(index_date, "--index-date")
     earlier = parse_date(since, "--since")

@@ -73,7 +73,8 @@ def promote(
 ) -> None:
     """Make a model version the champion if it passes the promotion gates."""
     from config.settings import load_settings
-    from training import RegistryError, promote
+    from models.registry import RegistryError
+    from training import promote
 
     settings = load_settings()
     try:
@@ -110,7 +111,8 @@ def rollback(
 ) -> None:
     """Make an earlier version champion again (recorded as a forced promotion)."""
     from config.settings import load_settings
-    from training import RegistryError, rollback
+    from models.registry import RegistryError
+    from training import rollback
 
     settings = load_settings()
     try:
@@ -126,7 +128,7 @@ def rollback(
 def models() -> None:
     """List registered model versions, their aliases and promotion records."""
     from config.settings import load_settings
-    from training.registry import list_versions
+    from models.registry import list_versions
 
     settings = load_settings()
     versions = list_versions(settings)
@@ -150,8 +152,9 @@ def predict(
     """Score every eligible person at an index date with a registered model."""
     from config.settings import load_settings
     from features import FeatureError
+    from models.registry import RegistryError
     from records import ExtractError
-    from training import RegistryError, predict
+    from training import predict
 
     day = parse_date(index_date, "--index-date")
     assert day is not None

@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 
 from config.settings import ListSettings, Settings
-from features.cohort import EXCLUSIONS, modelled_population, population_rules
+from features.cohort import (
+    EXCLUSIONS,
+    modelled_population,
+    population_differences,
+    population_rules,
+)
 from records.contract import CASELOADS
 from scoring.rules import build_list
 
@@ -78,7 +83,10 @@ def test_the_model_is_trained_on_the_listed_population_less_opted_out_people() -
     settings = Settings()
     trained = modelled_population(_features(), settings)
     assert trained.tolist() == [SPEC[p][5] for p in SPEC]
-    assert "the same population the lists are drawn from" in population_rules(settings)
+    assert population_differences(settings) == [
+        "none: it is the population the lists are drawn from"
+    ]
+    assert "not living in a care home" in population_rules(settings)
 
 
 @pytest.mark.parametrize("direct_care_use", [False, True])
@@ -86,8 +94,9 @@ def test_opted_out_people_are_never_trained_on(direct_care_use: bool) -> None:
     settings = Settings(lists=ListSettings(direct_care_use=direct_care_use))
     trained = modelled_population(_features(), settings)
     assert not trained[_features()["data_opt_out"] == 1].any()
-    named = " ".join(population_rules(settings))
+    named = " ".join(population_differences(settings))
     assert ("never used for training" in named) is direct_care_use
+    assert "not opted out of data use beyond direct care" in population_rules(settings)
 
 
 def test_a_site_may_leave_a_caseload_out_of_training_only_and_the_card_says_so() -> None:
@@ -95,6 +104,6 @@ def test_a_site_may_leave_a_caseload_out_of_training_only_and_the_card_says_so()
     trained = modelled_population(_features(), settings)
     assert not trained[_features()["person_id"] == "matron_caseload"].item()
     assert _list(settings.lists).loc["matron_caseload", "listed"]
-    assert any(
-        "community matron" in r and "not trained on" in r for r in population_rules(settings)
-    )
+    named = population_differences(settings)
+    assert any("community matron" in r and "not trained on" in r for r in named)
+    assert "not on a community matron caseload" in population_rules(settings)

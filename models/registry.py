@@ -1,0 +1,207 @@
+"""The registry's read side: where MLflow is, which versions exist, load one, read its run.
+
+Every trained model is a version of one registered model (`settings.mlflow.registered_model`).
+The `champion` alias marks the version that scores the lists. Training writes versions and moves
+the alias (`training.registry`); scoring and serving only read them, through this module.
+
+Tracking defaults to a SQLite database under CASEFINDER_HOME with artifacts in
+`<home>/mlartifacts`; `MLFLOW_TRACKING_URI` (or `mlflow.tracking_uri` in settings) points it at a
+real server, whose own artifact store is then used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from config.settings import Settings
+from models.artifacts import EVALUATION, TEST_SET, TRAINING_SAMPLE
+from models.risk_model import RiskModel
+
+T = TypeVar("T")
+
+CHAMPION = "champion"
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+class RegistryError(Exception):
+    """A model version or alias that does not exist, or a promotion that cannot be judged."""
+
+
+# --- where MLflow is ------------------------------------------------------------------------
+
+
+def is_local(settings: Settings) -> bool:
+    """True when tracking goes to the default SQLite file under home."""
+    return settings.tracking_uri.startswith("sqlite:")
+
+
+def use_tracking(settings: Settings) -> MlflowClient:
+    """Set MLflow's tracking and registry URIs from `settings`; return a client on them."""
+    if is_local(settings):
+        settings.ensure_home()
+    uri = settings.tracking_uri
+    # mlflow.set_*_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment,
+    # which `Settings.tracking_uri` reads first: put the user's own values back, so one command's
+    # store never leaks into the next settings object.
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _where(settings: Settings) -> str:
+    uri = settings.tracking_uri
+    return uri if not uri.startswith("sqlite:") else f"SQLite {uri.removeprefix('sqlite:///')}"
+
+
+# --- versions -------------------------------------------------------------------------------
+
+
+def resolve_version(settings: Settings, ref: str = CHAMPION) -> str:
+    """The version number `ref` names: a number, or an alias such as 'champion'."""
+    client = use_tracking(settings)
+    name = settings.mlflow.registered_model
+    ref = str(ref).strip()
+    try:
+        if ref.isdigit():
+            return str(client.get_model_version(name, ref).version)
+        return str(client.get_model_version_by_alias(name, ref).version)
+    except MlflowException as exc:
+        if ref == CHAMPION:
+            raise RegistryError(
+                f"registered model {name!r} has no champion yet (tracking store "
+                f"{_where(settings)}): train a model with `casefinder train`, then run "
+                "`casefinder promote`"
+            ) from None
+        raise RegistryError(
+            f"registered model {name!r} has no version or alias {ref!r} ({_where(settings)})"
+        ) from exc
+
+
+def model_versions(settings: Settings) -> list[Any]:
+    """Every registered version of the model (none when it is not registered)."""
+    client = use_tracking(settings)
+    try:
+        return list(client.search_model_versions(f"name='{settings.mlflow.registered_model}'"))
+    except MlflowException:
+        return []
+
+
+def latest_version(settings: Settings) -> str:
+    """The highest registered version number."""
+    versions = model_versions(settings)
+    if not versions:
+        name = settings.mlflow.registered_model
+        raise RegistryError(f"registered model {name!r} has no versions: run `casefinder train`")
+    return str(max(int(v.version) for v in versions))
+
+
+def current_champion(settings: Settings) -> str | None:
+    """The champion's version, or None."""
+    try:
+        return resolve_version(settings, CHAMPION)
+    except RegistryError:
+        return None
+
+
+def list_versions(settings: Settings) -> pd.DataFrame:
+    """Every registered version with its aliases, AUROC and promotion tags, newest first."""
+    versions = model_versions(settings)
+    aliases: dict[str, list[str]] = {}
+    if versions:  # search results do not carry aliases; the registered model does
+        model = use_tracking(settings).get_registered_model(settings.mlflow.registered_model)
+        for alias, number in model.aliases.items():
+            aliases.setdefault(str(number), []).append(alias)
+    rows = [
+        {
+            "version": int(v.version),
+            "aliases": ",".join(sorted(aliases.get(str(v.version), []))),
+            "test_auroc": v.tags.get("test_auroc", ""),
+            "promotion": v.tags.get("promotion", ""),
+            "force_reason": v.tags.get("force_reason", ""),
+            "run_id": v.run_id,
+            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(
+                timespec="seconds"
+            ),
+        }
+        for v in versions
+    ]
+    columns = ["version", "aliases", "test_auroc", "promotion", "force_reason", "run_id", "created"]
+    return pd.DataFrame(rows, columns=columns).sort_values("version", ascending=False)
+
+
+# --- one version: its model and what its run kept ------------------------------------------
+
+
+def load_risk_model(settings: Settings, ref: str = CHAMPION) -> tuple[RiskModel, str]:
+    """The RiskModel registered as `ref` (alias or version number) and its version number."""
+    version = resolve_version(settings, ref)
+    uri = f"models:/{settings.mlflow.registered_model}/{version}"
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    model = pyfunc.unwrap_python_model().model
+    if not isinstance(model, RiskModel):
+        raise RegistryError(f"{uri} is not a casefinder risk model")
+    model.metadata.setdefault("version", version)
+    return model, version
+
+
+def run_id_of(settings: Settings, version: str) -> str:
+    """The id of the training run that logged `version`."""
+    mv = use_tracking(settings).get_model_version(settings.mlflow.registered_model, str(version))
+    if not mv.run_id:
+        raise RegistryError(f"model version {version} has no training run")
+    return str(mv.run_id)
+
+
+def _read_run_artifact(settings: Settings, version: str, path: str, read: Callable[[Path], T]) -> T:
+    """Download `path` from the run that logged `version`, read it with `read`, and remove the
+    download (artifacts hold copies of training data)."""
+    run_id = run_id_of(settings, version)
+    with tempfile.TemporaryDirectory(prefix="casefinder-artifact-") as target:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=path,
+                dst_path=target,
+                tracking_uri=settings.tracking_uri,
+            )
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"model version {version} (run {run_id}) has no {path} artifact"
+            ) from exc
+        return read(Path(local))
+
+
+def training_sample(settings: Settings, version: str | None = None) -> pd.DataFrame:
+    """A sample of the training rows (features, outcome, fairness fields; no person ids) of
+    `version` (default: the champion), for drift checks."""
+    version = version or resolve_version(settings, CHAMPION)
+    return _read_run_artifact(settings, str(version), TRAINING_SAMPLE, pd.read_parquet)
+
+
+def evaluation_rows(settings: Settings, version: str) -> pd.DataFrame:
+    """The test rows `version` was evaluated on (no person ids)."""
+    return _read_run_artifact(settings, str(version), TEST_SET, pd.read_parquet)
+
+
+def evaluation(settings: Settings, version: str) -> dict[str, Any]:
+    """The evaluation summary logged with `version` (metrics, list shares, fairness flags)."""
+    return _read_run_artifact(
+        settings, str(version), EVALUATION, lambda p: json.loads(p.read_text("utf-8"))
+    )

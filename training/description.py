@@ -1,0 +1,102 @@
+"""What a training run says about itself in words: the outcome, the modelled population, the
+data record kept with the run, and the model card filled from `models/model_card.md.j2`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from config.settings import OutcomeSettings, Settings
+from features.cohort import population_differences, population_rules
+from models.card import render_model_card
+
+if TYPE_CHECKING:
+    from training.record import RunRecord
+
+
+def describe_outcome(outcome: OutcomeSettings) -> str:
+    """The outcome definition in words, from the outcome settings."""
+    parts = []
+    for name, rules in outcome.agencies.items():
+        said = " or ".join(_describe_rule(r) for r in rules)
+        parts.append(f"{name.replace('_', ' ')} ({said})")
+    always = " or ".join(_describe_rule(r) for r in outcome.always_counts)
+    text = (
+        f"Within {outcome.window_months} months of the index date, at least "
+        f"{outcome.min_agencies} of these agencies involved: {'; '.join(parts)}"
+    )
+    return text + (f"; or always when {always}." if always else ".")
+
+
+def _describe_rule(rule: OutcomeSettings.Rule) -> str:
+    count = f"{rule.min_count}+ " if rule.min_count > 1 else "a "
+    where = "".join(f", {c} {'/'.join(v)}" for c, v in rule.where.items())
+    return f"{count}{rule.table} row with {rule.column} {'/'.join(rule.values)}{where}"
+
+
+def data_record(record: RunRecord, settings: Settings) -> dict[str, Any]:
+    """Where the run's rows came from (`models.artifacts.EXTRACT_RECORD`): the extract, the row
+    counts, the outcome in words and as settings, and the modelled population."""
+    return {
+        **record.extract_info,
+        "rows": record.counts,
+        "outcome_definition": describe_outcome(settings.outcome),
+        "outcome_settings": settings.outcome.model_dump(mode="json"),
+        "population": population_rules(settings),
+        "population_differences": population_differences(settings),
+    }
+
+
+def _dates(days: list[Any]) -> str:
+    return ", ".join(d.isoformat() for d in days)
+
+
+def card_context(
+    record: RunRecord, settings: Settings, *, version: str, run_id: str
+) -> dict[str, Any]:
+    """Every field of the model card template for the run that registered `version`."""
+    cfg, info, evaluated = settings.training, record.extract_info, record.evaluation
+    return {
+        "registered_model": settings.mlflow.registered_model,
+        "version": version,
+        "run_id": run_id,
+        "trained_at": record.trained_at,
+        "list_size": settings.lists.capacity,
+        "population_rules": population_rules(settings),
+        "population_differences": population_differences(settings),
+        "outcome_text": describe_outcome(settings.outcome),
+        "extract_path": info.get("path", "(panel)"),
+        "extract_date": info.get("extract_date", "unknown"),
+        "complete_to": info.get("complete_to", {}),
+        "every_months": cfg.every_months,
+        "train_dates": _dates(record.split.train_dates),
+        "validation_dates": _dates(record.split.validation_dates),
+        "test_dates": _dates(record.split.test_dates),
+        "counts": record.counts,
+        "n_features": len(record.feature_names),
+        "excluded_rows": record.counts["excluded_rows"],
+        "best_iteration": record.params["best_iteration"],
+        "trials": record.params["tune_trials"],
+        "calibrator_slope": record.model.calibrator.slope,
+        "calibrator_intercept": record.model.calibrator.intercept,
+        "comparison": evaluated.comparison.to_dict("records"),
+        "oracle": evaluated.oracle,
+        "top_shares": {
+            k.replace("_", " "): v
+            for k, v in evaluated.metrics.items()
+            if k.startswith(("ppv_top", "sensitivity_top"))
+        },
+        "fairness_min_rows": cfg.fairness_min_rows,
+        "fairness_min_outcomes": cfg.fairness_min_outcomes,
+        "fairness_oe_tolerance": cfg.fairness_oe_tolerance,
+        "fairness_fnr_tolerance": cfg.fairness_fnr_tolerance,
+        "fairness_auroc_tolerance": cfg.fairness_auroc_tolerance,
+        "flags": [r for r in evaluated.fairness.to_dict("records") if r["flag"]],
+        "data_kind": "synthetic records"
+        if info.get("data_kind") == "synthetic"
+        else "this place's linked records",
+    }
+
+
+def model_card(record: RunRecord, settings: Settings, *, version: str, run_id: str) -> str:
+    """The model card (Markdown) of the run that registered `version`."""
+    return render_model_card(card_context(record, settings, version=version, run_id=run_id))

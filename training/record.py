@@ -1,0 +1,24 @@
+"""What one training run produced, as the run's description and its MLflow logging read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.risk_model import RiskModel
+from training.data import Split
+from training.evaluation import Evaluation
+
+
+@dataclass
+class RunRecord:
+    """What one training run logs: the model, the rows it came from and its evaluation."""
+
+    model: RiskModel
+    split: Split
+    evaluation: Evaluation
+    feature_names: list[str]
+    extract_info: dict[str, Any]
+    params: dict[str, Any]
+    counts: dict[str, int]
+    trained_at: str
