@@ -14,7 +14,7 @@ from test_training_support import REAL_PEOPLE, real_extract, real_run
 from typer.testing import CliRunner
 
 from casefinder.cli import app
-from scoring.exports import LIST_COLUMNS
+from scoring.exports import FILE_COLUMNS
 from scoring.store import ScoreStore
 
 runner = CliRunner()
@@ -91,4 +91,4 @@ def test_two_months_scored_listed_and_exported(
     book = load_workbook(out)
     assert len(book.sheetnames) == hoods
     sheets = pd.read_excel(out, sheet_name=None, dtype={"person_id": str})
-    assert all(list(s.columns) == LIST_COLUMNS and len(s) == 10 for s in sheets.values())
+    assert all(list(s.columns) == FILE_COLUMNS and len(s) == 10 for s in sheets.values())

@@ -35,6 +35,9 @@ def _spell(pid: str, when: str, method: str = "21") -> dict[str, str]:
 TABLES = {
     "people": [person(p) for p in ("O1", "O2", "O3", "O4", "O5", "O6", "O7", "O8")]
     + [person("Y1", birth_date="1970-01-01")],
+    # The extract's history starts in 2020 (the outcome reads no GP events), so index dates
+    # before the first outcome record are supported.
+    "gp_events": [{"person_id": "O1", "event_date": "2020-01-01", "snomed_code": "38341003"}],
     "hospital_spells": [
         _spell("O1", "2024-01-01"),  # first day of the window
         _spell("O2", "2023-12-31"),  # the day before
