@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from casefinder.commands import explain, features, lists, serving, training
+from casefinder.commands import explain, features, lists, segments, serving, training
 from casefinder.commands.common import console, err_console, parse_date
 from casefinder.progress import progress_bar
 
@@ -83,7 +83,7 @@ def validate(
 def _register_stages() -> None:
     from casefinder.demo import demo
 
-    for stage in (features, training, explain, lists, serving):
+    for stage in (features, training, explain, lists, segments, serving):
         stage.register(app)
     app.command(name="demo")(demo)
 

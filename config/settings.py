@@ -281,6 +281,36 @@ class ListSettings(BaseModel):
         return int(self.capacity_by_neighbourhood.get(neighbourhood, self.capacity))
 
 
+class SegmentSettings(BaseModel):
+    """Population segments (features.segments): the thresholds of the one definition.
+
+    The three groups are Staffordshire and Stoke-on-Trent's population segments (Fit and Well,
+    High risk and Independent, In The System); the thresholds are project defaults a site sets.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    # In the system: on these caseloads (besides being in hospital or living in a care home).
+    system_caseloads: list[Caseload] = Field(default_factory=lambda: ["care_home_support"])
+    # High risk and independent: on these caseloads, ...
+    independent_caseloads: list[Caseload] = Field(
+        default_factory=lambda: ["neighbourhood_mdt", "community_matron", "end_of_life"]
+    )
+    # ... receiving these current social care services at home, ...
+    independent_services: list[Literal["long_term_community", "direct_payment"]] = Field(
+        default_factory=lambda: ["long_term_community", "direct_payment"]
+    )
+    # ... frail on the eFI at this category or above (Clegg 2016: mild, moderate, severe), ...
+    min_efi_band: Literal["mild", "moderate", "severe"] = "moderate"
+    # ... or a calibrated probability at least this (the lower bound of the "high" risk band).
+    risk_probability: float = Field(default=0.30, gt=0.0, le=1.0)
+    # Rising risk, within fit and well: the people of each neighbourhood whose probability rose
+    # most since last month, at most `rising_risk_people` of them, each by at least
+    # `rising_risk_min_rise`.
+    rising_risk_people: int = Field(default=25, ge=0)
+    rising_risk_min_rise: float = Field(default=0.02, gt=0.0, le=1.0)
+
+
 class ServingSettings(BaseModel):
     """The web service: host, port, users store (serving stage)."""
 
@@ -323,6 +353,7 @@ class Settings(BaseSettings):
     outcome: OutcomeSettings = OutcomeSettings()
     training: TrainingSettings = TrainingSettings()
     lists: ListSettings = ListSettings()
+    segments: SegmentSettings = SegmentSettings()
     serving: ServingSettings = ServingSettings()
 
     @classmethod

@@ -314,6 +314,23 @@ HOSPITAL = (
         none_sentence="no emergency admission on record",
     ),
     _f(
+        name="days_in_hospital",
+        domain="hospital use",
+        block="spells",
+        # In hospital on D: a spell admitted before D with no discharge before D (a discharge on
+        # D still counts: the person spent D in hospital). The latest such admission.
+        sql="date_diff('day', max(CASE WHEN discharge_date IS NULL THEN admission_date END), "
+        "{index})",
+        kind="days_since",
+        description=(
+            "In hospital on the index date (admitted before it, not discharged before it): days "
+            "since that admission (missing when not in hospital). For population segments."
+        ),
+        sentence="in hospital for {value} days",
+        none_sentence="not in hospital",
+        model_input=False,
+    ),
+    _f(
         name="elective_admissions_12m",
         domain="hospital use",
         block="spells",
@@ -758,6 +775,7 @@ _CARE_HOME_CODES = tuple(
 _SERVICE = f"event_type = {_code(SOCIAL_CARE_EVENTS, 'service')}"
 _ASSESSMENT = f"event_type = {_code(SOCIAL_CARE_EVENTS, 'assessment')}"
 _CURRENT = f"{_SERVICE} AND ongoing = 1"
+_HOME_CARE = f"{_CURRENT} AND service_type = {_code(SOCIAL_CARE_SERVICES, 'long_term_community')}"
 _SERVICE_CODE = (
     f"max(CASE WHEN {_CURRENT} THEN CASE service_type "
     + " ".join(
@@ -807,6 +825,35 @@ SOCIAL = (
         none_sentence="no hours of social care a week",
         fill=0.0,
         adjustable=True,
+    ),
+    _f(
+        name="home_care_hours_per_week",
+        domain="social care",
+        block="social",
+        sql=(
+            f"CASE WHEN max(CASE WHEN {_HOME_CARE} THEN 1 ELSE 0 END) = 1 THEN "
+            f"sum(CASE WHEN {_HOME_CARE} THEN coalesce(hours_per_week, 0) ELSE 0 END) END"
+        ),
+        kind="number",
+        description=(
+            "Hours per week of current home care (long-term community support); missing when "
+            "there is none. For population segments."
+        ),
+        sentence="home care, {value} hour{s} a week",
+        none_sentence="no home care",
+        model_input=False,
+    ),
+    _f(
+        name="direct_payment_current",
+        domain="social care",
+        block="social",
+        sql=f"max(CASE WHEN {_CURRENT} AND service_type = "
+        f"{_code(SOCIAL_CARE_SERVICES, 'direct_payment')} THEN 1 ELSE 0 END)",
+        kind="flag",
+        description="Has a current social care direct payment. For population segments.",
+        sentence="has a social care direct payment",
+        none_sentence="no social care direct payment",
+        model_input=False,
     ),
     _f(
         name="social_care_assessments_12m",

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from config.progress import ProgressFn, no_progress
-from config.settings import ListSettings, Settings
+from config.settings import ListSettings, SegmentSettings, Settings
 from features.dates import Month
 from models.risk_model import RiskModel
 from scoring.drift import drift_table, main_features
 from scoring.rules import build_list, capacities, exclusion_counts
+from scoring.segments import segment_people, segments_meta
 from scoring.store import ScoreStore, ScoringRun, StoreError
 from scoring.summary import neighbourhood_counts, render_summary, score_distribution
 
@@ -71,8 +72,15 @@ def extract_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSettings) -> str:
-    """Deterministic run id: same month, model version, extract and list rules, same id."""
+def run_id_for(
+    month: str,
+    model: ModelInfo,
+    extract_fp: str,
+    rules: ListSettings,
+    segments: SegmentSettings | None = None,
+) -> str:
+    """Deterministic run id: same month, model version, extract, list rules and segment
+    settings, same id."""
     digest = hashlib.sha256(
         json.dumps(
             [
@@ -81,6 +89,7 @@ def run_id_for(month: str, model: ModelInfo, extract_fp: str, rules: ListSetting
                 model.version,
                 extract_fp,
                 rules.model_dump(),
+                *([] if segments is None else [{"segments": segments.model_dump()}]),
             ],
             sort_keys=True,
         ).encode()
@@ -172,6 +181,7 @@ def make_run(
     feature_defs: Any = None,
     created: datetime | None = None,
     progress: ProgressFn | None = None,
+    segment_rules: SegmentSettings | None = None,
 ) -> ScoringRun:
     """Score, rank, list, flag, explain and summarise one month (no I/O).
 
@@ -179,14 +189,16 @@ def make_run(
     gp_practice_code, model inputs and the non-model list columns); `ineligible`: person_id,
     neighbourhood, reason for everyone in the extract who is not eligible; `extract`: manifest
     facts (extract_date, complete_to, fingerprint, path); `previous`: last month's current run
-    (person_id, probability, listed); `feature_defs`: feature definitions for the reasons
-    (default the features registry).
+    (person_id, probability, listed, and segment when it has one); `feature_defs`: feature
+    definitions for the reasons (default the features registry); `segment_rules`: the
+    `[segments]` settings (default `SegmentSettings()`).
     """
     progress = progress or no_progress
     month = Month(month)
     created = created or datetime.now(UTC)
     features = features.reset_index(drop=True)
-    run_id = run_id_for(month, model_info, extract["fingerprint"], rules)
+    segment_rules = segment_rules or SegmentSettings()
+    run_id = run_id_for(month, model_info, extract["fingerprint"], rules, segment_rules)
 
     progress("scoring", 0.0)
     probability = model.predict_proba(features) if len(features) else np.empty(0)
@@ -196,6 +208,10 @@ def make_run(
     progress("list rules", 0.0)
     people = build_list(features, probability, band, rules, previous, listed_before)
     progress("list rules", 1.0)
+    progress("segments", 0.0)
+    segmented = segment_people(people, features, month.index_date, segment_rules, previous)
+    people = pd.concat([people, segmented], axis=1)
+    progress("segments", 1.0)
     listed = people.index[people["listed"]]
     progress("explaining listed people", 0.0)
     people["reasons"] = pd.Series(pd.NA, index=people.index, dtype="string")
@@ -277,6 +293,7 @@ def make_run(
         "drift": None if drift is None else drift.to_dict(orient="records"),
         "drift_note": drift_note,
         "warnings": warnings,
+        "segments": segments_meta(people, segment_rules),
     }
     summary = render_summary(
         meta,
@@ -361,7 +378,7 @@ def score_month(
     progress("fingerprinting extract", 0.0)
     fingerprint = extract_fingerprint(extract_dir)
     progress("fingerprinting extract", 1.0)
-    run_id = run_id_for(month, model_info, fingerprint, rules)
+    run_id = run_id_for(month, model_info, fingerprint, rules, settings.segments)
     if store.has_run(run_id):
         if not store.has_features(run_id):  # stored before runs kept their model inputs
             extract = open_extract(extract_dir, settings, progress)
@@ -415,6 +432,7 @@ def score_month(
         training_sample=sample,
         training_note=note,
         progress=progress,
+        segment_rules=settings.segments,
     )
     progress("storing run", 0.0)
     path = store.write(run)

@@ -239,11 +239,16 @@ class ScoreStore:
         return sorted(metas, key=lambda m: (m["month"], m.get("created", "")))
 
     def previous_list(self, month: str) -> pd.DataFrame | None:
-        """person_id, probability, listed of the current run of the month before `month`."""
+        """person_id, probability, listed (and segment, for runs that kept segments) of the
+        current run of the month before `month`."""
         run_id = self.current_run_id(Month(month).previous())
         if run_id is None:
             return None
-        return self.people(run_id, columns=["person_id", "probability", "listed"])
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(self.runs_dir / run_id / PEOPLE_FILE).names
+        columns = ["person_id", "probability", "listed"]
+        return self.people(run_id, columns=columns + [c for c in ("segment",) if c in names])
 
     def listed_before(self, month: str) -> set[str]:
         """Everyone listed in the current run of any month before `month`."""

@@ -335,3 +335,17 @@ class Backend:
         )
         bands = pd.crosstab(people["neighbourhood"], people["band"])
         return month, run_id, meta, table.join(bands).fillna(0)
+
+    # --- population segments -------------------------------------------------------------
+
+    def segments(self, month: str | None) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
+        """(month, run id, meta, the run's segmented people); NotFound for a run stored before
+        runs kept segments."""
+        month, run_id, meta = self.run(month)
+        people = self.people(run_id)
+        if "segment" not in people.columns:
+            raise NotFound(
+                f"the {month} run has no population segments (stored before runs kept them); "
+                "score the month again"
+            )
+        return month, run_id, meta, people[people["segment"].notna()]

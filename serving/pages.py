@@ -322,6 +322,35 @@ async def person_chart(request: Request) -> Response:
     return Response(chart_svg(view.explanation), media_type="image/svg+xml")
 
 
+@_guard
+async def segments_page(request: Request) -> Response:
+    """A neighbourhood's population segments in pictures (aggregates only, not audited)."""
+    from serving.segments_view import segments_view
+
+    user = _user(request)
+    neighbourhood = request.query_params.get("neighbourhood") or user.neighbourhood or ""
+    if not neighbourhood:
+        raise ValueError("choose a neighbourhood")
+    check_neighbourhood(user, neighbourhood)
+    svc = _service()
+    backend = svc.backend
+    month, run_id, meta, people = backend.segments(_month(request))
+    if neighbourhood not in set(people["neighbourhood"].astype(str)):
+        raise NotFound(f"neighbourhood {neighbourhood} is not in the {month} run")
+    runs = []
+    for earlier in backend.store.months():
+        if earlier <= month:
+            earlier_id = backend.store.current_run_id(earlier)
+            if earlier_id:
+                runs.append((earlier, backend.people(earlier_id)))
+    bands = [name for name, _ in backend.model.bands]
+    view = segments_view(people, runs, neighbourhood, bands)
+    return _render(
+        "segments.html", request, neighbourhood=neighbourhood, month=month,
+        index_date=meta["index_date"], run_id=run_id, model_version=backend.version, **view,
+    )  # fmt: skip
+
+
 async def style(request: Request) -> Response:
     return FileResponse(HERE / "templates" / "style.css", media_type="text/css")
 
@@ -336,6 +365,7 @@ pages_app = Starlette(
         Route("/list", list_page),
         Route("/list.csv", list_csv),
         Route("/list.xlsx", list_xlsx),
+        Route("/segments", segments_page),
         Route("/person/{person_id}", person_page),
         Route("/person/{person_id}/chart.svg", person_chart),
     ]

@@ -226,3 +226,59 @@ class Status(Strict):
     registry: Literal["reachable", "unreachable"]
     registry_detail: str
     months: list[str]
+
+
+# --- population segments (features.segments) -----------------------------------------------
+
+SegmentName = Literal["in_the_system", "high_risk_independent", "fit_and_well"]
+
+
+class SegmentsRequest(Strict):
+    month: MonthText | None = Field(default=None, description="Default: the latest scored month")
+    neighbourhood: Neighbourhood | None = Field(
+        default=None,
+        description="Person-level rows for this neighbourhood (team and clinician users there)",
+    )
+    segment: SegmentName | None = Field(default=None, description="Only people in this segment")
+    rising_risk: bool = Field(default=False, description="Only the rising-risk group")
+
+
+class SegmentCounts(Strict):
+    neighbourhood: str
+    people: int
+    segments: dict[str, int]
+    rising_risk: int
+    moved: int
+
+
+class SegmentFlow(Strict):
+    neighbourhood: str
+    from_segment: str
+    to_segment: str
+    people: int
+    sentence: str
+
+
+class SegmentPerson(Strict):
+    person_id: str
+    neighbourhood: str
+    gp_practice_code: str
+    segment: str
+    segment_reason: str
+    probability: float
+    band: str
+    previous_segment: str | None = None
+    moved_segment: bool = False
+    rising_risk: bool = False
+
+
+class SegmentsResponse(Strict):
+    model_version: str
+    run_model_version: str
+    run_id: str
+    month: str
+    index_date: str
+    segment_words: dict[str, str]
+    neighbourhoods: list[SegmentCounts]
+    flows: list[SegmentFlow]
+    people: list[SegmentPerson] | None = None

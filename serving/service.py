@@ -43,6 +43,11 @@ from serving.schemas import (
     PersonRequest,
     PersonResponse,
     ScoredRow,
+    SegmentCounts,
+    SegmentFlow,
+    SegmentPerson,
+    SegmentsRequest,
+    SegmentsResponse,
     Status,
     SummaryRequest,
     SummaryResponse,
@@ -61,6 +66,13 @@ def error(status: int, message: str, ctx: bentoml.Context | None = None) -> JSON
     if ctx is not None:
         ctx.response.status_code = status
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _plain_value(value: Any) -> Any:
+    """A table value as JSON: missing -> None, numpy scalars -> Python."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _model_version() -> str | None:
@@ -271,6 +283,81 @@ class CaseFinder:
                 )
                 for hood, r in table.iterrows()
             ],
+        )
+
+    @bentoml.api(route="/segments", input_spec=SegmentsRequest)
+    def segments(
+        self,
+        month: str | None,
+        neighbourhood: str | None,
+        segment: str | None,
+        rising_risk: bool,
+        ctx: bentoml.Context,
+    ) -> SegmentsResponse:
+        """Population segments of a month: counts and flows per neighbourhood (every role);
+        with `neighbourhood`, its people's segments and reasons (team and clinicians there)."""
+        from features.segments import RISING_RISK, SEGMENTS
+        from scoring.segments import flow_sentence, segment_counts, segment_flows, segment_table
+
+        user = self.user(ctx)
+        try:
+            if neighbourhood is not None:
+                if user.role not in ("team", "clinician"):
+                    raise Denied(403, f"role {user.role} may not see person-level segments")
+                check_neighbourhood(user, neighbourhood)
+            month, run_id, meta, people = self.backend.segments(month)
+            if neighbourhood is not None and neighbourhood not in set(
+                people["neighbourhood"].astype(str)
+            ):
+                raise NotFound(f"neighbourhood {neighbourhood} is not in the {month} run")
+        except Denied as exc:
+            return error(exc.status, exc.message, ctx)
+        except NotFound as exc:
+            return error(404, str(exc), ctx)
+        counts = segment_counts(people)
+        hoods = [
+            SegmentCounts(
+                neighbourhood=str(hood),
+                people=int(rows["people"].sum()),
+                segments={str(r.segment): int(r.people) for r in rows.itertuples()},
+                rising_risk=int(rows["rising_risk"].sum()),
+                moved=int(rows["moved"].sum()),
+            )
+            for hood, rows in counts.groupby("neighbourhood", sort=True)
+        ]
+        flows = [
+            SegmentFlow(
+                neighbourhood=str(r.neighbourhood), from_segment=str(r.from_segment),
+                to_segment=str(r.to_segment), people=int(r.people),
+                sentence=flow_sentence(str(r.from_segment), str(r.to_segment), int(r.people)),
+            )
+            for r in segment_flows(people).itertuples()
+        ]  # fmt: skip
+        rows = None
+        if neighbourhood is not None:
+            table = segment_table(people[people["neighbourhood"] == neighbourhood], run_id)
+            if segment is not None:
+                table = table[table["segment"] == segment]
+            if rising_risk:
+                table = table[table["rising_risk"].astype(bool)]
+            rows = [
+                SegmentPerson(**{k: _plain_value(v) for k, v in r.items()})
+                for r in table.to_dict("records")
+            ]
+            self.record(
+                user, "api.segments", [r.person_id for r in rows], neighbourhood=neighbourhood,
+                month=month,
+            )  # fmt: skip
+        return SegmentsResponse(
+            model_version=self.backend.version,
+            run_model_version=str(meta["model"]["version"]),
+            run_id=run_id,
+            month=month,
+            index_date=meta["index_date"],
+            segment_words={**SEGMENTS, "rising_risk": RISING_RISK},
+            neighbourhoods=hoods,
+            flows=flows,
+            people=rows,
         )
 
     @bentoml.api(route="/status", input_spec=None)

@@ -153,3 +153,35 @@ def test_team_cannot_open_person_page(browser, server):
         assert "Not allowed" in page.content()
     finally:
         context.close()
+
+
+def test_segments_page_shows_pictures_readable_on_a_phone(browser, server):
+    from features.segments import SEGMENTS
+
+    body = {"month": MONTH}
+    head = server.headers("north_team")
+    counts = httpx.post(f"{server.url}/segments", json=body, headers=head, timeout=30).json()
+    north = next(h for h in counts["neighbourhoods"] if h["neighbourhood"] == "North")
+    context = browser.new_context(viewport={"width": 375, "height": 740})  # a phone
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/ui/login")
+        page.get_by_label("Access token").fill(server.tokens["north_team"])
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(f"{server.url}/ui/segments?neighbourhood=North&month={MONTH}")
+        page.wait_for_selector("#segment-counts")
+        for key in SEGMENTS:
+            shown = page.locator(f"#segment-counts li[data-segment='{key}'] .count").inner_text()
+            assert int(shown) == north["segments"][key]
+        for section in ("#over-months", "#flows", "#risk-by-segment", "#beside-place"):
+            assert page.locator(section).is_visible()
+        assert page.locator("#over-months figure").count() >= 1
+        assert page.locator("#risk-by-segment figure").count() == len(SEGMENTS)
+        bar = page.locator("#beside-place svg.bar").first.bounding_box()
+        assert bar is not None and 200 < bar["width"] <= 375  # fills the phone's width
+        no_sideways_scroll = page.evaluate(
+            "document.documentElement.scrollWidth <= window.innerWidth"
+        )
+        assert no_sideways_scroll
+    finally:
+        context.close()

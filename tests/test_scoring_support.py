@@ -65,6 +65,13 @@ NON_MODEL = [
     "on_caseload_community_matron",
     "on_caseload_care_home_support",
 ]
+# The columns the population segments read besides the list's, all clear (features.segments).
+SEGMENT_INPUTS = {
+    "days_in_hospital": np.nan,
+    "home_care_hours_per_week": np.nan,
+    "direct_payment_current": 0,
+    "efi_band": 0,
+}
 HOODS = ("North", "South", "East")
 INDEX_DATE = "2026-11-01"
 MODEL = ModelInfo("casefinder-risk", "1")
@@ -88,6 +95,8 @@ def feature_frame(n: int = 600, seed: int = 0, hoods: tuple[str, ...] = HOODS) -
     )
     for column in NON_MODEL:
         frame[column] = 0
+    for column, clear in SEGMENT_INPUTS.items():
+        frame[column] = clear
     return frame
 
 

@@ -91,6 +91,9 @@ def card_context(
         "fairness_fnr_tolerance": cfg.fairness_fnr_tolerance,
         "fairness_auroc_tolerance": cfg.fairness_auroc_tolerance,
         "flags": [r for r in evaluated.fairness.to_dict("records") if r["flag"]],
+        "segments": [
+            r for r in evaluated.fairness.to_dict("records") if r["attribute"] == "segment"
+        ],
         "data_kind": "synthetic records"
         if info.get("data_kind") == "synthetic"
         else "this place's linked records",

@@ -164,7 +164,9 @@ def evaluate_model(
     comparison = with_auroc_gains(pd.DataFrame(rows), y, scores)
     progress("baselines", 1.0)
     progress("fairness and oracle", 0.0)
-    fairness = fairness_table(test, y, p, list_flags(p, nbhd, share), cfg)
+    fairness = fairness_table(
+        test, y, p, list_flags(p, nbhd, share), cfg, segments=settings.segments
+    )
     deciles = decile_table(y, p)
     oracle_result = oracle_metrics(test, p, oracle)
     progress("fairness and oracle", 1.0)

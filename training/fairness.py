@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from config.settings import TrainingSettings
+from config.settings import SegmentSettings, TrainingSettings
 from training.metrics import calibration_slope_intercept
 
 # Panel columns that define groups.
@@ -155,15 +155,24 @@ def fairness_table(
     p: np.ndarray,
     list_flags: np.ndarray,
     settings: TrainingSettings,
+    segments: SegmentSettings | None = None,
 ) -> pd.DataFrame:
     """Metrics per group of each attribute, with the whole test set first ("all") and a `flag`
-    column giving, for groups beyond tolerance, the reasons (empty when fine or too small)."""
+    column giving, for groups beyond tolerance, the reasons (empty when fine or too small).
+
+    With `segments`, and when the rows hold the columns the segment rules read, the population
+    segments (`features.segments`, from the rows and the model's `p`) are one more attribute,
+    "segment": reported, never flagged (they are where the list is drawn from, not a protected
+    group, and so do not enter the promotion gate)."""
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     list_flags = np.asarray(list_flags, dtype=bool)
     groups = group_columns(rows)
     if groups.empty:
         raise ValueError("no fairness attribute columns in the rows")
+    segment = segment_labels(rows, p, segments) if segments is not None else None
+    if segment is not None:
+        groups[SEGMENT] = segment
     overall = pd.Series(_metrics(y, p, list_flags))
     frames: list[pd.DataFrame] = []
     for attribute in groups.columns:
@@ -185,8 +194,27 @@ def fairness_table(
     return table
 
 
+SEGMENT = "segment"  # the attribute name of the population segments' rows
+
+
+def segment_labels(
+    rows: pd.DataFrame, p: np.ndarray, segments: SegmentSettings
+) -> np.ndarray | None:
+    """Each row's population segment in words, from its features and probability (None when
+    the rows lack a column the segment rules read)."""
+    from datetime import date
+
+    from features.segments import SEGMENTS, assign_segments, columns_read
+
+    if any(c not in rows.columns for c in columns_read(segments)):
+        return None
+    keys = assign_segments(rows, p, date(2000, 1, 1), segments)["segment"]
+    return np.array([SEGMENTS.get(k, "missing") if pd.notna(k) else "missing" for k in keys],
+                    dtype=object)  # fmt: skip
+
+
 def _flag_reasons(row: pd.Series, overall: pd.Series, settings: TrainingSettings) -> str:
-    if row["attribute"] == "all":
+    if row["attribute"] in ("all", SEGMENT):
         return ""
     if row["rows"] < settings.fairness_min_rows or row["outcomes"] < settings.fairness_min_outcomes:
         return ""

@@ -335,6 +335,10 @@ def test_social_care(tmp_path: Path) -> None:
             "reablement_12m": zero | {"home": 1},
             "carer_support": zero | {"residential": 1},  # current or started in 12 months
             "days_since_social_care_assessment": {p: None for p in zero} | {"home": 366},
+            # Current home care (long-term community support) hours, missing when none; the
+            # direct payment ending on D is current.
+            "home_care_hours_per_week": {p: None for p in zero} | {"home": 7.5},
+            "direct_payment_current": zero | {"home": 1},
         },
     )
 
@@ -385,6 +389,23 @@ def test_caseloads(tmp_path: Path) -> None:
             "care_home_support": 0}  # fmt: skip
     assert set(on_d) == set(CASELOADS)  # one flag per contract caseload
     assert_values(frame, {caseload_column(c): {"k": on_d[c], "none": 0} for c in CASELOADS})
+
+
+def test_in_hospital_on_d(tmp_path: Path) -> None:
+    # Admitted before D and not discharged before D (a discharge on D spent D in hospital):
+    # days since the latest such admission; missing when not in hospital.
+    spells = [
+        _spell("in", "2024-12-20", ""),
+        _spell("out_on_d", "2024-12-29", "2025-01-01"),
+        _spell("out_before_d", "2024-12-01", "2024-12-31"),
+        _spell("in_on_d", "2025-01-01", ""),  # admitted on D: not read
+    ]
+    people = [person(p) for p in ("in", "out_on_d", "out_before_d", "in_on_d")]
+    frame = features_at_d(tmp_path, {"people": people, "hospital_spells": spells})
+    assert_values(
+        frame,
+        {"days_in_hospital": {"in": 12, "out_on_d": 3, "out_before_d": None, "in_on_d": None}},
+    )
 
 
 def test_derived_features(tmp_path: Path) -> None:
