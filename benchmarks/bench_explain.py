@@ -102,7 +102,7 @@ def timed(fn, repeat: int = 1, label: str = "") -> float:
     return best
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--features", type=int, default=80)
     parser.add_argument("--trees", type=int, default=400)
@@ -116,9 +116,9 @@ def main() -> None:
     parser.add_argument("--extract", help="use the registered model (CASEFINDER_HOME) on this")
     parser.add_argument("--index-date", default="2026-10-01", help="with --extract")
     parser.add_argument("--model", default="champion", help="with --extract: version or alias")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
-        args.trees, args.train_rows, args.rows, args.listed, args.singles = 60, 5000, 1000, 2000, 50
+        args.trees, args.train_rows, args.rows, args.listed, args.singles = 30, 3000, 500, 1000, 20
 
     cores = os.cpu_count()
     print(f"cores: {cores}; load average at start {os.getloadavg()[0]:.1f}")

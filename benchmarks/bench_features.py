@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_features.py single --people 1000000   # one index date
     uv run python benchmarks/bench_features.py panel --people 200000 --dates 12
+    uv run python benchmarks/bench_features.py single --quick   # 2,000 people (2 dates for panel)
 
 `single` times the feature table at the usual monthly index date (the day after the extract date)
 and compares three features against the obvious pandas implementation (groupby on DataFrames
@@ -75,8 +76,12 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+BENCH_DIR = Path("/tmp/casefinder-bench")
+QUICK_PEOPLE = 2_000
+
+
 def extract_folder(people: int) -> Path:
-    folder = Path(f"/tmp/casefinder-bench/synth-{people}")
+    folder = BENCH_DIR / f"synth-{people}"
     if not (folder / "manifest.json").is_file():
         from synthetic import SynthConfig, generate
 
@@ -197,12 +202,21 @@ def panel(people: int, n_dates: int) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    global BENCH_DIR
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenario", choices=["single", "panel"])
     parser.add_argument("--people", type=int, default=None)
     parser.add_argument("--dates", type=int, default=12)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_PEOPLE:,} people in a temporary folder"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        import tempfile
+
+        args.people, args.dates = QUICK_PEOPLE, 2
+        BENCH_DIR = Path(tempfile.mkdtemp(prefix="bench-features-"))
     if args.scenario == "single":
         single(args.people or 1_000_000)
     else:

@@ -1,6 +1,7 @@
 """Benchmark the synthetic generator: wall time, peak memory, rows per table, rows per second.
 
     uv run python benchmarks/bench_synth.py --people 1000000 --out /tmp/bench-synth
+    uv run python benchmarks/bench_synth.py --quick     # 2,000 people: a smoke run
 
 Writes the extract under --out (default: a temporary folder, removed afterwards).
 """
@@ -17,14 +18,19 @@ from pathlib import Path
 
 from synthetic import SynthConfig, generate
 
+QUICK_PEOPLE = 2_000
 
-def main() -> None:
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--format", dest="file_format", default="parquet")
     parser.add_argument("--out", type=Path, default=None, help="Keep the extract here.")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_PEOPLE:,} people")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.people = QUICK_PEOPLE
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-synth-"))
     phases: dict[str, float] = {}

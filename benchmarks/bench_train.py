@@ -1,6 +1,7 @@
 """Time a full training run on a synthetic population and print the figures.
 
     uv run python benchmarks/bench_train.py --people 200000
+    uv run python benchmarks/bench_train.py --quick     # 4,000 people in a temporary folder
 
 Generates the extract under --work (reused when it already exists), then runs `casefinder
 train`'s steps into a fresh SQLite MLflow store under --work and prints the time of each step,
@@ -12,18 +13,27 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
+QUICK_PEOPLE = 4_000
 
-def main() -> None:
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/casefinder-bench-train"))
     parser.add_argument("--tune", type=int, default=0, help="Optuna trials (0: none)")
     parser.add_argument("--threads", type=int, default=0, help="LightGBM threads (0: all)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_PEOPLE:,} people, temporary --work"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.people, args.tune = QUICK_PEOPLE, 0
+        args.work = Path(tempfile.mkdtemp(prefix="bench-train-"))
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from config.settings import load_settings
