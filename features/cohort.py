@@ -129,6 +129,8 @@ LIST_FLAGS: dict[str, str] = {
     "new_this_month": "new this month",
     "on_last_month_list": "on last month's list",
     "risk_risen": "risk risen",
+    # Population segment (features.segments) differs from last month's run (scoring.segments).
+    "moved_segment": "moved segment",
 }
 
 

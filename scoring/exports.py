@@ -69,13 +69,13 @@ def list_table(
             )
         people = people[people["neighbourhood"] == neighbourhood]
     listed = people[people["listed"].fillna(False).astype(bool)]
-    if flag is not None:
-        listed = listed[listed[flag].fillna(False).astype(bool)]
+    if flag is not None:  # a run stored before a flag existed has none set
+        listed = listed[listed.get(flag, pd.Series(False, index=listed.index)).fillna(False)]
     listed = listed.sort_values(["neighbourhood", "rank"])
     table = listed.rename(columns={"gp_practice_code": "practice"}).reset_index(drop=True)
     table["flags"] = table.apply(flag_text, axis=1) if len(table) else pd.Series(dtype="string")
     for key in LIST_FLAGS:
-        table[key] = table[key].fillna(False).astype(bool)
+        table[key] = table[key].fillna(False).astype(bool) if key in table else False
     table["rank"] = table["rank"].astype(int)
     table["probability"] = table["probability"].round(4)
     table["previous_probability"] = table["previous_probability"].astype(float).round(4)

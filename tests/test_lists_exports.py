@@ -55,6 +55,24 @@ def test_list_table_filters_by_flag_and_refuses_an_unknown_one(
         list_table(people, flag="bogus")
 
 
+def test_a_person_who_moved_segment_carries_the_flag_on_the_list(
+    stored: tuple[ScoreStore, str],
+) -> None:
+    store, run_id = stored
+    people = store.people(run_id)
+    north = people[people["listed"] & (people["neighbourhood"] == "North")]
+    moved = north.sort_values("rank")["person_id"].iloc[0]
+    people.loc[people["person_id"] == moved, "moved_segment"] = True
+    table = list_table(people, "North").set_index("person_id")
+    assert table.loc[moved, "moved_segment"]
+    assert LIST_FLAGS["moved_segment"] in table.loc[moved, "flags"]
+    assert list(list_table(people, "North", "moved_segment")["person_id"]) == [moved]
+    # A run stored before segments existed has no such column: nobody carries the flag.
+    old = people.drop(columns=["moved_segment"])
+    assert not list_table(old, "North")["moved_segment"].any()
+    assert list_table(old, "North", "moved_segment").empty
+
+
 def test_flag_words_are_the_cohorts_in_its_order() -> None:
     row = {"new_this_month": True, "on_last_month_list": None, "risk_risen": True}
     assert flag_text(row) == f"{LIST_FLAGS['new_this_month']}; {LIST_FLAGS['risk_risen']}"
