@@ -49,7 +49,11 @@ class Table:
 
 
 # Code formats, from the contract and the NHS Data Dictionary.
-PERSON_ID = r".+"
+# Pseudonymised ids: letters, digits and . _ -, starting with a letter or digit, at most 64.
+PERSON_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+# Neighbourhood names: words with spaces and common punctuation, starting with a letter or digit,
+# at most 64 characters (never `=`, `+`, `-`, `@` first, so no name reads as a spreadsheet formula).
+NEIGHBOURHOOD = r"[A-Za-z0-9][A-Za-z0-9 '&(),./_-]{0,63}"
 SNOMED = r"[0-9]{6,18}"  # SNOMED CT concept id: 6-18 digits
 BNF = r"[0-9A-Z]{4,15}"  # BNF code: chapter+section (4 chars) up to the 15-char presentation code
 ODS_PRACTICE = r"[A-Z][0-9]{5}"  # GP practice ODS code, e.g. P88001
@@ -118,7 +122,7 @@ TABLES: dict[str, Table] = {
                 _c("lsoa_code", pattern=LSOA),
                 _c("imd_decile", "int", required=True),
                 _c("gp_practice_code", required=True, pattern=ODS_PRACTICE),
-                _c("neighbourhood", required=True),
+                _c("neighbourhood", required=True, pattern=NEIGHBOURHOOD),
                 _c("registration_start", "date"),
                 _c("registration_end", "date"),
                 _c("date_of_death", "date"),

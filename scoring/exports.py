@@ -5,7 +5,8 @@ sheet per neighbourhood) and JSON.
 `/ui/list.xlsx`) both write it with `export_bytes`, so a team gets the same columns, wording and
 order whichever way and in whichever format it downloads a month's list. CSV and XLSX carry the
 same columns (`FILE_COLUMNS`: the list columns and the run they come from); flag words are
-`features.cohort.LIST_FLAGS`'s.
+`features.cohort.LIST_FLAGS`'s. Every text cell of a CSV or XLSX file that a spreadsheet would
+read as a formula is written as text (`neutralise`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ LIST_COLUMNS = [
 # The columns of a CSV or XLSX file, in order: the month, the list, and the run it comes from.
 FILE_COLUMNS = ["month", *LIST_COLUMNS, "run_id", "current_run", "model_version"]
 _WIDTHS = {"reasons": 100, "flags": 40, "person_id": 18, "neighbourhood": 20, "band": 11}
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A cell value safe to open in a spreadsheet: text that would start a formula gets a leading
+    single quote (the OWASP advice); numbers, including negative ones, stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def flag_keys(row: Any) -> list[str]:
@@ -85,12 +98,16 @@ def list_table(
 
 
 def file_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
-    """`table` (from `list_table`) in `FILE_COLUMNS`: with the month and the run on every row."""
+    """`table` (from `list_table`) in `FILE_COLUMNS`: with the month and the run on every row,
+    every text cell `neutralise`d (the one table CSV and XLSX files are written from)."""
     out = table[LIST_COLUMNS].copy()
     out.insert(0, "month", str(meta["month"]))
     out["run_id"] = meta["run_id"]
     out["current_run"] = bool(meta.get("current"))
     out["model_version"] = str(meta["model"]["version"])
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(neutralise).astype(out[column].dtype)
     return out[FILE_COLUMNS]
 
 

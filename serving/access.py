@@ -5,17 +5,27 @@ from the `Authorization` header (or the HttpOnly `casefinder_token` cookie set b
 maps it to a `User` through the users store, and checks the path's allowed roles:
 no or unknown token -> 401, role not allowed -> 403. Endpoints that name a neighbourhood or a
 person then call `check_neighbourhood` for the second half of the scope check.
-Public paths (health, readiness, metrics, status, the OpenAPI schema, the login page) carry no
-personal data.
+Public paths (health, readiness, status, the OpenAPI schema, the login page) carry no
+personal data; `/metrics` needs a data scientist's token.
+
+Before any of that, on every request: a URL longer than `MAX_URL` gets 414 and a body larger than
+its path's limit 413, before the body is read (`Content-Length`; a chunked body is read only up
+to the limit). After it, on every response: one set of security headers (`security_headers`: a
+strict Content-Security-Policy, no framing, no sniffing, no referrer, and `Cache-Control:
+no-store` on everything but the stylesheet and BentoML's static files). Refusals are rendered by
+`serving.html` (escaped) and never repeat the path. BentoML's Prometheus metrics are labelled by
+route template (`/ui/person/{person_id}`), every unknown path under one label, `UNKNOWN_ROUTE`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from serving.html import render
 from serving.users import Role, User, UserStore
 
 Scope = MutableMapping[str, Any]
@@ -34,7 +44,7 @@ EXACT: dict[str, tuple[Role, ...] | str] = {
     "/healthz": PUBLIC,
     "/livez": PUBLIC,
     "/readyz": PUBLIC,
-    "/metrics": PUBLIC,
+    "/metrics": ("data_scientist",),
     "/status": PUBLIC,
     "/docs.json": PUBLIC,
     "/schema.json": PUBLIC,
@@ -60,6 +70,143 @@ PREFIXES: tuple[tuple[str, tuple[Role, ...] | str], ...] = (
 )
 
 
+# Request size limits: the whole URL (path and query), and the body per path (bytes).
+MAX_URL = 4096
+BODY_LIMIT = 64 * 1024
+# BentoML's own documentation page and its static files: not ours to rewrite, no personal data.
+DOCS_UI = ("/", "/static_content/")
+STATIC = ("/ui/style.css", "/static_content/")
+UNKNOWN_ROUTE = "/{unknown}"
+REAL_PATH = "casefinder.real_path"
+
+# Pages: only our own stylesheet and images, forms posting back to us, no scripts at all.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+# The waterfall chart (matplotlib SVG styles itself inline; SVG as an image runs no script).
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+# BentoML's Swagger page at / (its own scripts and styles from /static_content/).
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_OURS = {
+    b"content-security-policy",
+    b"x-frame-options",
+    b"x-content-type-options",
+    b"referrer-policy",
+    b"cache-control",
+}
+
+
+def security_headers(path: str, content_type: str) -> list[tuple[bytes, bytes]]:
+    """The security headers of every response: CSP (by what the response is), no framing, no
+    sniffing, no referrer, and no caching of anything but static files."""
+    if path == "/" or path.startswith("/static_content/"):
+        csp = DOCS_CSP
+    elif content_type.startswith("image/svg+xml"):
+        csp = SVG_CSP
+    else:
+        csp = PAGE_CSP
+    headers = [
+        (b"content-security-policy", csp.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+    if not path.startswith(STATIC):
+        headers.append((b"cache-control", b"no-store"))
+    return headers
+
+
+def _with_security_headers(path: str, headers: Iterable[tuple[bytes, bytes]]) -> list:
+    kept = [(k, v) for k, v in headers if k.lower() not in _OURS]
+    ctype = next((v.decode("latin-1") for k, v in kept if k.lower() == b"content-type"), "")
+    return [*kept, *security_headers(path, ctype)]
+
+
+class RouteLabels:
+    """A request path -> the route template it matched ("/ui/person/{person_id}"), or
+    `UNKNOWN_ROUTE`: the metrics label, so metrics name no person and cannot grow per path."""
+
+    def __init__(self, templates: Iterable[str]) -> None:
+        self.exact: set[str] = set()
+        self.patterns: list[tuple[re.Pattern[str], str]] = []
+        for template in templates:
+            if "{" not in template:
+                self.exact.add(template)
+                continue
+            parts = re.split(r"(\{[^}]+\})", template)
+            regex = "".join(
+                (".+" if p.endswith(":path}") else "[^/]+") if p.startswith("{") else re.escape(p)
+                for p in parts
+            )
+            self.patterns.append((re.compile(regex), template))
+
+    def __call__(self, path: str) -> str:
+        if path in self.exact:
+            return path
+        for pattern, template in self.patterns:
+            if pattern.fullmatch(path):
+                return template
+        return UNKNOWN_ROUTE
+
+
+def _known_templates(extra: Iterable[str]) -> list[str]:
+    prefixes = [f"{prefix}{{rest:path}}" for prefix, _ in PREFIXES]
+    return [*EXACT, *extra, *prefixes]  # specific templates before the catch-all prefixes
+
+
+class _RestorePath:
+    """Inside BentoML's metrics middleware: give the app back the real path that
+    `AccessMiddleware` swapped for its route template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        real = scope.pop(REAL_PATH, None)
+        if real is not None:
+            scope["path"] = real
+        await self.app(scope, receive, send)
+
+
+def label_metrics_by_route(templates: Callable[[], Iterable[str]]) -> bool:
+    """Make BentoML's request metrics label each request by its route template (`RouteLabels`)
+    instead of its path. BentoML 1.4 puts its metrics middleware outside the service's own
+    middlewares, so this swaps in a subclass of it (call before the service's app is built, i.e.
+    when the service module is imported): it hands the metrics the template and the app inside
+    it the real path. False, and paths stay as they are, if BentoML has no such class."""
+    try:
+        from bentoml._internal.server.http import instruments
+    except ImportError:  # pragma: no cover - another BentoML layout
+        return False
+    base = getattr(instruments, "RunnerTrafficMetricsMiddleware", None)
+    if base is None:  # pragma: no cover
+        return False
+    if getattr(base, "labels_routes", False):
+        return True
+
+    class RouteLabelledMetrics(base):  # type: ignore[misc, valid-type]
+        labels_routes = True
+
+        def __init__(self, app: ASGIApp, **options: Any) -> None:
+            super().__init__(_RestorePath(app), **options)
+            self._labels: RouteLabels | None = None
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"] != "/metrics":
+                if self._labels is None:
+                    self._labels = RouteLabels(_known_templates(templates()))
+                scope[REAL_PATH] = scope["path"]
+                scope["path"] = self._labels(scope["path"])
+            await super().__call__(scope, receive, send)
+
+    instruments.RunnerTrafficMetricsMiddleware = RouteLabelledMetrics
+    return True
+
+
 def allowed_roles(path: str) -> tuple[Role, ...] | str | None:
     """The roles allowed on `path`, PUBLIC, or None for "any signed-in user"."""
     if path in EXACT:
@@ -81,7 +228,7 @@ class Denied(Exception):
 def check_neighbourhood(user: User, neighbourhood: str) -> None:
     """Raise `Denied(403)` unless `user` may see data for `neighbourhood`."""
     if user.neighbourhood is not None and user.neighbourhood != neighbourhood:
-        raise Denied(403, f"user {user.name} may not see neighbourhood {neighbourhood}")
+        raise Denied(403, f"user {user.name} may not see that neighbourhood")
 
 
 def current_user(scope: Scope) -> User:
@@ -110,14 +257,22 @@ def _wants_html(scope: Scope) -> bool:
     return scope["path"].startswith("/ui")
 
 
+TITLES = {
+    401: "Sign in needed",
+    403: "Not allowed",
+    413: "Too large",
+    414: "Too long",
+}
+
+
 async def _deny(scope: Scope, send: Send, status: int, message: str, extra: list) -> None:
+    """A refusal: a page (rendered and escaped by `serving.html`) under /ui, else JSON. `message`
+    is ours, never anything taken from the request."""
     if _wants_html(scope):
-        link = '<p><a href="/ui/login">Sign in</a></p>' if status == 401 else ""
-        title = "Sign in needed" if status == 401 else "Not allowed"
-        body = (
-            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"</head><body><main><h1>{title}</h1><p>{message}</p>{link}</main></body></html>"
-        ).encode()
+        body = render(
+            "problem.html", title=TITLES.get(status, "Problem"), message=message,
+            sign_in=status == 401,
+        ).encode()  # fmt: skip
         ctype = b"text/html; charset=utf-8"
     else:
         body = json.dumps({"error": message}).encode()
@@ -125,8 +280,32 @@ async def _deny(scope: Scope, send: Send, status: int, message: str, extra: list
     headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="casefinder"'))
+    headers = _with_security_headers(scope["path"], headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value
+    return None
+
+
+async def _bounded_body(receive: Receive, limit: int) -> list[Message] | None:
+    """Read a body without a Content-Length, keeping at most `limit` bytes: its messages to
+    replay, or None once it passes the limit."""
+    messages, size = [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return messages
 
 
 class AccessMiddleware:
@@ -139,11 +318,13 @@ class AccessMiddleware:
         store: UserStore | Callable[[], UserStore],
         model_version: Callable[[], str | None] = lambda: None,
         registry: Callable[[], str | None] = lambda: None,
+        body_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self._store = store
         self._model_version = model_version
         self._registry = registry
+        self.body_limits = body_limits or {}
 
     @property
     def store(self) -> UserStore:
@@ -151,26 +332,57 @@ class AccessMiddleware:
             self._store = self._store()
         return self._store  # type: ignore[return-value]
 
+    def body_limit(self, path: str) -> int:
+        return self.body_limits.get(path, BODY_LIMIT)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
         version = self._model_version()
         extra = [(b"x-model-version", version.encode())] if version else []
-        if scope["path"] == "/readyz":
+        if path == "/readyz":
             # Readiness stays 200 while the loaded model serves; this says if MLflow answers.
             state = self._registry()
             if state:
                 extra.append((b"x-registry", state.encode()))
 
-        async def send_with_version(message: Message) -> None:
-            if message["type"] == "http.response.start" and extra:
-                message["headers"] = [*message.get("headers", []), *extra]
+        if len(scope.get("raw_path") or path.encode()) + len(scope.get("query_string", b"")) > (
+            MAX_URL
+        ):
+            await _deny(scope, send, 414, f"the address is longer than {MAX_URL} bytes", extra)
+            return
+        limit = self.body_limit(path)
+        declared = _header(scope, b"content-length")
+        too_large = f"the request body is larger than {limit} bytes"
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = limit + 1
+            if size > limit:
+                await _deny(scope, send, 413, too_large, extra)
+                return
+        elif _header(scope, b"transfer-encoding") is not None:
+            messages = await _bounded_body(receive, limit)
+            if messages is None:
+                await _deny(scope, send, 413, too_large, extra)
+                return
+            replay, upstream = list(messages), receive
+
+            async def receive() -> Message:  # the body read, then the client's later messages
+                return replay.pop(0) if replay else await upstream()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), *extra]
+                message["headers"] = _with_security_headers(path, headers)
             await send(message)
 
-        rule = allowed_roles(scope["path"])
+        rule = allowed_roles(path)
         if rule == PUBLIC:
-            await self.app(scope, receive, send_with_version)
+            await self.app(scope, receive, send_with_headers)
             return
         token = token_from(scope)
         if not token:
@@ -181,7 +393,7 @@ class AccessMiddleware:
             await _deny(scope, send, 401, "the token is not valid or was revoked", extra)
             return
         if rule is not None and user.role not in rule:
-            await _deny(scope, send, 403, f"role {user.role} may not use {scope['path']}", extra)
+            await _deny(scope, send, 403, f"role {user.role} may not use this address", extra)
             return
         scope[USER_KEY] = user
-        await self.app(scope, receive, send_with_version)
+        await self.app(scope, receive, send_with_headers)

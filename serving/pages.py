@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -29,14 +28,12 @@ from models.reasons import format_points
 from scoring.exports import export_bytes, export_filename
 from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood
 from serving.backend import NotFound
-from serving.responses import chart_svg, listed_person, person_response
+from serving.html import render
+from serving.responses import chart_svg, listed_person, person_response, public_message
 from serving.schemas import PERSON_ID_PATTERN
 from serving.users import User, UserStore
 
 HERE = Path(__file__).parent
-TEMPLATES = Environment(
-    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
-)
 COLUMNS = {"rank": "Rank", "person_id": "Person", "probability": "Risk", "band": "Band"}
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -57,8 +54,7 @@ def _user(request: Request) -> User:
 def _render(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("user", request.scope.get(USER_KEY))
     context.setdefault("points", format_points)
-    html = TEMPLATES.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(render(name, **context), status_code=status)
 
 
 def _problem(request: Request, status: int, message: str) -> HTMLResponse:
@@ -69,7 +65,10 @@ def _problem(request: Request, status: int, message: str) -> HTMLResponse:
 def _month(request: Request) -> Month | None:
     """The `month` asked for (FeatureError, a ValueError, unless `YYYY-MM`), None for the latest."""
     month = request.query_params.get("month") or None
-    return None if month is None else Month(month)
+    try:
+        return None if month is None else Month(month)
+    except ValueError:  # not repeated: the value is the client's
+        raise ValueError("month must be YYYY-MM, e.g. 2026-11") from None
 
 
 # --- sign in -----------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def _list_query(request: Request) -> tuple[str, Month | None, str | None]:
     check_neighbourhood(user, neighbourhood)
     flag = q.get("flag") or None
     if flag is not None and flag not in LIST_FLAGS:
-        raise ValueError(f"unknown flag {flag!r}; flags are {', '.join(LIST_FLAGS)}")
+        raise ValueError(f"unknown flag; flags are {', '.join(LIST_FLAGS)}")
     return neighbourhood, _month(request), flag
 
 
@@ -132,7 +131,7 @@ def _list_rows(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     q = request.query_params
     sort = q.get("sort") or "rank"
     if sort not in COLUMNS:
-        raise ValueError(f"cannot sort by {sort!r}")
+        raise ValueError(f"cannot sort by that; sort by {', '.join(COLUMNS)}")
     order = q.get("order") or ("desc" if sort == "probability" else "asc")
     if order not in ("asc", "desc"):
         raise ValueError("order must be asc or desc")
@@ -161,9 +160,9 @@ def _guard(handler: Any) -> Any:
         except Denied as exc:
             return _problem(request, exc.status, exc.message)
         except NotFound as exc:
-            return _problem(request, 404, str(exc))
+            return _problem(request, 404, public_message(str(exc), _service().settings))
         except ValueError as exc:
-            return _problem(request, 400, str(exc))
+            return _problem(request, 400, public_message(str(exc), _service().settings))
 
     return wrapped
 
@@ -267,8 +266,8 @@ def _what_if_values(request: Request, adjustable: list[dict[str, Any]]) -> dict[
         if not key.startswith("wi_"):
             continue
         name = key[3:]
-        if name not in known:
-            raise ValueError(f"{name!r} cannot be changed here")
+        if name not in known:  # not repeated: the key is the client's
+            raise ValueError("the form asked to change something that cannot be changed here")
         value: float | None
         if raw.strip() == "":
             value = None
@@ -276,7 +275,7 @@ def _what_if_values(request: Request, adjustable: list[dict[str, Any]]) -> dict[
             try:
                 value = float(raw)
             except ValueError:
-                raise ValueError(f"{known[name]['description']}: {raw!r} is not a number") from None
+                raise ValueError(f"{known[name]['description']}: not a number") from None
         if value != known[name]["value"]:
             changes[name] = value
     return changes

@@ -4,6 +4,7 @@ the pages (`serving.pages`), so that neither imports the other."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from serving.backend import PersonView, flags_of
@@ -112,3 +113,22 @@ def what_if_response(version: str, month: str, person_id: str, result: Any) -> W
         movements=movements(result.movements),
         raising_after=reasons(result.after.raising),
     )
+
+
+def public_message(message: str, settings: Any) -> str:
+    """`message` with the server's folders (score store, MLflow store, home) named in words, not
+    by path: error bodies and pages never show where the server keeps its data."""
+    places = []
+    for path, words in (
+        (getattr(settings, "score_store", None), "the score store"),
+        (getattr(settings, "home", None), "the casefinder home"),
+    ):
+        if path is not None:
+            places += [(str(Path(path).resolve()), words), (str(path), words)]
+    uri = str(getattr(settings, "tracking_uri", "") or "")
+    if uri:
+        places.append((uri, "the MLflow store"))
+    for text, words in sorted(places, key=lambda p: -len(p[0])):
+        if text and text not in (".", "/"):
+            message = message.replace(text, words)
+    return message

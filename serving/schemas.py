@@ -11,17 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from features.cohort import LIST_FLAGS
 from features.dates import MONTH_PATTERN
 from features.definition import Feature
+from records.contract import NEIGHBOURHOOD, PERSON_ID
 
 STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True)
 # `YYYY-MM` as `features.dates.Month` checks it (the backend turns it into a `Month`).
 MonthText = Annotated[str, Field(pattern=f"^(?:{MONTH_PATTERN})$", examples=["2026-10"])]
-Neighbourhood = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_. -]+$")]
-PERSON_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# The contract's patterns (records.contract): whatever the loader accepts can be asked for.
+Neighbourhood = Annotated[str, Field(min_length=1, max_length=64, pattern=f"^(?:{NEIGHBOURHOOD})$")]
+PERSON_ID_PATTERN = f"^(?:{PERSON_ID})$"
 PersonId = Annotated[str, Field(pattern=PERSON_ID_PATTERN)]
 # The list flags' keys (features.cohort.LIST_FLAGS), as the schema's enum.
 FlagName = Literal[tuple(LIST_FLAGS)]  # type: ignore[valid-type]
@@ -106,6 +108,16 @@ class ModelScoreResponse(Strict):
     results: list[ScoredRow]
 
 
+def score_requests(max_rows: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The bodies of /score and /score_model: 1 to `max_rows` feature rows (and a model)."""
+    rows = Annotated[list[FeatureRow], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
+    score = create_model("ScoreRequest", __config__=STRICT, rows=(rows, ...))
+    chosen = create_model(
+        "ScoreModelRequest", __config__=STRICT, model=(ModelRef, ...), rows=(rows, ...)
+    )
+    return score, chosen
+
+
 class ListRequest(Strict):
     neighbourhood: Neighbourhood
     month: MonthText | None = Field(default=None, description="Default: the latest scored month")
@@ -174,10 +186,31 @@ class PersonResponse(Strict):
     chart_svg: str | None = None
 
 
+FEATURE_NAME_MAX = 64
+
+
+def _feature_names_only(value: Any) -> Any:
+    """Refuse change keys that cannot be feature names before they are validated one by one, so
+    that no error (or log line) repeats a client's key."""
+    if isinstance(value, dict):
+        for key in value:
+            if not (
+                isinstance(key, str)
+                and 0 < len(key) <= FEATURE_NAME_MAX
+                and key.isascii()
+                and key.replace("_", "").isalnum()
+            ):
+                raise ValueError(
+                    f"change keys are feature names (letters, digits and _, at most "
+                    f"{FEATURE_NAME_MAX} characters)"
+                )
+    return value
+
+
 class WhatIfRequest(Strict):
     person_id: PersonId
     month: MonthText | None = None
-    changes: dict[str, float | None] = Field(
+    changes: Annotated[dict[str, float | None], BeforeValidator(_feature_names_only)] = Field(
         min_length=1, max_length=50, description="Adjustable feature -> new value (null: never)"
     )
 

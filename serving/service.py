@@ -22,7 +22,13 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 
 from config.settings import load_settings
-from serving.access import USER_KEY, AccessMiddleware, Denied, check_neighbourhood
+from serving.access import (
+    USER_KEY,
+    AccessMiddleware,
+    Denied,
+    check_neighbourhood,
+    label_metrics_by_route,
+)
 from serving.audit import AuditLog
 from serving.backend import Backend, NotFound, OptedOut
 from serving.pages import pages_app
@@ -30,6 +36,7 @@ from serving.responses import (
     chart_svg,
     listed_person,
     person_response,
+    public_message,
     reasons,
     what_if_response,
 )
@@ -53,11 +60,19 @@ from serving.schemas import (
     SummaryResponse,
     WhatIfRequest,
     WhatIfResponse,
+    score_requests,
 )
 from serving.users import User, UserStore
 
 SETTINGS = load_settings()
 MAX_ROWS = SETTINGS.serving.max_batch_rows
+ScoreRequest, ScoreModelRequest = score_requests(MAX_ROWS)
+# Body limits (bytes) above the default (serving.access.BODY_LIMIT): feature rows to score,
+# 8 KiB per row allowed (a row of every input is about 3.5 KiB as JSON).
+BODY_LIMITS = {"/score": MAX_ROWS * 8192, "/score_model": MAX_ROWS * 8192}
+# "Not in your neighbourhood" and "not found" are one answer (status, body), so that a user learns
+# nothing about people outside their scope, not even whether they exist.
+NO_SUCH_PERSON = "no person {person_id} in your neighbourhood in the {month} run"
 
 
 def error(status: int, message: str, ctx: bentoml.Context | None = None) -> JSONResponse:
@@ -65,7 +80,7 @@ def error(status: int, message: str, ctx: bentoml.Context | None = None) -> JSON
     onto the response of endpoints that take a context, so set it there too."""
     if ctx is not None:
         ctx.response.status_code = status
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": public_message(message, SETTINGS)}, status_code=status)
 
 
 def _plain_value(value: Any) -> Any:
@@ -124,21 +139,30 @@ class CaseFinder:
     def check_person_access(
         self, user: User, person_id: str, month: str | None, action: str
     ) -> str:
-        """`Backend.check_person_access`, auditing as `<action>.refused_opted_out` the refusal
-        of an in-scope person who opted out."""
+        """`Backend.check_person_access`, with one answer (`NO_SUCH_PERSON`, 404) for a person
+        outside the user's neighbourhood and one not in the run, audited as `<action>.refused`;
+        an in-scope person who opted out is refused as `<action>.refused_opted_out`."""
+        resolved, _, _ = self.backend.run(month)  # NotFound for a month never scored
         try:
-            return self.backend.check_person_access(user, person_id, month)
+            return self.backend.check_person_access(user, person_id, resolved)
         except OptedOut as exc:
             self.record(
                 user, f"{action}.refused_opted_out", [person_id],
-                neighbourhood=exc.neighbourhood, month=month or "latest",
+                neighbourhood=exc.neighbourhood, month=resolved,
             )  # fmt: skip
             raise
+        except (Denied, NotFound):
+            self.record(
+                user, f"{action}.refused", [person_id], neighbourhood=user.neighbourhood,
+                month=resolved,
+            )  # fmt: skip
+            raise NotFound(NO_SUCH_PERSON.format(person_id=person_id, month=resolved)) from None
 
     # --- endpoints -----------------------------------------------------------------------
 
     @bentoml.api(
         route="/score",
+        input_spec=ScoreRequest,  # errors name the field, never the value (nor in the log)
         batchable=True,
         batch_dim=0,
         max_batch_size=SETTINGS.serving.batch_max_rows,
@@ -160,7 +184,7 @@ class CaseFinder:
             for e in self.backend.score(frame)
         ]
 
-    @bentoml.api(route="/score_model")
+    @bentoml.api(route="/score_model", input_spec=ScoreModelRequest)
     def score_model(
         self,
         model: ModelRef,
@@ -246,6 +270,9 @@ class CaseFinder:
     ) -> WhatIfResponse:
         """One person's score with some adjustable features changed (clinicians)."""
         user = self.user(ctx)
+        unknown = [name for name in changes if name not in self.backend.model.feature_names]
+        if unknown:  # not repeated: the keys are the client's
+            return error(422, f"{len(unknown)} change(s) name no input of this model", ctx)
         try:
             self.check_person_access(user, person_id, month, "api.what_if")
             month, row, result = self.backend.what_if(person_id, month, changes)
@@ -369,7 +396,7 @@ class CaseFinder:
             model_version=self.backend.version,
             model_loaded_at=self.backend.loaded_at,
             registry="reachable" if ok else "unreachable",
-            registry_detail=detail,
+            registry_detail=public_message(detail, self.settings),
             months=self.backend.store.months(),
         )
 
@@ -382,7 +409,17 @@ def _registry_state() -> str | None:
     return "reachable" if ok else "unreachable"
 
 
+def _route_templates() -> list[str]:
+    """Every route the service answers, as templates (the metrics' labels)."""
+    apis = [api.route for api in CaseFinder.apis.values()]
+    pages = ["/ui" + route.path for route in pages_app.routes]
+    builtin = ["/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json", "/"]
+    return [*apis, *pages, *builtin]
+
+
+label_metrics_by_route(_route_templates)  # /metrics names routes, never paths (people)
 CaseFinder.add_asgi_middleware(
-    AccessMiddleware, store=_users, model_version=_model_version, registry=_registry_state
-)
+    AccessMiddleware, store=_users, model_version=_model_version, registry=_registry_state,
+    body_limits=BODY_LIMITS,
+)  # fmt: skip
 CaseFinder.mount_asgi_app(pages_app, path="/ui")

@@ -198,6 +198,11 @@ def _people_kinds() -> list[_Kind]:
         _Kind("people", "duplicate person_id", lambda ctx, row, rng: row, duplicate=True),
         _Kind(
             "people",
+            "malformed neighbourhood",
+            _person_fault(_set("neighbourhood", lambda v, rng: "=" + str(v))),
+        ),
+        _Kind(
+            "people",
             "unparseable date in birth_date",
             _person_fault(_set("birth_date", lambda d, rng: _unparseable(d, rng))),
         ),

@@ -142,3 +142,57 @@ def test_unknown_format_is_refused(stored: tuple[ScoreStore, str], tmp_path: Pat
     store, run_id = stored
     with pytest.raises(ValueError, match="unknown format 'pdf'"):
         write_export(list_table(store.people(run_id)), "pdf", tmp_path / "l.pdf", {})
+
+
+HOSTILE = ['=HYPERLINK("http://x","y")', "+1+2", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_cells_a_spreadsheet_would_run_are_written_as_text(
+    stored: tuple[ScoreStore, str], tmp_path: Path, fmt: str
+) -> None:
+    """Formula injection: a person id, practice or neighbourhood starting with = + - @ tab or CR
+    arrives quoted (OWASP); numbers, negative ones too, stay numbers."""
+    store, run_id = stored
+    meta = store.meta(run_id)
+    people = store.people(run_id)
+    north = people[people["listed"] & (people["neighbourhood"] == "North")].sort_values("rank")
+    ids = north["person_id"].tolist()[: len(HOSTILE) - 2]
+    for person, text in zip(ids, HOSTILE, strict=False):
+        people.loc[people["person_id"] == person, "person_id"] = text
+    people.loc[people["person_id"] == HOSTILE[0], "gp_practice_code"] = "@practice"
+    people.loc[people["neighbourhood"] == "South", "neighbourhood"] = "=cmd|' /C calc'!A0"
+    table = list_table(people)
+    table.loc[0, "previous_probability"] = -0.25  # a number: left alone
+    path = write_export(table, fmt, tmp_path / f"l.{fmt}", meta)
+    if fmt == "csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        cells = frame.to_numpy().ravel().tolist()
+        assert float(frame.loc[0, "previous_probability"]) == -0.25
+    else:
+        book = load_workbook(path)
+        cells = [c.value for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
+        assert all(c.data_type != "f" for s in book.worksheets for r in s.iter_rows() for c in r)
+        assert -0.25 in cells
+    texts = [c for c in cells if isinstance(c, str) and not _number(c)]
+    assert not [c for c in texts if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    for text in [*HOSTILE[: len(ids)], "@practice", "=cmd|' /C calc'!A0"]:
+        assert "'" + text in texts, text
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_neutralise_quotes_only_text_that_starts_a_formula() -> None:
+    from scoring.exports import neutralise
+
+    assert [neutralise(v) for v in ("=1", "+1", "-1", "@a", "\t1", "\r1")] == [
+        "'=1", "'+1", "'-1", "'@a", "'\t1", "'\r1",
+    ]  # fmt: skip
+    assert neutralise("North") == "North" and neutralise("a=b") == "a=b"
+    assert neutralise(-3) == -3 and neutralise(-0.5) == -0.5 and neutralise(None) is None

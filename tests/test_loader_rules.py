@@ -37,6 +37,8 @@ def _person(**changes: str | None) -> dict[str, str | None]:
 
 
 CASES = [
+    Case("neighbourhood_formula", "people", _person(neighbourhood="=cmd"),
+         "malformed neighbourhood"),
     # ---- unknown person_id
     Case("unknown_person_id_gp_event", "gp_events", {"person_id": "P999"}, "unknown person_id"),
     Case("unknown_person_id_spell", "hospital_spells", {"spell_id": "S9", "person_id": "P999"},

@@ -49,6 +49,15 @@ def browser():
 def sign_in(browser, server, user):
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
+    # The pages' Content-Security-Policy must not block anything they use (styles, the chart).
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and "Content Security Policy" in m.text
+            and pytest.fail(f"CSP blocked: {m.text}")
+        ),
+    )
     page.goto(f"{server.url}/ui/login")
     page.get_by_label("Access token").fill(server.tokens[user])
     page.get_by_role("button", name="Sign in").click()
@@ -124,7 +133,11 @@ def test_person_page_shows_reasons_chart_change_and_what_if(browser, server, tmp
         assert reasons.count() > 0 and "points" in reasons.first.inner_text()
         chart = page.locator("#chart")
         chart.scroll_into_view_if_needed()
-        page.wait_for_function("document.querySelector('#chart').complete")
+        # (a function, not a string: the page's CSP allows no eval, so waits cannot use one)
+        for _ in range(100):
+            if chart.evaluate("img => img.complete"):
+                break
+            page.wait_for_timeout(100)
         assert chart.evaluate("img => img.naturalWidth") > 100
         assert "2026-09" in page.locator("#change").inner_text()
         assert page.locator("#model-version").inner_text() == "1"

@@ -71,11 +71,14 @@ def feature_body(frame: pd.DataFrame, n: int) -> dict:
 # --- public endpoints -----------------------------------------------------------------------
 
 
-def test_health_readiness_metrics_status_are_open(server):
-    for path in ("/healthz", "/livez", "/readyz", "/metrics"):
+def test_health_readiness_status_are_open_and_metrics_need_a_data_scientist(server):
+    for path in ("/healthz", "/livez", "/readyz"):
         response = httpx.get(server.url + path, timeout=10)
         assert response.status_code == 200, path
         assert response.headers["x-model-version"] == "1"
+    assert httpx.get(server.url + "/metrics", timeout=10).status_code == 401
+    metrics = httpx.get(server.url + "/metrics", headers=server.headers("scientist"), timeout=10)
+    assert metrics.status_code == 200
     ready = httpx.get(server.url + "/readyz", timeout=10)
     assert ready.headers["x-registry"] == "reachable"
     status = post(server, "/status", {})
@@ -127,11 +130,13 @@ def test_no_token_is_401_and_bad_token_is_401(server, north, rows, path):
 @pytest.mark.parametrize("path", ENDPOINTS)
 @pytest.mark.parametrize("user", USERS)
 def test_each_role_on_each_endpoint(server, north, rows, path, user):
-    """North data: allowed roles in North get 200; everyone else 403 (role or neighbourhood)."""
+    """North data: allowed roles in North get 200; everyone else 403 (role or neighbourhood),
+    except a clinician elsewhere asking for a person: 404, as for someone not in the run."""
     person, _ = north
     before = len(audit(server))
     response = post(server, path, _body(path, person, rows), user)
-    expected = 200 if user in ALLOWED[path] else 403
+    elsewhere = user == "south_clinician" and path in ("/person", "/what_if")
+    expected = 200 if user in ALLOWED[path] else 404 if elsewhere else 403
     if path == "/what_if" and response.status_code == 422:
         pytest.fail(f"what-if rejected its change: {response.text}")
     assert response.status_code == expected, response.text
@@ -139,6 +144,8 @@ def test_each_role_on_each_endpoint(server, north, rows, path, user):
     if expected == 403:
         assert "error" in response.json()
         assert len(audit(server)) == before  # nothing was read, nothing logged
+    if elsewhere:
+        assert audit(server)[-1]["action"] == f"api.{path[1:]}.refused"
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -367,7 +374,7 @@ def test_an_opted_out_person_is_refused_and_the_refusal_audited(server):
     }
     for path, body in asks.items():
         other = post(server, path, body, "south_clinician")  # scope first: no hint of opt-out
-        assert other.status_code == 403 and "opted out" not in other.text
+        assert other.status_code == 404 and "opted out" not in other.text
         refused = post(server, path, body, "north_clinician")
         assert refused.status_code == 404
         assert refused.json()["error"] == (
@@ -433,7 +440,9 @@ def test_pages_scope(server, north, page):
     assert httpx.get(url, timeout=30).status_code == 401
     for user in USERS:
         response = httpx.get(url, headers=server.headers(user), timeout=30)
-        assert response.status_code == (200 if user in PAGES[page] else 403), (user, page)
+        elsewhere = user == "south_clinician" and "/person/" in page  # as if not in the run
+        expected = 200 if user in PAGES[page] else 404 if elsewhere else 403
+        assert response.status_code == expected, (user, page)
 
 
 def test_login_sets_httponly_cookie(server):
