@@ -332,6 +332,13 @@ class ServingSettings(BaseModel):
     registry_check_seconds: float = Field(default=5.0, ge=0)
     # Mark the login cookie Secure (set true behind HTTPS).
     secure_cookie: bool = False
+    # Aggregate outputs (/summary, /segments counts) show counts from 1 to suppress_below - 1 as
+    # "<suppress_below" (scoring/disclosure.py gives the source); 0 shows every count.
+    suppress_below: int = Field(default=5, ge=0, le=100)
+    # Failed sign-ins (bad or revoked tokens) allowed per client within the window before it
+    # gets 429 with Retry-After until the window has passed.
+    failed_tokens_allowed: int = Field(default=10, ge=1)
+    failed_tokens_window_seconds: float = Field(default=60.0, gt=0)
 
     def users_path(self, home: Path) -> Path:
         """The users store: `users_file`, else `<home>/users.json`."""

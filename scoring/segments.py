@@ -119,9 +119,13 @@ def segment_flows(people: pd.DataFrame) -> pd.DataFrame:
     return flows.rename("people").reset_index()
 
 
-def flow_sentence(from_segment: str, to_segment: str, people: int) -> str:
-    """ "31 people moved from fit and well to high risk and independent"."""
-    who = "1 person" if people == 1 else f"{people:,} people"
+def flow_sentence(from_segment: str, to_segment: str, people: int | str) -> str:
+    """ "31 people moved from fit and well to high risk and independent"; a suppressed count
+    ("<5", scoring/disclosure.py) reads "fewer than 5 people"."""
+    if isinstance(people, str):
+        who = f"fewer than {people.removeprefix('<')} people"
+    else:
+        who = "1 person" if people == 1 else f"{people:,} people"
     if from_segment == NOT_IN_LAST_RUN:
         return f"{who} joined {SEGMENTS[to_segment]} (not segmented last month)"
     if from_segment == to_segment:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.html import render
+from serving.throttle import FailedTokens
 from serving.users import Role, User, UserStore
 
 Scope = MutableMapping[str, Any]
@@ -40,7 +41,7 @@ PUBLIC = "public"
 
 # Path -> roles allowed (exact paths first, then prefixes). Anything not listed needs a valid token
 # of any role, so a new endpoint is never open by accident.
-EXACT: dict[str, tuple[Role, ...] | str] = {
+EXACT: dict[str, tuple[Role, ...] | str | None] = {
     "/healthz": PUBLIC,
     "/livez": PUBLIC,
     "/readyz": PUBLIC,
@@ -49,17 +50,21 @@ EXACT: dict[str, tuple[Role, ...] | str] = {
     "/docs.json": PUBLIC,
     "/schema.json": PUBLIC,
     "/": PUBLIC,
+    "/docs": ("data_scientist",),
+    "/favicon.ico": PUBLIC,
     "/ui/login": PUBLIC,
     "/ui/logout": PUBLIC,
     "/ui/style.css": PUBLIC,
+    "/ui/favicon.svg": PUBLIC,
+    "/ui": None,
+    "/ui/": None,
+    "/ui/overview": ("data_scientist",),
     "/score": ("data_scientist",),
     "/score_model": ("data_scientist",),
     "/summary": ("data_scientist",),
     "/list": ("team", "clinician"),
     "/person": ("clinician",),
     "/what_if": ("clinician",),
-    "/ui": ("team", "clinician"),
-    "/ui/": ("team", "clinician"),
     "/ui/list": ("team", "clinician"),
     "/ui/list.csv": ("team", "clinician"),
     "/ui/list.xlsx": ("team", "clinician"),
@@ -73,9 +78,10 @@ PREFIXES: tuple[tuple[str, tuple[Role, ...] | str], ...] = (
 # Request size limits: the whole URL (path and query), and the body per path (bytes).
 MAX_URL = 4096
 BODY_LIMIT = 64 * 1024
-# BentoML's own documentation page and its static files: not ours to rewrite, no personal data.
-DOCS_UI = ("/", "/static_content/")
-STATIC = ("/ui/style.css", "/static_content/")
+# The API documentation page (BentoML's Swagger UI files, served at /docs by `_docs_page`
+# without the Google Tag Manager snippet of BentoML's own index page).
+DOCS_UI = ("/docs", "/static_content/")
+STATIC = ("/ui/style.css", "/ui/favicon.svg", "/static_content/")
 UNKNOWN_ROUTE = "/{unknown}"
 REAL_PATH = "casefinder.real_path"
 
@@ -103,7 +109,7 @@ _OURS = {
 def security_headers(path: str, content_type: str) -> list[tuple[bytes, bytes]]:
     """The security headers of every response: CSP (by what the response is), no framing, no
     sniffing, no referrer, and no caching of anything but static files."""
-    if path == "/" or path.startswith("/static_content/"):
+    if path == "/docs" or path.startswith("/static_content/"):
         csp = DOCS_CSP
     elif content_type.startswith("image/svg+xml"):
         csp = SVG_CSP
@@ -253,8 +259,13 @@ def token_from(scope: Scope) -> str | None:
     return None
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address as the server saw it (the throttle's key)."""
+    return str((scope.get("client") or ("unknown",))[0])
+
+
 def _wants_html(scope: Scope) -> bool:
-    return scope["path"].startswith("/ui")
+    return scope["path"].startswith("/ui") or scope["path"] == "/docs"
 
 
 TITLES = {
@@ -262,16 +273,19 @@ TITLES = {
     403: "Not allowed",
     413: "Too large",
     414: "Too long",
+    429: "Too many attempts",
 }
 
 
-async def _deny(scope: Scope, send: Send, status: int, message: str, extra: list) -> None:
+async def _deny(
+    scope: Scope, send: Send, status: int, message: str, extra: list, user: User | None = None
+) -> None:
     """A refusal: a page (rendered and escaped by `serving.html`) under /ui, else JSON. `message`
     is ours, never anything taken from the request."""
     if _wants_html(scope):
         body = render(
             "problem.html", title=TITLES.get(status, "Problem"), message=message,
-            sign_in=status == 401,
+            sign_in=status == 401, user=user,
         ).encode()  # fmt: skip
         ctype = b"text/html; charset=utf-8"
     else:
@@ -282,6 +296,63 @@ async def _deny(scope: Scope, send: Send, status: int, message: str, extra: list
         headers.append((b"www-authenticate", b'Bearer realm="casefinder"'))
     headers = _with_security_headers(scope["path"], headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _redirect(scope: Scope, send: Send, location: str) -> None:
+    """303 to one of our own paths (never one taken from the request)."""
+    headers = _with_security_headers(
+        scope["path"], [(b"location", location.encode()), (b"content-length", b"0")]
+    )
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+# The OpenAPI description. BentoML's default embeds badge images from outside hosts
+# (shields.io and others), which no casefinder page may load, so /docs.json carries this instead.
+API_DOC = (
+    "Risk of complex multi-agency need within 12 months for people aged 65+: scores, "
+    "neighbourhood MDT lists, explanations and population segments. Every endpoint but the "
+    "health checks needs a bearer token (`casefinder users add`); docs/service.md gives the "
+    "roles, the audit log and the security model."
+)
+
+
+def _our_description(send: Send) -> Send:
+    """Wrap `send` so the OpenAPI document goes out with `API_DOC` as its description."""
+    start: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    async def rewrite(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        if start.get("status") == 200:
+            spec = json.loads(body)
+            spec.setdefault("info", {})["description"] = API_DOC
+            body = json.dumps(spec).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return rewrite
+
+
+async def _docs_page(scope: Scope, send: Send, extra: list) -> None:
+    """The Swagger UI for the API, from BentoML's bundled files, with no outside requests."""
+    body = render("docs.html").encode()
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    headers = _with_security_headers(scope["path"], headers)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -319,12 +390,16 @@ class AccessMiddleware:
         model_version: Callable[[], str | None] = lambda: None,
         registry: Callable[[], str | None] = lambda: None,
         body_limits: dict[str, int] | None = None,
+        throttle: FailedTokens | None = None,
+        audit_refusal: Callable[[str, str], None] = lambda action, client: None,
     ) -> None:
         self.app = app
         self._store = store
         self._model_version = model_version
         self._registry = registry
         self.body_limits = body_limits or {}
+        self.throttle = throttle or FailedTokens(allowed=10, window_seconds=60)
+        self.audit_refusal = audit_refusal
 
     @property
     def store(self) -> UserStore:
@@ -381,19 +456,43 @@ class AccessMiddleware:
             await send(message)
 
         rule = allowed_roles(path)
+        if path == "/":  # people arrive here first: the pages, not BentoML's Swagger page
+            await _redirect(scope, send, "/ui/")
+            return
+        if path == "/favicon.ico":
+            await _redirect(scope, send, "/ui/favicon.svg")
+            return
+        if path == "/docs.json":
+            await self.app(scope, receive, _our_description(send_with_headers))
+            return
         if rule == PUBLIC:
             await self.app(scope, receive, send_with_headers)
             return
+        client = client_address(scope)
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            retry = [*extra, (b"retry-after", str(wait).encode())]
+            await _deny(scope, send, 429, f"too many failed sign-ins: try again in {wait} s", retry)
+            return
         token = token_from(scope)
         if not token:
+            if _wants_html(scope) and scope.get("method") == "GET":
+                await _redirect(scope, send, "/ui/login")  # a page: to the sign-in form
+                return
             await _deny(scope, send, 401, "a bearer token is needed", extra)
             return
         user = self.store.authenticate(token)
         if user is None:
+            if self.throttle.failed(client):
+                self.audit_refusal("auth.throttled", client)
             await _deny(scope, send, 401, "the token is not valid or was revoked", extra)
             return
         if rule is not None and user.role not in rule:
-            await _deny(scope, send, 403, f"role {user.role} may not use this address", extra)
+            message = f"role {user.role} may not use this address"
+            await _deny(scope, send, 403, message, extra, user)
             return
         scope[USER_KEY] = user
+        if path == "/docs":
+            await _docs_page(scope, send, extra)
+            return
         await self.app(scope, receive, send_with_headers)

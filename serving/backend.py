@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import numpy as np
@@ -53,6 +53,19 @@ class OptedOut(NotFound):
         self.neighbourhood = neighbourhood
 
 
+class ResolvedRun(NamedTuple):
+    """A month's current run, resolved once per request: later reads in the same request take
+    this, so a re-score between two reads cannot mix runs."""
+
+    month: Month
+    run_id: str
+    meta: dict[str, Any]
+
+
+# A month asked for ("YYYY-MM", None for the latest) or a run already resolved in the request.
+MonthRef = str | ResolvedRun | None
+
+
 @dataclass(frozen=True)
 class PersonView:
     """One person in one month: the run's row, the explanation, the change since last month."""
@@ -65,6 +78,7 @@ class PersonView:
     explanation: Explanation
     change: PersonChanges | None
     previous_month: Month
+    champion_note: str | None = None
 
 
 def flags_of(row: dict[str, Any]) -> list[str]:
@@ -120,6 +134,8 @@ class Backend:
         self._meta: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._registry: tuple[float, bool, str] | None = None
+        self._champion_checked = time.monotonic()
+        self.replaced: list[tuple[str, str]] = []  # (version, when) of champions replaced
 
     @classmethod
     def start(cls, settings: Settings) -> Backend:
@@ -150,6 +166,48 @@ class Backend:
                 self._others[version] = load_risk_model(self.settings, ref=version)[0]
             return self._others[version], version
 
+    def run_model(self, meta: dict[str, Any]) -> RiskModel:
+        """The model a run was scored with, so that a list and its person pages show one
+        model's scores and reasons whatever the champion is now."""
+        version = str(meta["model"]["version"])
+        return self.model if version == self.version else self.model_for(version)[0]
+
+    def follow_champion(self) -> bool:
+        """Load the registry's new champion if `serving.model_ref` now names another version
+        (checked at most every `registry_check_seconds`); True when it changed. A registry that
+        does not answer keeps the loaded model."""
+        from models.registry import load_risk_model, resolve_version
+
+        now = time.monotonic()
+        if now - self._champion_checked < self.settings.serving.registry_check_seconds:
+            return False
+        self._champion_checked = now
+        try:
+            version = resolve_version(self.settings, self.settings.serving.model_ref)
+            if version == self.version:
+                return False
+            model, version = load_risk_model(self.settings, ref=version)
+        except Exception:  # unreachable or mid-write: keep serving the loaded champion
+            return False
+        with self._lock:
+            self._others[self.version] = self.model  # runs scored with it still explain with it
+            self.replaced.append((self.version, datetime.now(UTC).isoformat(timespec="seconds")))
+            self.model, self.version = model, str(version)
+            self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        return True
+
+    def champion_note(self, meta: dict[str, Any]) -> str | None:
+        """What a team should know when the month's run was scored with a model other than the
+        champion now loaded; None when they agree."""
+        run_version = str(meta["model"]["version"])
+        if run_version == self.version:
+            return None
+        return (
+            f"This month's list was scored with model version {run_version}; the champion is "
+            f"now version {self.version}. Scores and reasons here are version {run_version}'s, "
+            f"until {meta['month']} is scored again with the champion."
+        )
+
     def registry(self) -> tuple[bool, str]:
         """Registry reachability, re-checked at most every `registry_check_seconds`."""
         now = time.monotonic()
@@ -170,14 +228,18 @@ class Backend:
             raise NotFound("no month has been scored yet")
         return Month(months[-1])
 
-    def run(self, month: str | None) -> tuple[Month, str, dict[str, Any]]:
-        """(month, run id, run metadata) of the month's current run."""
+    def run(self, month: MonthRef) -> ResolvedRun:
+        """(month, run id, run metadata) of the month's current run; a `ResolvedRun` is
+        returned as it is (the pointer is read once per request)."""
+        if isinstance(month, ResolvedRun):
+            return month
+        self.follow_champion()
         month = self.month_or_latest(month)
         try:
             run_id = self.store.resolve(month=month)
             if run_id not in self._meta:
                 self._meta[run_id] = self.store.meta(run_id)
-            return month, run_id, self._meta[run_id]
+            return ResolvedRun(month, run_id, self._meta[run_id])
         except StoreError as exc:
             raise NotFound(str(exc)) from None
 
@@ -192,7 +254,7 @@ class Backend:
             return self._people[run_id]
 
     def _neighbourhood_people(
-        self, neighbourhood: str, month: str | None, flag: str | None
+        self, neighbourhood: str, month: MonthRef, flag: str | None
     ) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """(month, run id, meta, the run's people) once the neighbourhood is in the run and the
         flag is known (NotFound / ValueError)."""
@@ -206,7 +268,7 @@ class Backend:
         return month, run_id, meta, people
 
     def list_table(
-        self, neighbourhood: str, month: str | None, flag: str | None = None
+        self, neighbourhood: str, month: MonthRef, flag: str | None = None
     ) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """The neighbourhood's list in the month's current run as `scoring.exports.list_table`
         builds it for `casefinder lists` (the page downloads write this table)."""
@@ -214,7 +276,7 @@ class Backend:
         return month, run_id, meta, list_table(people, neighbourhood, flag)
 
     def neighbourhood_list(
-        self, neighbourhood: str, month: str | None, flag: str | None = None
+        self, neighbourhood: str, month: MonthRef, flag: str | None = None
     ) -> tuple[Month, str, dict[str, Any], list[dict[str, Any]]]:
         """The listed people of a neighbourhood in the month's current run, by rank."""
         month, run_id, meta, people = self._neighbourhood_people(neighbourhood, month, flag)
@@ -225,7 +287,7 @@ class Backend:
         rows = [{k: _plain(v) for k, v in r.items()} for r in chosen.to_dict("records")]
         return month, run_id, meta, rows
 
-    def check_person_access(self, user: User, person_id: str, month: str | None) -> str:
+    def check_person_access(self, user: User, person_id: str, month: MonthRef) -> str:
         """The person's neighbourhood in the month's run, once `user` may see it: raise
         `Denied` outside the user's scope, `NotFound` when the person is not in the run,
         `OptedOut` (only once in scope) when they opted out. Cheap: run it before any explanation
@@ -236,7 +298,7 @@ class Backend:
         self.refuse_opted_out(person_id, row)
         return neighbourhood
 
-    def person_row(self, person_id: str, month: str | None) -> tuple[Month, str, dict, dict]:
+    def person_row(self, person_id: str, month: MonthRef) -> tuple[Month, str, dict, dict]:
         """(month, run id, meta, the person's run row); NotFound when not in the run."""
         month, run_id, meta = self.run(month)
         people = self.people(run_id)
@@ -247,81 +309,97 @@ class Backend:
     # --- feature rows --------------------------------------------------------------------
 
     def month_features(
-        self, run_id: str, meta: dict[str, Any]
+        self,
+        run_id: str,
+        meta: dict[str, Any],
+        model: RiskModel | None = None,
+        version: str | None = None,
     ) -> tuple[np.ndarray, dict[str, int]]:
-        """The model inputs the run stored (read once, then kept): a float matrix in the served
-        model's feature order and person_id -> row. NotFound, saying what to re-score, for a run
-        without stored inputs or without an input the served model needs."""
+        """The model inputs the run stored (read once per run and model, then kept): a float
+        matrix in `model`'s feature order (default the run's own model; `version` its number)
+        and person_id -> row. NotFound, saying what to re-score, for a run without stored
+        inputs or without an input the model needs."""
+        version = version or str(meta["model"]["version"])
+        model = model or self.run_model(meta)
+        key = f"{run_id}|{id(model)}"
         with self._lock:
-            if run_id in self._features:
-                return self._features[run_id]
+            if key in self._features:
+                return self._features[key]
             try:
                 frame = self.store.features(run_id)
             except StoreError as exc:
                 raise NotFound(str(exc)) from None
-            missing = [n for n in self.model.feature_names if n not in frame.columns]
+            missing = [n for n in model.feature_names if n not in frame.columns]
             if missing:
                 raise NotFound(
                     f"run {run_id!r} (model v{meta['model']['version']}) does not store "
-                    f"{len(missing)} input(s) the served model v{self.version} needs "
-                    f"({', '.join(missing[:5])}); re-score {meta['month']} with it: "
-                    f"`casefinder score <extract folder> --month {meta['month']} "
-                    f"--model {self.version}`"
+                    f"{len(missing)} input(s) model v{version} needs ({', '.join(missing[:5])}); "
+                    f"re-score {meta['month']} with it: `casefinder score <extract folder> "
+                    f"--month {meta['month']} --model {version}`"
                 )
             # Kept as a float matrix with a row lookup: slicing one person out of a DataFrame
             # costs more than explaining them.
-            values = frame[self.model.feature_names].to_numpy(dtype=float)
+            values = frame[model.feature_names].to_numpy(dtype=float)
             rows = {str(p): i for i, p in enumerate(frame["person_id"])}
-            self._features[run_id] = (values, rows)
-            return self._features[run_id]
+            self._features[key] = (values, rows)
+            return self._features[key]
 
     def refuse_opted_out(self, person_id: str, row: dict[str, Any]) -> None:
         """Raise `OptedOut` for a person the run kept without a score because they opted out."""
         if row.get("excluded") == OPTED_OUT and row.get("probability") is None:
             raise OptedOut(person_id, str(row["neighbourhood"]))
 
-    def person_features(self, run_id: str, meta: dict[str, Any], person_id: str) -> pd.DataFrame:
-        """One person's model inputs (and person_id) as a one-row frame."""
-        values, rows = self.month_features(run_id, meta)
+    def person_features(
+        self, run_id: str, meta: dict[str, Any], person_id: str, model: RiskModel | None = None
+    ) -> pd.DataFrame:
+        """One person's model inputs (and person_id) as a one-row frame, in `model`'s order
+        (default the run's own model)."""
+        model = model or self.run_model(meta)
+        values, rows = self.month_features(run_id, meta, model)
         if person_id not in rows:
             raise NotFound(f"person {person_id} has no feature row in the {meta['month']} run")
         i = rows[person_id]
-        frame = pd.DataFrame(values[i : i + 1], columns=self.model.feature_names)
+        frame = pd.DataFrame(values[i : i + 1], columns=model.feature_names)
         frame.insert(0, "person_id", [person_id])
         return frame
 
     # --- one person ----------------------------------------------------------------------
 
-    def person(self, person_id: str, month: str | None) -> PersonView:
+    def person(self, person_id: str, month: MonthRef) -> PersonView:
         """A person's explanation for the month and the change since last month's run."""
         month, run_id, meta, row = self.person_row(person_id, month)
         self.refuse_opted_out(person_id, row)
-        current = self.person_features(run_id, meta, person_id)
-        (explanation,) = explain(self.model, current, top_n=self.top_n)
+        model = self.run_model(meta)  # the list's model, whatever the champion is now
+        current = self.person_features(run_id, meta, person_id, model)
+        (explanation,) = explain(model, current, top_n=self.top_n)
         last = month.previous()
         change = None
         prev_run = self.store.current_run_id(last)
         if prev_run is not None:
             _, _, prev_meta = self.run(last)
-            prev_values, prev_rows = self.month_features(prev_run, prev_meta)  # NotFound: re-score
+            version = str(meta["model"]["version"])
+            prev_values, prev_rows = self.month_features(prev_run, prev_meta, model, version)
             # not scored last month: absent, or opted out then (their stored inputs are blank)
             if person_id not in prev_rows or np.isnan(prev_values[prev_rows[person_id]]).all():
                 change = PersonChanges.new(person_id, explanation.probability, explanation.band)
             else:
-                before = self.person_features(prev_run, prev_meta, person_id)
-                (change,) = changes(self.model, before, current, top_n=self.top_n)
-        return PersonView(month, run_id, meta, row, current, explanation, change, last)
+                before = self.person_features(prev_run, prev_meta, person_id, model)
+                (change,) = changes(model, before, current, top_n=self.top_n)
+        return PersonView(
+            month, run_id, meta, row, current, explanation, change, last, self.champion_note(meta)
+        )
 
     def what_if(
-        self, person_id: str, month: str | None, new_values: dict[str, float | None]
+        self, person_id: str, month: MonthRef, new_values: dict[str, float | None]
     ) -> tuple[Month, dict[str, Any], WhatIf]:
         """A person's score with some adjustable features changed (ValueError names bad ones)."""
         month, run_id, meta, row = self.person_row(person_id, month)
         self.refuse_opted_out(person_id, row)
-        current = self.person_features(run_id, meta, person_id)
-        return month, row, what_if(self.model, current, new_values, top_n=self.top_n)
+        model = self.run_model(meta)
+        current = self.person_features(run_id, meta, person_id, model)
+        return month, row, what_if(model, current, new_values, top_n=self.top_n)
 
-    def summary(self, month: str | None) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
+    def summary(self, month: MonthRef) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """Counts per neighbourhood: eligible, scored, listed and per band (no person data)."""
         month, run_id, meta = self.run(month)
         people = self.people(run_id)
@@ -338,7 +416,7 @@ class Backend:
 
     # --- population segments -------------------------------------------------------------
 
-    def segments(self, month: str | None) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
+    def segments(self, month: MonthRef) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """(month, run id, meta, the run's segmented people); NotFound for a run stored before
         runs kept segments."""
         month, run_id, meta = self.run(month)

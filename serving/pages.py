@@ -26,7 +26,7 @@ from features.cohort import LIST_FLAGS
 from features.dates import Month
 from models.reasons import format_points
 from scoring.exports import export_bytes, export_filename
-from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood
+from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood, client_address
 from serving.backend import NotFound
 from serving.html import render
 from serving.responses import chart_svg, listed_person, person_response, public_message
@@ -52,14 +52,39 @@ def _user(request: Request) -> User:
 
 
 def _render(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+    below = _service().settings.serving.suppress_below
     context.setdefault("user", request.scope.get(USER_KEY))
     context.setdefault("points", format_points)
+    context.setdefault("count", lambda n: shown_count(n, below))
+    context.setdefault("suppress_below", below)
     return HTMLResponse(render(name, **context), status_code=status)
 
 
+def shown_count(count: int | str, below: int) -> str:
+    """A count as aggregate pages show it: suppressed below `below`, thousands separated."""
+    from scoring.disclosure import suppressed
+
+    shown = count if isinstance(count, str) else suppressed(count, below)
+    return shown if isinstance(shown, str) else f"{shown:,}"
+
+
+PROBLEM_TITLES = {400: "Not understood", 403: "Not allowed", 404: "Not found"}
+
+
 def _problem(request: Request, status: int, message: str) -> HTMLResponse:
-    title = {400: "Not understood", 403: "Not allowed", 404: "Not found"}.get(status, "Problem")
+    """A styled refusal with a way back (the user's start page)."""
+    title = PROBLEM_TITLES.get(status, "Problem")
     return _render("problem.html", request, status, title=title, message=message)
+
+
+async def not_found(request: Request) -> HTMLResponse:
+    """Any unknown address under /ui: the styled 404 (never a plain-text one)."""
+    return _problem(request, 404, "There is no page at this address.")
+
+
+def _months(backend: Any, month: str) -> list[str]:
+    """The scored months for a month picker, newest first (the shown month always in it)."""
+    return sorted({*backend.store.months(), str(month)}, reverse=True)
 
 
 def _month(request: Request) -> Month | None:
@@ -71,6 +96,22 @@ def _month(request: Request) -> Month | None:
         raise ValueError("month must be YYYY-MM, e.g. 2026-11") from None
 
 
+def _guard(handler: Any) -> Any:
+    """Turn scope, lookup and input errors into 403/404/400 pages (never a 500)."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Denied as exc:
+            return _problem(request, exc.status, exc.message)
+        except NotFound as exc:
+            return _problem(request, 404, public_message(str(exc), _service().settings))
+        except ValueError as exc:
+            return _problem(request, 400, public_message(str(exc), _service().settings))
+
+    return wrapped
+
+
 # --- sign in -----------------------------------------------------------------------------
 
 
@@ -79,15 +120,25 @@ async def login_form(request: Request) -> HTMLResponse:
 
 
 async def login(request: Request) -> Response:
+    svc = _service()
+    client = client_address(request.scope)
+    wait = svc.throttle.retry_after(client)
+    if wait is not None:
+        response = _render(
+            "login.html", request, 429, message=f"Too many failed sign-ins: try again in {wait} s."
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     form = await request.form()
     token = str(form.get("token", "")).strip()
-    svc = _service()
     user = UserStore(svc.settings.serving.users_path(svc.settings.home)).authenticate(token)
     if user is None:
+        if svc.throttle.failed(client):
+            svc.audit.append(
+                user=f"client {client}", role="none", action="auth.throttled", person_ids=[]
+            )
         return _render("login.html", request, 401, message="That token is not valid.")
-    target = "/ui/list" if user.role != "data_scientist" else "/ui/login"
-    if user.neighbourhood:
-        target += "?" + urlencode({"neighbourhood": user.neighbourhood})
+    target = start_page(user)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE, token, httponly=True, samesite="strict", secure=svc.settings.serving.secure_cookie,
@@ -102,9 +153,49 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def start_page(user: User) -> str:
+    """Where a user lands: a data scientist's overview, else their neighbourhood's list."""
+    if user.role == "data_scientist":
+        return "/ui/overview"
+    return "/ui/list?" + urlencode({"neighbourhood": user.neighbourhood or ""})
+
+
 async def home(request: Request) -> Response:
-    user = _user(request)
-    return RedirectResponse("/ui/list?" + urlencode({"neighbourhood": user.neighbourhood or ""}))
+    return RedirectResponse(start_page(_user(request)), status_code=303)
+
+
+@_guard
+async def overview_page(request: Request) -> Response:
+    """A data scientist's start: registered models, stored runs and the latest summary."""
+    from models.registry import list_versions
+
+    svc = _service()
+    backend = svc.backend
+    try:
+        versions = list_versions(svc.settings).to_dict("records")
+    except Exception:  # the registry is down: the page still shows the runs
+        versions = []
+    runs = [
+        {
+            "month": m["month"], "run_id": m["run_id"], "model": m["model"]["version"],
+            "created": m.get("created", "")[:16].replace("T", " "),
+            "listed": f"{m['counts']['listed']:,}", "eligible": f"{m['counts']['eligible']:,}",
+            "current": backend.store.current_run_id(m["month"]) == m["run_id"],
+        }
+        for m in reversed(backend.store.runs())
+    ]  # fmt: skip
+    summary, month, summary_run = [], None, None
+    if runs:
+        month, summary_run, _, table = backend.summary(_month(request))
+        summary = [
+            {"neighbourhood": str(hood), **{k: int(r[k]) for k in ("eligible", "scored", "listed")}}
+            for hood, r in table.iterrows()
+        ]
+    return _render(
+        "overview.html", request, versions=versions, runs=runs, summary=summary, month=month,
+        champion=backend.version, replaced=backend.replaced, months=_months(backend, month or ""),
+        suppress_below=svc.settings.serving.suppress_below, summary_run=summary_run,
+    )  # fmt: skip
 
 
 # --- list --------------------------------------------------------------------------------
@@ -147,24 +238,10 @@ def _list_rows(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "sort": sort,
         "order": order,
         "run_id": run_id,
+        "model_version": str(meta["model"]["version"]),  # the run's model, as its rows are
+        "champion_note": backend.champion_note(meta),
     }
     return view, people
-
-
-def _guard(handler: Any) -> Any:
-    """Turn scope, lookup and input errors into 403/404/400 pages (never a 500)."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except Denied as exc:
-            return _problem(request, exc.status, exc.message)
-        except NotFound as exc:
-            return _problem(request, 404, public_message(str(exc), _service().settings))
-        except ValueError as exc:
-            return _problem(request, 400, public_message(str(exc), _service().settings))
-
-    return wrapped
 
 
 @_guard
@@ -186,8 +263,8 @@ async def list_page(request: Request) -> Response:
         sort_links[key] = urlencode({**base, "sort": key, "order": order})
     return _render(
         "list.html", request, people=people, columns=COLUMNS, flag_labels=LIST_FLAGS,
-        sort_links=sort_links, download=urlencode(base), model_version=svc.backend.version,
-        can_open_person=user.role == "clinician", **view,
+        sort_links=sort_links, download=urlencode(base), can_open_person=user.role == "clinician",
+        months=_months(svc.backend, view["month"]), **view,
     )  # fmt: skip
 
 
@@ -236,10 +313,10 @@ def _shown(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def _adjustable(backend: Any, row: Any) -> list[dict[str, Any]]:
+def _adjustable(model: Any, row: Any) -> list[dict[str, Any]]:
     from models.reasons import feature_map
 
-    defs = feature_map(None, backend.model.feature_names)
+    defs = feature_map(None, model.feature_names)
     out = []
     for name, feat in defs.items():
         if not feat.adjustable:
@@ -286,15 +363,15 @@ async def person_page(request: Request) -> Response:
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)
-    svc.check_person_access(user, person_id, _month(request), "page.person")
-    view = backend.person(person_id, _month(request))
+    _, run = svc.person_access(user, person_id, _month(request), "page.person")
+    view = backend.person(person_id, run)
     p = person_response(backend.version, view, None)
-    adjustable = _adjustable(backend, view.features.iloc[0])
+    adjustable = _adjustable(backend.run_model(view.meta), view.features.iloc[0])
     what_if, what_if_error, action = None, None, "page.person"
     try:
         changes = _what_if_values(request, adjustable)
         if changes:
-            _, _, what_if = backend.what_if(person_id, view.month, changes)
+            _, _, what_if = backend.what_if(person_id, run, changes)
             action = "page.what_if"
             for f in adjustable:  # show the values the clinician chose
                 if f["name"] in changes:
@@ -305,8 +382,9 @@ async def person_page(request: Request) -> Response:
     svc.record(user, action, [person_id], neighbourhood=p.neighbourhood, month=p.month)
     return _render(
         "person.html", request, p=p, adjustable=adjustable, what_if=what_if,
-        what_if_error=what_if_error, model_version=backend.version, month=p.month,
+        what_if_error=what_if_error, model_version=p.run_model_version, month=p.month,
         index_date=p.index_date, previous_month=view.previous_month,
+        champion_note=p.champion_note,
     )  # fmt: skip
 
 
@@ -315,8 +393,8 @@ async def person_chart(request: Request) -> Response:
     person_id = _person_id(request)
     svc = _service()
     backend, user = svc.backend, _user(request)
-    neighbourhood = svc.check_person_access(user, person_id, _month(request), "page.chart")
-    view = backend.person(person_id, _month(request))
+    neighbourhood, run = svc.person_access(user, person_id, _month(request), "page.chart")
+    view = backend.person(person_id, run)
     svc.record(user, "page.chart", [person_id], neighbourhood=neighbourhood, month=view.month)
     return Response(chart_svg(view.explanation), media_type="image/svg+xml")
 
@@ -343,15 +421,21 @@ async def segments_page(request: Request) -> Response:
             if earlier_id:
                 runs.append((earlier, backend.people(earlier_id)))
     bands = [name for name, _ in backend.model.bands]
-    view = segments_view(people, runs, neighbourhood, bands)
+    below = svc.settings.serving.suppress_below
+    view = segments_view(people, runs, neighbourhood, bands, below)
     return _render(
         "segments.html", request, neighbourhood=neighbourhood, month=month,
-        index_date=meta["index_date"], run_id=run_id, model_version=backend.version, **view,
+        index_date=meta["index_date"], run_id=run_id, model_version=str(meta["model"]["version"]),
+        champion_note=backend.champion_note(meta), months=_months(backend, month), **view,
     )  # fmt: skip
 
 
 async def style(request: Request) -> Response:
     return FileResponse(HERE / "templates" / "style.css", media_type="text/css")
+
+
+async def favicon(request: Request) -> Response:
+    return FileResponse(HERE / "templates" / "favicon.svg", media_type="image/svg+xml")
 
 
 pages_app = Starlette(
@@ -361,11 +445,14 @@ pages_app = Starlette(
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout),
         Route("/style.css", style),
+        Route("/favicon.svg", favicon),
+        Route("/overview", overview_page),
         Route("/list", list_page),
         Route("/list.csv", list_csv),
         Route("/list.xlsx", list_xlsx),
         Route("/segments", segments_page),
         Route("/person/{person_id}", person_page),
         Route("/person/{person_id}/chart.svg", person_chart),
-    ]
+        Route("/{unknown:path}", not_found, methods=["GET", "POST"]),  # last: anything else
+    ],
 )

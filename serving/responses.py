@@ -80,12 +80,18 @@ def person_response(version: str, view: PersonView, svg: str | None) -> PersonRe
             movements=movements(c.movements),
         )
     rank = view.row.get("rank")
+    age = view.features["age"].iloc[0] if "age" in view.features.columns else None
+    practice = view.row.get("gp_practice_code")
     return PersonResponse(
         model_version=version,
+        run_model_version=str(view.meta["model"]["version"]),
+        champion_note=view.champion_note,
         month=view.month,
         index_date=view.meta["index_date"],
         person_id=str(view.row["person_id"]),
         neighbourhood=str(view.row["neighbourhood"]),
+        gp_practice_code=None if practice is None else str(practice),
+        age=None if age is None or age != age else int(age),
         probability=e.probability,
         band=e.band,
         rank=None if rank is None else int(rank),

@@ -133,9 +133,16 @@ class ListedPerson(Strict):
     reasons: list[Reason]
 
 
+CHAMPION_NOTE = (
+    "Null when the month's run was scored with the champion now loaded; else what the team "
+    "should know (the scores and reasons shown are the run's model's)"
+)
+
+
 class ListResponse(Strict):
     model_version: str
     run_model_version: str = Field(description="The model version the monthly run used")
+    champion_note: str | None = Field(default=None, description=CHAMPION_NOTE)
     run_id: str
     month: str
     index_date: str = Field(description="The date the data describe")
@@ -168,10 +175,14 @@ class Change(Strict):
 
 class PersonResponse(Strict):
     model_version: str
+    run_model_version: str = Field(description="The model version that scored and explains this")
+    champion_note: str | None = Field(default=None, description=CHAMPION_NOTE)
     month: str
     index_date: str
     person_id: str
     neighbourhood: str
+    gp_practice_code: str | None = Field(default=None, description="To match the GP record")
+    age: int | None = Field(default=None, description="Age in whole years on the index date")
     probability: float
     band: str
     rank: int | None
@@ -236,19 +247,27 @@ class SummaryRequest(Strict):
     month: MonthText | None = None
 
 
+# A count in an aggregate output: a number, or "<5" (small-number suppression,
+# scoring/disclosure.py) or "suppressed" (secondary suppression).
+Count = int | str
+
+
 class NeighbourhoodSummary(Strict):
     neighbourhood: str
-    eligible: int
-    scored: int
-    listed: int
-    bands: dict[str, int]
+    eligible: Count
+    scored: Count
+    listed: Count
+    bands: dict[str, Count]
 
 
 class SummaryResponse(Strict):
     model_version: str
     run_model_version: str
+    champion_note: str | None = Field(default=None, description=CHAMPION_NOTE)
     run_id: str
     month: str
+    index_date: str
+    suppress_below: int = Field(description="Counts from 1 to this less one are shown as <N")
     neighbourhoods: list[NeighbourhoodSummary]
 
 
@@ -259,6 +278,11 @@ class Status(Strict):
     registry: Literal["reachable", "unreachable"]
     registry_detail: str
     months: list[str]
+    replaced: list[str] = Field(
+        default_factory=list,
+        description="Champions this service loaded and then replaced when the registry's alias "
+        "moved (months scored with them keep their own model's scores until scored again)",
+    )
 
 
 # --- population segments (features.segments) -----------------------------------------------
@@ -278,17 +302,17 @@ class SegmentsRequest(Strict):
 
 class SegmentCounts(Strict):
     neighbourhood: str
-    people: int
-    segments: dict[str, int]
-    rising_risk: int
-    moved: int
+    people: Count
+    segments: dict[str, Count]
+    rising_risk: Count
+    moved: Count
 
 
 class SegmentFlow(Strict):
     neighbourhood: str
     from_segment: str
     to_segment: str
-    people: int
+    people: Count
     sentence: str
 
 
@@ -308,9 +332,11 @@ class SegmentPerson(Strict):
 class SegmentsResponse(Strict):
     model_version: str
     run_model_version: str
+    champion_note: str | None = Field(default=None, description=CHAMPION_NOTE)
     run_id: str
     month: str
     index_date: str
+    suppress_below: int = Field(description="Counts from 1 to this less one are shown as <N")
     segment_words: dict[str, str]
     neighbourhoods: list[SegmentCounts]
     flows: list[SegmentFlow]

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from features.segments import SEGMENTS
+from scoring.disclosure import suppressed, suppressed_group
 from scoring.segments import NOT_IN_LAST_RUN, flow_sentence, segment_counts, segment_flows
 
 # Bar colours per segment (readable on white, distinguishable in greyscale by their order).
@@ -59,9 +60,10 @@ def sizes_over_months(
     return rows
 
 
-def flows(people: pd.DataFrame, neighbourhood: str) -> list[dict[str, Any]]:
+def flows(people: pd.DataFrame, neighbourhood: str, below: int = 0) -> list[dict[str, Any]]:
     """This month's movements into and between segments in the neighbourhood (people who stayed
-    put are left out), largest first, with bar widths relative to the largest."""
+    put are left out), largest first, with bar widths relative to the largest; counts below
+    `below` worded as "fewer than N"."""
     seg = _segments(people)
     table = segment_flows(seg[seg["neighbourhood"] == neighbourhood]) if len(seg) else None
     if table is None or table.empty:
@@ -72,7 +74,7 @@ def flows(people: pd.DataFrame, neighbourhood: str) -> list[dict[str, Any]]:
     largest = int(moved["people"].max()) if len(moved) else 1
     return [
         {
-            "sentence": flow_sentence(r.from_segment, r.to_segment, int(r.people)),
+            "sentence": flow_sentence(r.from_segment, r.to_segment, suppressed(r.people, below)),
             "people": int(r.people),
             "width": 100.0 * int(r.people) / largest,
             "colour": COLOURS[r.to_segment],
@@ -118,20 +120,22 @@ def segments_view(
     runs: list[tuple[str, pd.DataFrame]],
     neighbourhood: str,
     bands: list[str],
+    below: int = 0,
 ) -> dict[str, Any]:
     """Everything the segments page shows for `neighbourhood` in this month's run `people`
-    (`runs`: every scored month's run, for the sizes over time)."""
+    (`runs`: every scored month's run, for the sizes over time); counts as `/segments` gives
+    them, small ones suppressed below `below` (`scoring.disclosure`)."""
     counts = segment_counts(_segments(people))
     here = counts[counts["neighbourhood"] == neighbourhood]
     return {
         "segment_words": SEGMENTS,
         "colours": COLOURS,
-        "counts": {r.segment: int(r.people) for r in here.itertuples()},
-        "rising_risk": int(here["rising_risk"].sum()),
-        "moved": int(here["moved"].sum()),
-        "total": int(here["people"].sum()),
+        "counts": suppressed_group({r.segment: int(r.people) for r in here.itertuples()}, below),
+        "rising_risk": suppressed(here["rising_risk"].sum(), below),
+        "moved": suppressed(here["moved"].sum(), below),
+        "total": suppressed(here["people"].sum(), below),
         "over_months": sizes_over_months(runs, neighbourhood),
-        "flows": flows(people, neighbourhood),
+        "flows": flows(people, neighbourhood, below),
         "risk": risk_by_segment(people, neighbourhood, bands),
         "beside": beside_place(people, neighbourhood),
         "bands": list(zip(bands, BAND_COLOURS, strict=False)),

@@ -22,6 +22,7 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 
 from config.settings import load_settings
+from scoring.disclosure import suppressed, suppressed_group
 from serving.access import (
     USER_KEY,
     AccessMiddleware,
@@ -30,7 +31,7 @@ from serving.access import (
     label_metrics_by_route,
 )
 from serving.audit import AuditLog
-from serving.backend import Backend, NotFound, OptedOut
+from serving.backend import Backend, NotFound, OptedOut, ResolvedRun
 from serving.pages import pages_app
 from serving.responses import (
     chart_svg,
@@ -62,6 +63,7 @@ from serving.schemas import (
     WhatIfResponse,
     score_requests,
 )
+from serving.throttle import FailedTokens
 from serving.users import User, UserStore
 
 SETTINGS = load_settings()
@@ -70,6 +72,10 @@ ScoreRequest, ScoreModelRequest = score_requests(MAX_ROWS)
 # Body limits (bytes) above the default (serving.access.BODY_LIMIT): feature rows to score,
 # 8 KiB per row allowed (a row of every input is about 3.5 KiB as JSON).
 BODY_LIMITS = {"/score": MAX_ROWS * 8192, "/score_model": MAX_ROWS * 8192}
+# One per worker process, shared by the access middleware and the sign-in page.
+THROTTLE = FailedTokens(
+    SETTINGS.serving.failed_tokens_allowed, SETTINGS.serving.failed_tokens_window_seconds
+)
 # "Not in your neighbourhood" and "not found" are one answer (status, body), so that a user learns
 # nothing about people outside their scope, not even whether they exist.
 NO_SUCH_PERSON = "no person {person_id} in your neighbourhood in the {month} run"
@@ -114,6 +120,7 @@ class CaseFinder:
         self.settings = load_settings()
         self.backend = Backend.start(self.settings)
         self.audit = AuditLog(self.settings.audit_log)
+        self.throttle = THROTTLE
 
     def __is_ready__(self) -> bool:
         return self.backend is not None
@@ -125,6 +132,18 @@ class CaseFinder:
         if user is None:  # the middleware always sets it on these paths
             raise Denied(401, "not signed in")
         return user
+
+    def run_fields(self, month: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """The fields every run-based response starts with: the loaded champion, the run's own
+        model, what to know when they differ, the run, its month and index date."""
+        return {
+            "model_version": self.backend.version,
+            "run_model_version": str(meta["model"]["version"]),
+            "champion_note": self.backend.champion_note(meta),
+            "run_id": run_id,
+            "month": month,
+            "index_date": meta["index_date"],
+        }
 
     def record(self, user: User, action: str, person_ids: list[str], **where: Any) -> None:
         self.audit.append(
@@ -139,12 +158,20 @@ class CaseFinder:
     def check_person_access(
         self, user: User, person_id: str, month: str | None, action: str
     ) -> str:
-        """`Backend.check_person_access`, with one answer (`NO_SUCH_PERSON`, 404) for a person
+        """The person's neighbourhood once `user` may see them (`person_access`)."""
+        return self.person_access(user, person_id, month, action)[0]
+
+    def person_access(
+        self, user: User, person_id: str, month: str | None, action: str
+    ) -> tuple[str, ResolvedRun]:
+        """(neighbourhood, the month's run resolved once for the request) by
+        `Backend.check_person_access`, with one answer (`NO_SUCH_PERSON`, 404) for a person
         outside the user's neighbourhood and one not in the run, audited as `<action>.refused`;
         an in-scope person who opted out is refused as `<action>.refused_opted_out`."""
-        resolved, _, _ = self.backend.run(month)  # NotFound for a month never scored
+        run = self.backend.run(month)  # NotFound for a month never scored
+        resolved = run.month
         try:
-            return self.backend.check_person_access(user, person_id, resolved)
+            return self.backend.check_person_access(user, person_id, run), run
         except OptedOut as exc:
             self.record(
                 user, f"{action}.refused_opted_out", [person_id],
@@ -234,11 +261,7 @@ class CaseFinder:
             month=month,
         )  # fmt: skip
         return ListResponse(
-            model_version=self.backend.version,
-            run_model_version=str(meta["model"]["version"]),
-            run_id=run_id,
-            month=month,
-            index_date=meta["index_date"],
+            **self.run_fields(month, run_id, meta),
             neighbourhood=neighbourhood,
             people=[listed_person(r) for r in rows],
         )
@@ -250,8 +273,8 @@ class CaseFinder:
         """One person's explanation for a month and the change since last month (clinicians)."""
         user = self.user(ctx)
         try:
-            neighbourhood = self.check_person_access(user, person_id, month, "api.person")
-            view = self.backend.person(person_id, month)
+            neighbourhood, run = self.person_access(user, person_id, month, "api.person")
+            view = self.backend.person(person_id, run)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)
         except NotFound as exc:
@@ -270,12 +293,13 @@ class CaseFinder:
     ) -> WhatIfResponse:
         """One person's score with some adjustable features changed (clinicians)."""
         user = self.user(ctx)
-        unknown = [name for name in changes if name not in self.backend.model.feature_names]
-        if unknown:  # not repeated: the keys are the client's
-            return error(422, f"{len(unknown)} change(s) name no input of this model", ctx)
         try:
-            self.check_person_access(user, person_id, month, "api.what_if")
-            month, row, result = self.backend.what_if(person_id, month, changes)
+            _, run = self.person_access(user, person_id, month, "api.what_if")
+            names = self.backend.run_model(run.meta).feature_names
+            unknown = [name for name in changes if name not in names]
+            if unknown:  # not repeated: the keys are the client's
+                return error(422, f"{len(unknown)} change(s) name no input of this model", ctx)
+            month, row, result = self.backend.what_if(person_id, run, changes)
         except Denied as exc:
             return error(exc.status, exc.message, ctx)
         except NotFound as exc:
@@ -294,22 +318,22 @@ class CaseFinder:
             month, run_id, meta, table = self.backend.summary(month)
         except NotFound as exc:
             return error(404, str(exc))
-        band_names = [name for name, _ in self.backend.model.bands]
-        return SummaryResponse(
-            model_version=self.backend.version,
-            run_model_version=str(meta["model"]["version"]),
-            run_id=run_id,
-            month=month,
-            neighbourhoods=[
+        below = self.settings.serving.suppress_below
+        band_names = [name for name, _ in self.backend.run_model(meta).bands]
+        hoods = []
+        for hood, r in table.iterrows():
+            bands = suppressed_group({b: int(r[b]) if b in r else 0 for b in band_names}, below)
+            hoods.append(
                 NeighbourhoodSummary(
                     neighbourhood=str(hood),
-                    eligible=int(r["eligible"]),
-                    scored=int(r["scored"]),
-                    listed=int(r["listed"]),
-                    bands={b: int(r[b]) if b in r else 0 for b in band_names},
+                    eligible=suppressed(r["eligible"], below),
+                    scored=suppressed(r["scored"], below),
+                    listed=suppressed(r["listed"], below),
+                    bands=bands,
                 )
-                for hood, r in table.iterrows()
-            ],
+            )
+        return SummaryResponse(
+            **self.run_fields(month, run_id, meta), suppress_below=below, neighbourhoods=hoods
         )
 
     @bentoml.api(route="/segments", input_spec=SegmentsRequest)
@@ -341,25 +365,30 @@ class CaseFinder:
             return error(exc.status, exc.message, ctx)
         except NotFound as exc:
             return error(404, str(exc), ctx)
+        below = self.settings.serving.suppress_below
         counts = segment_counts(people)
         hoods = [
             SegmentCounts(
                 neighbourhood=str(hood),
-                people=int(rows["people"].sum()),
-                segments={str(r.segment): int(r.people) for r in rows.itertuples()},
-                rising_risk=int(rows["rising_risk"].sum()),
-                moved=int(rows["moved"].sum()),
+                people=suppressed(rows["people"].sum(), below),
+                segments=suppressed_group(
+                    {str(r.segment): int(r.people) for r in rows.itertuples()}, below
+                ),
+                rising_risk=suppressed(rows["rising_risk"].sum(), below),
+                moved=suppressed(rows["moved"].sum(), below),
             )
             for hood, rows in counts.groupby("neighbourhood", sort=True)
         ]
-        flows = [
-            SegmentFlow(
-                neighbourhood=str(r.neighbourhood), from_segment=str(r.from_segment),
-                to_segment=str(r.to_segment), people=int(r.people),
-                sentence=flow_sentence(str(r.from_segment), str(r.to_segment), int(r.people)),
-            )
-            for r in segment_flows(people).itertuples()
-        ]  # fmt: skip
+        flows = []
+        for r in segment_flows(people).itertuples():
+            shown = suppressed(r.people, below)
+            flows.append(
+                SegmentFlow(
+                    neighbourhood=str(r.neighbourhood), from_segment=str(r.from_segment),
+                    to_segment=str(r.to_segment), people=shown,
+                    sentence=flow_sentence(str(r.from_segment), str(r.to_segment), shown),
+                )
+            )  # fmt: skip
         rows = None
         if neighbourhood is not None:
             table = segment_table(people[people["neighbourhood"] == neighbourhood], run_id)
@@ -376,11 +405,8 @@ class CaseFinder:
                 month=month,
             )  # fmt: skip
         return SegmentsResponse(
-            model_version=self.backend.version,
-            run_model_version=str(meta["model"]["version"]),
-            run_id=run_id,
-            month=month,
-            index_date=meta["index_date"],
+            **self.run_fields(month, run_id, meta),
+            suppress_below=below,
             segment_words={**SEGMENTS, "rising_risk": RISING_RISK},
             neighbourhoods=hoods,
             flows=flows,
@@ -390,6 +416,7 @@ class CaseFinder:
     @bentoml.api(route="/status", input_spec=None)
     def status(self) -> Status:
         """Which model is loaded and whether the registry answers (no personal data)."""
+        self.backend.follow_champion()
         ok, detail = self.backend.registry()
         return Status(
             model_name=self.settings.mlflow.registered_model,
@@ -398,6 +425,7 @@ class CaseFinder:
             registry="reachable" if ok else "unreachable",
             registry_detail=public_message(detail, self.settings),
             months=self.backend.store.months(),
+            replaced=[f"version {version} until {when}" for version, when in self.backend.replaced],
         )
 
 
@@ -407,6 +435,13 @@ def _registry_state() -> str | None:
     except Exception:
         return None
     return "reachable" if ok else "unreachable"
+
+
+def _audit_throttled(action: str, client: str) -> None:
+    """Audit a client locked out for failed tokens (no user: the tokens matched nobody)."""
+    bentoml.get_current_service().audit.append(
+        user=f"client {client}", role="none", action=action, person_ids=[]
+    )
 
 
 def _route_templates() -> list[str]:
@@ -420,6 +455,6 @@ def _route_templates() -> list[str]:
 label_metrics_by_route(_route_templates)  # /metrics names routes, never paths (people)
 CaseFinder.add_asgi_middleware(
     AccessMiddleware, store=_users, model_version=_model_version, registry=_registry_state,
-    body_limits=BODY_LIMITS,
+    body_limits=BODY_LIMITS, throttle=THROTTLE, audit_refusal=_audit_throttled,
 )  # fmt: skip
 CaseFinder.mount_asgi_app(pages_app, path="/ui")

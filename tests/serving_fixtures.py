@@ -157,8 +157,9 @@ def _label(features: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     return (rng.random(len(features)) < 1 / (1 + np.exp(-logit))).astype(int)
 
 
-def train_champion(extract_dir: Path, settings) -> str:
-    """Train a small real model on the extract's features and register it as champion."""
+def train_champion(extract_dir: Path, settings, seed: int = 11, rounds: int = 40) -> str:
+    """Train a small real model on the extract's features and register it as champion (another
+    `seed` or `rounds` gives another model)."""
     import lightgbm as lgb
     import mlflow
     from mlflow import MlflowClient
@@ -174,7 +175,7 @@ def train_champion(extract_dir: Path, settings) -> str:
     extract.con.close()
     names = list(features.model_feature_names())
     panel = pd.concat(frames, ignore_index=True)
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(seed)
     y = _label(panel, rng)
     x = panel[names].astype(float)
     params = {
@@ -186,7 +187,7 @@ def train_champion(extract_dir: Path, settings) -> str:
         "num_threads": 1,
         "deterministic": True,
     }
-    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=40)
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=rounds)
     calibrator = PlattCalibrator().fit(booster.predict(x, raw_score=True), y)
     model = RiskModel(booster=booster, calibrator=calibrator, feature_names=names)
     use_experiment(settings)  # artifacts under home, not the working directory
@@ -272,12 +273,22 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(home: Path, tokens: dict[str, str], timeout: float = 120) -> Iterator[Server]:
-    """Start `bentoml serve serving.service:CaseFinder` on a free loopback port; stop it after."""
+def running_server(
+    home: Path, tokens: dict[str, str], timeout: float = 120, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start `bentoml serve serving.service:CaseFinder` on a free loopback port; stop it after.
+    `env` adds settings; failed-token throttling is off unless it sets it (every test client
+    shares 127.0.0.1)."""
     import httpx
 
     port = free_port()
-    env = {**os.environ, "CASEFINDER_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
+    env = {
+        **os.environ,
+        "CASEFINDER_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "CASEFINDER_SERVING__FAILED_TOKENS_ALLOWED": "100000",
+        **(env or {}),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     log = home / "server.log"
     with open(log, "wb") as out:

@@ -158,10 +158,15 @@ def test_middleware_status_codes(client):
         page = http.get("/ui/list")
         http.cookies.clear()
         assert page.status_code == 200
-        anon_page = http.get("/ui/list")
-        assert anon_page.status_code == 401
-        assert "text/html" in anon_page.headers["content-type"]
-        assert 'href="/ui/login"' in anon_page.text
+        anon_page = http.get("/ui/list", follow_redirects=False)
+        assert anon_page.status_code == 303  # a page without a token: to the sign-in form
+        assert anon_page.headers["location"] == "/ui/login"
+        http.cookies.set(COOKIE, "cf_expired")
+        stale = http.get("/ui/list", follow_redirects=False)
+        http.cookies.clear()
+        assert stale.status_code == 401  # a token that no longer works: say so, link to sign in
+        assert "text/html" in stale.headers["content-type"]
+        assert 'href="/ui/login"' in stale.text
         store.revoke("team")
         gone = http.post("/list", headers=_bearer(tokens["team"]))
         assert gone.status_code == 401

@@ -112,7 +112,8 @@ def test_the_403_page_is_escaped_and_names_no_path(server):
     api = post(server, "/person", {"person_id": "x"}, "north_team")
     assert api.status_code == 403 and "/person" not in api.json()["error"]
     signed_out = get(server, "/ui/list?neighbourhood=" + XSS)
-    assert signed_out.status_code == 401 and XSS not in signed_out.text
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/ui/login"
+    assert XSS not in signed_out.text
     page = get(server, "/ui/list?neighbourhood=North&flag=" + XSS, "north_team")
     assert page.status_code == 400 and XSS not in page.text and "onerror" not in page.text
 

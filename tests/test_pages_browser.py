@@ -92,7 +92,7 @@ def test_list_page_loads_sorts_filters_and_downloads(browser, server, tmp_path):
         assert shown == sorted(ids)
 
         page.get_by_label("Show").select_option("new_this_month")
-        page.get_by_role("button", name="Filter").click()
+        page.get_by_role("button", name="Show").click()
         page.wait_for_url("**flag=new_this_month**")
         flagged = [p["person_id"] for p in api_list(server, flag="new_this_month")]
         assert rows(page).count() == len(flagged)
@@ -185,7 +185,7 @@ def test_segments_page_shows_pictures_readable_on_a_phone(browser, server):
         page.wait_for_selector("#segment-counts")
         for key in SEGMENTS:
             shown = page.locator(f"#segment-counts li[data-segment='{key}'] .count").inner_text()
-            assert int(shown) == north["segments"][key]
+            assert shown == str(north["segments"][key])  # suppressed alike ("<5")
         for section in ("#over-months", "#flows", "#risk-by-segment", "#beside-place"):
             assert page.locator(section).is_visible()
         assert page.locator("#over-months figure").count() >= 1

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from features.segments import SEGMENTS
+from scoring.disclosure import suppressed, suppressed_group
+from scoring.segments import segment_counts, segment_flows
 from tests import serving_fixtures
 
 built_home = serving_fixtures.built_home  # pytest fixtures shared by the serving tests
@@ -42,12 +44,19 @@ def test_counts_for_every_role_add_up_to_the_scored_population(server):
         assert response.status_code == 200, (user, response.text)
         body = response.json()
         assert body["people"] is None and len(audit(server)) == before  # counts: not audited
-        total = sum(h["people"] for h in body["neighbourhoods"])
-        assert total == int(people["probability"].notna().sum())
-        for hood in body["neighbourhoods"]:
+        assert body["suppress_below"] == 5
+        segmented = people[people["segment"].notna()]
+        assert len(segmented) == int(people["probability"].notna().sum())
+        counts = segment_counts(segmented)
+        for hood in body["neighbourhoods"]:  # the exact counts, small ones suppressed
+            rows = counts[counts["neighbourhood"] == hood["neighbourhood"]]
             assert set(hood["segments"]) == set(SEGMENTS)
-            assert sum(hood["segments"].values()) == hood["people"]
-        assert sum(f["people"] for f in body["flows"]) == total
+            assert hood["people"] == suppressed(rows["people"].sum(), 5)
+            exact = {str(r.segment): int(r.people) for r in rows.itertuples()}
+            assert hood["segments"] == suppressed_group(exact, 5)
+        flows = segment_flows(segmented)
+        assert [f["people"] for f in body["flows"]] == [suppressed(n, 5) for n in flows["people"]]
+        assert flows["people"].sum() == len(segmented)
         assert all(f["sentence"] for f in body["flows"])
 
 
@@ -82,7 +91,7 @@ def test_person_rows_only_for_the_users_own_neighbourhood_and_audited(server):
 
 def test_segments_page_is_scoped_and_shows_counts(server):
     url = f"{server.url}/ui/segments?neighbourhood=North&month={MONTH}"
-    assert httpx.get(url, timeout=30).status_code == 401
+    assert httpx.get(url, timeout=30).status_code == 303  # to the sign-in form
     for user in serving_fixtures.ROLES:
         response = httpx.get(url, headers=server.headers(user), timeout=30)
         expected = 403 if user.startswith("south") else 200
