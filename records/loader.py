@@ -374,11 +374,21 @@ def _find_file(folder: Path, table: Table) -> Path:
     raise ExtractError(f"{pq_path.name} / {csv_path.name}: missing file for table {table.name!r}")
 
 
+# The longest header row read: the contract's widest table has a few hundred bytes of column
+# names, so anything near this is not a header (a file without newlines, or not a CSV at all).
+MAX_HEADER_BYTES = 64 * 1024
+
+
 def _csv_header(path: Path) -> list[str]:
     """The header row, read with Python's csv module (the loader reads the rows with DuckDB)."""
     try:
         with path.open("rb") as f:  # the first line only: later rows are DuckDB's to check
-            first = f.readline()
+            first = f.readline(MAX_HEADER_BYTES + 1)
+        if len(first) > MAX_HEADER_BYTES and not first.endswith(b"\n"):
+            raise ExtractError(
+                f"{path.name}: the header row is longer than {MAX_HEADER_BYTES:,} bytes "
+                "(is this a CSV file with a header row?)"
+            )
         header = next(csv.reader([first.decode("utf-8-sig")]), None)
     except UnicodeDecodeError:
         raise ExtractError(f"{path.name}: unreadable file (header row is not UTF-8)") from None

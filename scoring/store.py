@@ -11,8 +11,12 @@ Layout:
       months/<YYYY-MM>.json         which run is current for the month, and the history
       .staging/                     runs being written (never read)
 
-A run is written into `.staging/<random>/` and renamed into `runs/<run_id>/` only when complete,
-so a run is either wholly there or not there; the month pointer is replaced atomically after that.
+A run is written into `.staging/<host>-<pid>-<random>/` and renamed into `runs/<run_id>/` only
+when complete, so a run is either wholly there or not there; the month pointer is replaced
+atomically after that. Every file is readable by its owner only (0600, folders 0700: they hold
+person-level scores) and flushed to disk (fsync) before the rename. A writer that was killed
+leaves its staging folder behind; the next write on the same host removes folders whose process
+is gone.
 A failure at any point leaves the previous runs and the pointer as they were. Runs are never
 rewritten: the run id is a fingerprint of month, model version, extract and list rules, so the
 same inputs give the same id and the stored run is reused.
@@ -24,6 +28,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,12 +67,43 @@ class ScoringRun:
     summary: str
 
 
+def _seal(path: Path) -> None:
+    """Owner-only and on disk: chmod 0600, then fsync."""
+    os.chmod(path, 0o600)
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_folder(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+    _seal(path)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False, compression="zstd")
+    _seal(path)
+
+
+def _staging_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _check_features(features: pd.DataFrame, person_ids: pd.Series, run_id: str) -> None:
@@ -84,9 +120,7 @@ def _check_features(features: pd.DataFrame, person_ids: pd.Series, run_id: str) 
 
 def _replace_atomically(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    _write_json(tmp, data)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
+    _write_json(tmp, data)  # sealed: 0600 and fsynced
     os.replace(tmp, path)
 
 
@@ -100,27 +134,46 @@ class ScoreStore:
         self.staging_dir = self.root / ".staging"
 
     # Writing
+    def clean_staging(self) -> list[str]:
+        """Remove staging folders left by writers on this host whose process is gone (a killed
+        `score`); returns their names. Folders of live writers and other hosts are kept."""
+        if not self.staging_dir.is_dir():
+            return []
+        host, removed = socket.gethostname(), []
+        for folder in self.staging_dir.iterdir():
+            owner, _, rest = folder.name.rpartition("-")[0].rpartition("-")
+            pid = int(rest) if rest.isdigit() else None
+            legacy = "-" not in folder.name  # written before folders named their writer
+            if legacy or (owner == host and pid is not None and _process_gone(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+        return removed
+
     def write(self, run: ScoringRun) -> Path:
         """Store `run` (unless a run with its id is already stored) and make it the month's
         current run. Returns the run's folder."""
         month = Month(run.month)
         final = self.runs_dir / run.run_id
         if not final.is_dir():
-            for folder in (self.runs_dir, self.months_dir, self.staging_dir):
-                folder.mkdir(parents=True, exist_ok=True)
-            staging = self.staging_dir / uuid.uuid4().hex
-            staging.mkdir()
+            for folder in (self.root, self.runs_dir, self.months_dir, self.staging_dir):
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.clean_staging()
+            staging = self.staging_dir / _staging_name()
+            staging.mkdir(mode=0o700)
             try:
                 _check_features(run.features, run.people["person_id"], run.run_id)
                 _write_parquet(run.people, staging / PEOPLE_FILE)
                 _write_parquet(run.features, staging / FEATURES_FILE)
                 (staging / SUMMARY_FILE).write_text(run.summary, "utf-8")
+                _seal(staging / SUMMARY_FILE)
                 _write_json(staging / RUN_FILE, {**run.meta, "run_id": run.run_id, "month": month})
+                _fsync_folder(staging)
                 try:
                     os.rename(staging, final)
                 except OSError:
                     if not (final / RUN_FILE).is_file():  # not a concurrent writer of the same run
                         raise
+                _fsync_folder(self.runs_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         self.set_current(month, run.run_id)
@@ -134,9 +187,7 @@ class ScoreStore:
         _check_features(features, self.people(run_id, columns=["person_id"])["person_id"], run_id)
         tmp = path.with_name(f".{FEATURES_FILE}.{uuid.uuid4().hex}.tmp")
         try:
-            _write_parquet(features, tmp)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
+            _write_parquet(features, tmp)  # sealed: 0600 and fsynced
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -114,6 +114,16 @@ def test_header_only_csv_is_an_empty_table_not_an_error(tmp_path: Path) -> None:
     assert (report.read, report.loaded, report.rejected) == (0, 0, 0)
 
 
+def test_header_row_without_an_end_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    """A "header" with no newline in the first 64 KiB is not a header (read with a bound)."""
+    write_extract(tmp_path)
+    (tmp_path / "gp_events.csv").write_bytes(b"person_id," + b"x" * 200_000)
+    assert _load_error(tmp_path) == (
+        "gp_events.csv: the header row is longer than 65,536 bytes "
+        "(is this a CSV file with a header row?)"
+    )
+
+
 def test_header_not_utf8(tmp_path: Path) -> None:
     write_extract(tmp_path)
     path = tmp_path / "gp_events.csv"

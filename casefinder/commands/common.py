@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from features.dates import Month
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,6 +25,16 @@ def parse_date(value: str | None, option: str) -> date | None:
         raise typer.BadParameter(
             f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
         ) from None
+
+
+def parse_month(text: str, option: str = "--month") -> Month:
+    """A month option as a `Month`, or the usage error naming the option and what is wrong."""
+    from features.dates import Month
+
+    try:
+        return Month(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -4,16 +4,13 @@ run summary."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from casefinder.commands.common import console, err_console, fail
+from casefinder.commands.common import console, err_console, fail, parse_month
 from casefinder.progress import progress_bar
 from config.settings import load_settings
-
-if TYPE_CHECKING:
-    from features.dates import Month
 
 MonthOption = Annotated[str, typer.Option("--month", help="Month to score or show, YYYY-MM.")]
 RunOption = Annotated[
@@ -36,7 +33,7 @@ def score(
     from scoring.store import StoreError
 
     settings = load_settings()
-    chosen = _month(month)
+    chosen = parse_month(month)
     try:
         with progress_bar(console) as progress:
             result = score_month(extract, chosen, settings, model_ref=model, progress=progress)
@@ -66,16 +63,6 @@ def score(
     )
 
 
-def _month(text: str) -> Month:
-    """`--month` as a `Month`, or the usage error naming what is wrong."""
-    from features.dates import Month
-
-    try:
-        return Month(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
-
-
 def lists(
     month: MonthOption,
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json.")] = "csv",
@@ -92,7 +79,7 @@ def lists(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
-    chosen = _month(month)
+    chosen = parse_month(month)
     store = ScoreStore(load_settings().score_store)
     try:
         run_id = store.resolve(month=chosen, run_id=run)

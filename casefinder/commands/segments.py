@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from casefinder.commands.common import console, fail
+from casefinder.commands.common import console, fail, parse_month
 from config.settings import load_settings
 
 
@@ -24,7 +24,7 @@ def segments(
 ) -> None:
     """Export a month's population segments: person_id, neighbourhood, gp_practice_code,
     segment, segment_reason, probability, band (and movement since last month)."""
-    from features.dates import FeatureError, Month
+
     from features.segments import SEGMENTS
     from scoring.segments import SEGMENT_FORMATS, segment_table, write_segments
     from scoring.store import ScoreStore, StoreError
@@ -32,10 +32,7 @@ def segments(
     if out.suffix.lower() not in SEGMENT_FORMATS:
         raise typer.BadParameter(f"choose a file ending {', '.join(SEGMENT_FORMATS)}",
                                  param_hint="--out")  # fmt: skip
-    try:
-        chosen = Month(month)
-    except FeatureError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    chosen = parse_month(month)
     store = ScoreStore(load_settings().score_store)
     try:
         run_id = store.resolve(month=chosen, run_id=run)

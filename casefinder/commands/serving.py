@@ -38,6 +38,8 @@ def users_add(
     """Add a user and print their bearer token (shown only this once)."""
     from serving.users import UserError
 
+    if neighbourhood is not None:
+        _check_neighbourhood(neighbourhood)
     try:
         user, token = _store().add(name, role, neighbourhood)
     except UserError as exc:
@@ -46,6 +48,26 @@ def users_add(
     console.print(f"Added {user.name} ({user.role}{where}). Token (keep it secret, shown once):")
     # Plain print so the token can be captured by scripts without markup.
     print(token)
+
+
+def _check_neighbourhood(neighbourhood: str) -> None:
+    """Refuse a neighbourhood no scored run has, naming those that exist (nothing is checked
+    before the first month is scored)."""
+    from config.settings import load_settings
+    from scoring.store import ScoreStore
+
+    store = ScoreStore(load_settings().score_store)
+    known: set[str] = set()
+    for month in store.months():
+        run_id = store.current_run_id(month)
+        if run_id:
+            hoods = store.people(run_id, columns=["neighbourhood"])["neighbourhood"]
+            known |= set(hoods.dropna().astype(str))
+    if known and neighbourhood not in known:
+        raise fail(
+            f"no scored run has neighbourhood {neighbourhood!r}; the runs have "
+            + ", ".join(sorted(known))
+        )
 
 
 @users_app.command("list")
@@ -102,9 +124,19 @@ def serve(
     from config.settings import load_settings
 
     settings = load_settings()
-    args = bentoml_serve_command(host or settings.serving.host, port or settings.serving.port)
+    host, port = host or settings.serving.host, port or settings.serving.port
+    args = bentoml_serve_command(host, port)
+    console.print(
+        f"Sign in at http://{_url_host(host)}:{port}/ui/login with a token from "
+        "`casefinder users add`; the API is described at /docs (data scientists)."
+    )
     sys.stdout.flush()
     os.execv(sys.executable, args)
+
+
+def _url_host(host: str) -> str:
+    """The address to type: loopback for a wildcard bind."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def bentoml_serve_command(host: str, port: int) -> list[str]:

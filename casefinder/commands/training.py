@@ -90,6 +90,7 @@ def promote(
             f"Version {result.version} is now champion ({how}); "
             f"previous champion: {result.previous or 'none'}"
         )
+        _after_promotion(settings, result.version)
         return
     if result.previous == result.version:
         console.print(f"Version {result.version} is already champion.")
@@ -99,6 +100,27 @@ def promote(
         f"version {result.version} not promoted: failed gate(s) {failed}. "
         "Override with --force --reason TEXT.",
         code=1,
+    )
+
+
+def _after_promotion(settings, version: str) -> None:
+    """What to do next: the months already scored keep their model until scored again; a
+    running service picks the champion up by itself."""
+    from scoring.store import ScoreStore
+
+    months = ScoreStore(settings.score_store).months()
+    console.print("Next:")
+    if months:
+        console.print(
+            f"  - {len(months)} scored month(s) ({months[0]} to {months[-1]}) keep their own "
+            f"model's scores. Score the current month again to list with version {version}:"
+        )
+        console.print(f"    casefinder score EXTRACT --month {months[-1]}", soft_wrap=True)
+    else:
+        console.print("  - score a month: casefinder score EXTRACT --month YYYY-MM", soft_wrap=True)
+    console.print(
+        "  - a running service loads the new champion by itself (checked at most every "
+        f"{settings.serving.registry_check_seconds:g} s; /status says so): no restart needed."
     )
 
 
@@ -123,6 +145,7 @@ def rollback(
         f"Version {result.version} is champion again (was {result.previous or 'none'}): "
         f"{result.reason}"
     )
+    _after_promotion(settings, result.version)
 
 
 def models() -> None:
