@@ -60,6 +60,9 @@ QUICK = {
     "score": ("bench_score.py", ["--quick"],
               [rf"^  score_month total +{NUMBER} s", rf"^total {NUMBER} s \(target",
                r"^quick mode: targets not checked"]),
+    "reference": ("bench_reference.py", ["--quick"],
+                  [rf"^reference pipeline +{NUMBER} s +\(AUROC {NUMBER}\)",
+                   rf"^train \+ score / reference +{NUMBER}x"]),
 }  # fmt: skip
 
 
