@@ -41,7 +41,7 @@ def synthetic_features(n_features: int) -> list[Feature]:
             "count": f"{{value}} event{{s}} of type {j} in the last 12 months",
             "flag": f"has condition {j}",
             "number": f"score {j} of {{value}}",
-            "days_since": f"last event {j} {{value}} days ago",
+            "days_since": f"last event {j} {{value}} ago",
         }[kind]
         out.append(
             Feature(

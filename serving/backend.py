@@ -26,7 +26,17 @@ import pandas as pd
 from config.settings import Settings
 from features.cohort import EXCLUSIONS, LIST_FLAGS
 from features.dates import Month
-from models.explain import Explanation, PersonChanges, WhatIf, changes, explain, what_if
+from models.explain import (
+    Explanation,
+    PersonChanges,
+    Reference,
+    WhatIf,
+    changes,
+    explain,
+    population_reference,
+    reference_words,
+    what_if,
+)
 from models.risk_model import RiskModel
 from scoring.exports import flag_keys, list_table
 from scoring.store import ScoreStore, StoreError
@@ -118,6 +128,7 @@ class Backend:
         self._people: dict[str, pd.DataFrame] = {}
         self._others: dict[str, RiskModel] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._references: dict[str, Reference] = {}
         self._lock = threading.Lock()
         self._registry: tuple[float, bool, str] | None = None
 
@@ -132,8 +143,9 @@ class Backend:
     # --- model ---------------------------------------------------------------------------
 
     def score(self, rows: pd.DataFrame) -> list[Explanation]:
-        """Probability, band and top reasons for each feature row."""
-        return explain(self.model, rows, top_n=self.top_n)
+        """Probability, band and top reasons for each feature row, measured against the latest
+        scored month's population (`adhoc_reference`)."""
+        return explain(self.model, rows, top_n=self.top_n, reference=self.adhoc_reference(rows))
 
     def model_for(self, ref: str) -> tuple[RiskModel, str]:
         """Any registered model by version or alias (loaded once per version and kept); the
@@ -290,6 +302,39 @@ class Backend:
         frame.insert(0, "person_id", [person_id])
         return frame
 
+    # --- explanation reference (issue 12) ------------------------------------------------
+
+    def reference(self, run_id: str, meta: dict[str, Any]) -> Reference:
+        """What the run's explanations start from: its stored mean served probability
+        (`reference_probability`) and the seeded background of its scored people, taken in the
+        run's stored order, so the pages, the API and the run's list reasons agree."""
+        with self._lock:
+            if run_id in self._references:
+                return self._references[run_id]
+        values, rows = self.month_features(run_id, meta)
+        people = self.people(run_id)
+        scored = people.index[people["probability"].notna()]
+        order = np.sort(np.array([rows[p] for p in scored if p in rows], dtype=int))
+        mean = meta.get("reference_probability")
+        if mean is None:  # a run stored before runs kept it
+            mean = float(people["probability"].mean())
+        ref = population_reference(
+            self.model, values[order], mean_probability=float(mean),
+            description=meta.get("reference") or reference_words(str(meta["month"])),
+        )  # fmt: skip
+        with self._lock:
+            self._references[run_id] = ref
+        return ref
+
+    def adhoc_reference(self, rows: pd.DataFrame) -> Reference | None:
+        """For rows scored outside any run (/score): the latest scored month's reference, or
+        None (the rows themselves) when no month has been scored or its inputs are not kept."""
+        try:
+            _, run_id, meta = self.run(None)
+            return self.reference(run_id, meta)
+        except NotFound:
+            return None
+
     # --- one person ----------------------------------------------------------------------
 
     def person(self, person_id: str, month: str | None) -> PersonView:
@@ -297,7 +342,8 @@ class Backend:
         month, run_id, meta, row = self.person_row(person_id, month)
         self.refuse_opted_out(person_id, row)
         current = self.person_features(run_id, meta, person_id)
-        (explanation,) = explain(self.model, current, top_n=self.top_n)
+        ref = self.reference(run_id, meta)
+        (explanation,) = explain(self.model, current, top_n=self.top_n, reference=ref)
         last = month.previous()
         change = None
         prev_run = self.store.current_run_id(last)
@@ -319,7 +365,9 @@ class Backend:
         month, run_id, meta, row = self.person_row(person_id, month)
         self.refuse_opted_out(person_id, row)
         current = self.person_features(run_id, meta, person_id)
-        return month, row, what_if(self.model, current, new_values, top_n=self.top_n)
+        ref = self.reference(run_id, meta)
+        result = what_if(self.model, current, new_values, top_n=self.top_n, reference=ref)
+        return month, row, result
 
     def summary(self, month: str | None) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """Counts per neighbourhood: eligible, scored, listed and per band (no person data)."""

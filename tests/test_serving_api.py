@@ -261,7 +261,7 @@ def test_person_explanation_with_change_and_chart(server, north):
     assert body["probability"] == pytest.approx(listed["people"][0]["probability"])
     assert body["raising"] and body["raising"][0]["sentence"]
     parts = sum(r["probability_change"] for r in body["raising"] + body["lowering"])
-    total = body["base_probability"] + parts + body["other_probability_change"]
+    total = body["reference_probability"] + parts + body["other_probability_change"]
     assert total == pytest.approx(body["probability"], abs=1e-9)
     change = body["change"]
     assert change["previous_month"] == LAST_MONTH and change["status"] == "both"
