@@ -225,6 +225,7 @@ DEMOGRAPHICS = (
         sentence="lives in an area in deprivation decile {label}",
         none_sentence="deprivation decile not known",
         labels=IMD_LABELS,
+        concept="where they live",
     ),
     _f(
         name="neighbourhood_code",
@@ -239,12 +240,15 @@ DEMOGRAPHICS = (
         # the place without its code (the page and the list name the neighbourhood).
         sentence="where they live (their neighbourhood)",
         none_sentence="neighbourhood not known",
+        concept="where they live",
     ),
 )
 
 # ------------------------------------------------------------------ hospital use
 
 _EM = "emergency = 1"
+# One concept for urgent hospital care: emergency admissions (counts, days since, bed days) and A&E.
+_URGENT = "emergency hospital care"
 
 
 def _emergency_count(months: int) -> Feature:
@@ -260,7 +264,7 @@ def _emergency_count(months: int) -> Feature:
         sentence=f"{{value}} emergency admission{{s}} in the last {months} months",
         none_sentence=f"no emergency admissions in the last {months} months",
         window=_months(months),
-        concept="emergency admissions",
+        concept=_URGENT,
         brief=f"{{value}} in {months // 12} years" if months >= 24 else "",
     )
 
@@ -307,7 +311,7 @@ HOSPITAL = (
         sentence="{value} day{s} in hospital after emergency admissions in the last 12 months",
         none_sentence="no days in hospital after emergency admissions in the last 12 months",
         window="12 months",
-        concept="emergency admissions",
+        concept=_URGENT,
         brief="{value} day{s} in hospital",
         fill=0.0,
     ),
@@ -320,7 +324,7 @@ HOSPITAL = (
         description="Days from the last emergency admission to the index date (missing if none).",
         sentence="last emergency admission {value} ago",
         none_sentence="no emergency admission on record",
-        concept="emergency admissions",
+        concept=_URGENT,
     ),
     _f(
         name="days_in_hospital",
@@ -360,7 +364,7 @@ HOSPITAL = (
         sentence="{value} A&E attendance{s} in the last 12 months",
         none_sentence="no A&E attendances in the last 12 months",
         window="12 months",
-        concept="A&E",
+        concept=_URGENT,
         brief="{value} A&E attendance{s} in all",
     ),
     _f(
@@ -373,7 +377,7 @@ HOSPITAL = (
         sentence="{value} ambulance arrival{s} at A&E in the last 12 months",
         none_sentence="no ambulance arrivals at A&E in the last 12 months",
         window="12 months",
-        concept="A&E",
+        concept=_URGENT,
     ),
     _f(
         name="days_since_ae_attendance",
@@ -384,7 +388,7 @@ HOSPITAL = (
         description="Days from the last A&E attendance to the index date.",
         sentence="last A&E attendance {value} ago",
         none_sentence="no A&E attendance on record",
-        concept="A&E",
+        concept=_URGENT,
     ),
     _f(
         name="outpatient_attendances_12m",
@@ -459,6 +463,7 @@ HOSPITAL = (
         sentence="Charlson comorbidity index {value}",
         none_sentence="no Charlson comorbidities in hospital records",
         window="60 months",
+        concept="long-term conditions",
     ),
 )
 
@@ -515,8 +520,17 @@ FRAILTY_DX_LABELS = {0: "none", 1: "mild frailty", 2: "moderate frailty", 3: "se
 EFI_POLYPHARMACY = "polypharmacy_5"
 
 
+# Deficits whose names do not read as "<name> recorded" / "no <name> recorded".
+_EFI_WORDING = {
+    "housebound": ("recorded as housebound", "not recorded as housebound"),
+    "requirement_for_care": ("recorded as needing help with care",
+                             "not recorded as needing help with care"),
+}  # fmt: skip
+
+
 def _efi_flag(deficit: str) -> Feature:
     name = EFI_NAMES[deficit]
+    said, unsaid = _EFI_WORDING.get(deficit, (f"{name} recorded", f"no {name} recorded"))
     return _f(
         name=f"efi_{deficit}",
         domain="primary care and frailty",
@@ -524,15 +538,17 @@ def _efi_flag(deficit: str) -> Feature:
         sql=f"CASE WHEN (efi_mask & {efi_bit(deficit)}) <> 0 THEN 1 ELSE 0 END",
         kind="flag",
         description=f"eFI deficit (Clegg et al. 2016) ever coded before the index date: {name}.",
-        sentence=f"{name} recorded (an eFI deficit)",
-        none_sentence=f"no {name} recorded",
-        concept="electronic frailty index",
+        sentence=f"{said} (an eFI deficit)",
+        none_sentence=unsaid,
+        concept=_EFI,
     )
 
 
 _EFI_NOW = f"(bit_count(efi_mask) + {EFI_POLYPHARMACY})"
 _EFI_THEN = "(bit_count(efi_mask_12m_ago) + polypharmacy_12m_ago)"
-_EFI = "electronic frailty index"
+# One concept for the frailty measures: the eFI (its deficits, score, band and change), the
+# Clinical Frailty Scale and a coded frailty diagnosis.
+_EFI = "frailty"
 
 FRAILTY = (
     *(_efi_flag(d) for d in EFI_DEFICITS if d != "polypharmacy"),
@@ -606,6 +622,7 @@ FRAILTY = (
         ),
         sentence="{value} long-term condition{s}",
         none_sentence="no long-term conditions recorded",
+        concept="long-term conditions",
     ),
     _f(
         name="falls_12m",
@@ -632,7 +649,7 @@ FRAILTY = (
         ),
         sentence="Clinical Frailty Scale score {value}",
         none_sentence="no Clinical Frailty Scale score recorded",
-        concept="frailty recorded by the GP practice",
+        concept=_EFI,
     ),
     _f(
         name="frailty_diagnosis",
@@ -647,7 +664,7 @@ FRAILTY = (
         labels=FRAILTY_DX_LABELS,
         fill=0.0,
         none_code=0,
-        concept="frailty recorded by the GP practice",
+        concept=_EFI,
     ),
 )
 
@@ -663,7 +680,7 @@ BNF_GROUP_WORDS = {
     "anticoagulants": "anticoagulants (blood thinners)",
     "antidepressants": "antidepressants",
     "antiepileptics": "antiepileptic medicines",
-    "antiplatelets": "antiplatelet medicines (such as aspirin or clopidogrel)",
+    "antiplatelets": "antiplatelet medicines (e.g. aspirin, clopidogrel)",
     "antipsychotics": "antipsychotics",
     "dementia_drugs": "dementia medicines",
     "diuretics": "diuretics (water tablets)",
@@ -865,8 +882,8 @@ _SERVICE_CODE = (
     + " ELSE 0 END ELSE 0 END)"
 )
 
-_SOCIAL_SERVICES = "social care services"
-_ASSESSMENTS = "social care assessments"
+# One concept for adult social care: services, hours, assessments, requests, reablement, carers.
+_SOCIAL = "social care"
 if set(_SERVICE_TYPE_CODES) != set(_LONG_TERM):
     raise RuntimeError("every long-term social care service needs a service type code")
 
@@ -882,7 +899,7 @@ SOCIAL = (
         description="Has a current long-term adult social care service.",
         sentence="receives a long-term social care service",
         none_sentence="no long-term social care service",
-        concept=_SOCIAL_SERVICES,
+        concept=_SOCIAL,
     ),
     _f(
         name="social_care_service_type",
@@ -900,7 +917,7 @@ SOCIAL = (
         fill=0.0,
         adjustable=True,
         none_code=0,
-        concept=_SOCIAL_SERVICES,
+        concept=_SOCIAL,
     ),
     _f(
         name="care_hours_per_week",
@@ -913,7 +930,7 @@ SOCIAL = (
         none_sentence="no hours of social care a week",
         fill=0.0,
         adjustable=True,
-        concept=_SOCIAL_SERVICES,
+        concept=_SOCIAL,
         brief="{value} hour{s} a week",
     ),
     _f(
@@ -955,7 +972,7 @@ SOCIAL = (
         sentence="{value} social care assessment{s} in the last 12 months",
         none_sentence="no social care assessments in the last 12 months",
         window="12 months",
-        concept=_ASSESSMENTS,
+        concept=_SOCIAL,
     ),
     _f(
         name="social_care_requests_12m",
@@ -967,7 +984,7 @@ SOCIAL = (
         sentence="{value} request{s} for social care support in the last 12 months",
         none_sentence="no requests for social care support in the last 12 months",
         window="12 months",
-        concept=_ASSESSMENTS,
+        concept=_SOCIAL,
     ),
     _f(
         name="reablement_12m",
@@ -984,6 +1001,7 @@ SOCIAL = (
         none_sentence="no reablement in the last 12 months",
         window="12 months",
         adjustable=True,
+        concept=_SOCIAL,
     ),
     _f(
         name="carer_support",
@@ -1000,6 +1018,7 @@ SOCIAL = (
         none_sentence="no carer support from social care",
         window="12 months",
         adjustable=True,
+        concept=_SOCIAL,
     ),
     _f(
         name="days_since_social_care_assessment",
@@ -1010,7 +1029,7 @@ SOCIAL = (
         description="Days from the last social care assessment to the index date.",
         sentence="last social care assessment {value} ago",
         none_sentence="no social care assessment on record",
-        concept=_ASSESSMENTS,
+        concept=_SOCIAL,
     ),
     _f(
         name="in_care_home",
@@ -1033,6 +1052,8 @@ SOCIAL = (
 
 # ------------------------------------------------------------------ mental health
 
+_MENTAL = "mental health and dementia"
+
 MENTAL_HEALTH = (
     _f(
         name="dementia",
@@ -1043,7 +1064,7 @@ MENTAL_HEALTH = (
         description="Dementia diagnosis ever coded in the GP record.",
         sentence="has a dementia diagnosis",
         none_sentence="no dementia diagnosis recorded",
-        concept="dementia and memory",
+        concept=_MENTAL,
     ),
     _f(
         name="memory_service",
@@ -1054,7 +1075,7 @@ MENTAL_HEALTH = (
         description="Ever seen by a memory service.",
         sentence="has been seen by a memory service",
         none_sentence="not seen by a memory service",
-        concept="dementia and memory",
+        concept=_MENTAL,
     ),
     _f(
         name="mental_health_contacts_12m",
@@ -1066,7 +1087,7 @@ MENTAL_HEALTH = (
         sentence="{value} mental health contact{s} in the last 12 months",
         none_sentence="no mental health contacts in the last 12 months",
         window="12 months",
-        concept="mental health services",
+        concept=_MENTAL,
         brief="{value} mental health contact{s} in all",
     ),
     _f(
@@ -1079,7 +1100,7 @@ MENTAL_HEALTH = (
         sentence="{value} mental health crisis contact{s} in the last 12 months",
         none_sentence="no mental health crisis contacts in the last 12 months",
         window="12 months",
-        concept="mental health services",
+        concept=_MENTAL,
     ),
     _f(
         name="older_adult_cmht_contacts_12m",
@@ -1091,7 +1112,7 @@ MENTAL_HEALTH = (
         sentence="{value} older adults' mental health team contact{s} in the last 12 months",
         none_sentence="no older adults' mental health team contacts in the last 12 months",
         window="12 months",
-        concept="mental health services",
+        concept=_MENTAL,
     ),
     _f(
         name="days_since_mental_health_contact",
@@ -1102,7 +1123,7 @@ MENTAL_HEALTH = (
         description="Days from the last mental health contact to the index date.",
         sentence="last mental health contact {value} ago",
         none_sentence="no mental health contact on record",
-        concept="mental health services",
+        concept=_MENTAL,
     ),
 )
 

@@ -99,7 +99,10 @@ def change_sentence(feature: Feature, before: object, after: object) -> str:
         return f"new: {phrase(feature, after)}"
     if feature.kind in ("flag", "code", "days_since") and now_none:
         return f"no longer: {phrase(feature, before)}"
-    return _collapse(phrase(feature, before), phrase(feature, after))
+    said_before, said_after = phrase(feature, before), phrase(feature, after)
+    if said_before == said_after:  # e.g. 12 and 13 days read alike
+        return f"{said_after} (unchanged in words; weighs differently)"
+    return _collapse(said_before, said_after)
 
 
 def check_what_if_value(feature: Feature, value: object) -> float:
