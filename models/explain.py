@@ -737,13 +737,19 @@ def what_if(
     top_n: int = 5,
     features: FeatureDefs = None,
     reference: Reference | None = None,
+    outcome: Any = None,
 ) -> WhatIf:
-    """Recompute one person's score and explanation with some adjustable features changed.
+    """Recompute one person's score and explanation with some root inputs changed.
 
     Only model inputs whose definition has `adjustable=True` may change; values must fit the
     feature's kind (counts whole and ≥ 0, flags 0/1, codes one of the labels, None for a
-    days-since feature meaning "never"). Raise naming every offending feature.
+    days-since feature meaning "never"). Raise naming every offending feature. With the
+    registry's definitions (`features` None), the dependents (eFI, polypharmacy flags, counts of
+    medicine groups, ...) are re-derived from their definitions (`features.what_if.rederive`),
+    impossible combinations are refused, and inputs the outcome (`outcome`, default
+    `OutcomeSettings()`) counts are named in `warnings`.
     """
+    registry = features is None
     defs = feature_map(features, model.feature_names)
     if not changes:
         raise ValueError("what_if needs at least one feature to change")
@@ -763,25 +769,42 @@ def what_if(
 
     before_row = _one_row(row)
     after_row = before_row.copy()
-    for name, value in clean.items():
-        after_row[name] = float(value)
+    derived: list[str] = []
+    warnings: list[str] = []
+    if registry:
+        from features.what_if import outcome_warnings, rederive
+
+        stored = {n: clean_value(before_row[n].iloc[0]) for n in model.feature_names}
+        roots = {n: clean_value(v) for n, v in clean.items()}
+        new, derived = rederive(stored, roots)  # ValueError: an impossible combination
+        for name in model.feature_names:
+            after_row[name] = np.nan if new[name] is None else new[name]
+        warnings = outcome_warnings(clean, outcome)
+    else:
+        for name, value in clean.items():
+            after_row[name] = float(value)
     ref = reference or population_reference(model, before_row)
-    before, after = explain(model, pd.concat([before_row, after_row]), top_n, defs, ref)
-    _, contrib = contributions(model, pd.concat([before_row, after_row]))
+    both = pd.concat([before_row, after_row])
+    before, after = explain(model, both, top_n, defs, ref)
+    _, contrib = contributions(model, both)
     delta_lo = contrib[1] - contrib[0]
     delta_p = share_probability(
         model, delta_lo, np.array([before.probability]), np.array([after.probability])
     )[0]
     before_x = model.frame(before_row).to_numpy(dtype=np.float64)[0]
     after_x = model.frame(after_row).to_numpy(dtype=np.float64)[0]
-    changed_idx = [model.feature_names.index(n) for n in clean]
+    moved_names = [*clean, *(n for n in derived if n in defs)]
+    changed_idx = [model.feature_names.index(n) for n in moved_names]
     moves, _, _ = _movements(model, defs, before_x, after_x, delta_lo, delta_p, None)
-    moves = [m for m in moves if m.feature in clean]
+    moves = [m for m in moves if m.feature in moved_names]
     other_lo = float(delta_lo.sum() - delta_lo[changed_idx].sum())
     other_p = float(delta_p.sum() - delta_p[changed_idx].sum())
     changed = {
-        n: {"before": clean_value(before_x[model.feature_names.index(n)]), "after": clean_value(v)}
-        for n, v in clean.items()
+        n: {
+            "before": clean_value(before_x[model.feature_names.index(n)]),
+            "after": clean_value(after_x[model.feature_names.index(n)]),
+        }
+        for n in moved_names
     }
     return WhatIf(
         changed=changed,
@@ -792,4 +815,6 @@ def what_if(
         movements=moves,
         other_log_odds_change=other_lo,
         other_probability_change=other_p,
+        derived=derived,
+        warnings=warnings,
     )
