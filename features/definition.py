@@ -57,8 +57,9 @@ class Feature:
     # 36-month counts and the days since the last one): a reason is a concept, its features'
     # contributions summed, worded by its most telling feature. Empty: the feature is its own.
     concept: str = ""
-    # A short form for a reason worded by another feature of the concept, e.g. "{value} in 3
-    # years" makes "3 emergency admissions in the last 12 months (5 in 3 years)". Empty: none.
+    # A short form for a reason worded by another feature of the concept, e.g. "{value}
+    # emergency admission{s} in 3 years" makes "3 emergency admissions in the last 12 months (5
+    # emergency admissions in 3 years)". It must read on its own. Empty: none.
     brief: str = ""
     # For `code` features: the code meaning "nothing recorded" (worded by `none_sentence`).
     none_code: int | None = None

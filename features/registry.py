@@ -265,7 +265,7 @@ def _emergency_count(months: int) -> Feature:
         none_sentence=f"no emergency admissions in the last {months} months",
         window=_months(months),
         concept=_URGENT,
-        brief=f"{{value}} in {months // 12} years" if months >= 24 else "",
+        brief=f"{{value}} emergency admission{{s}} in {months // 12} years" if months >= 24 else "",
     )
 
 
@@ -312,7 +312,7 @@ HOSPITAL = (
         none_sentence="no days in hospital after emergency admissions in the last 12 months",
         window="12 months",
         concept=_URGENT,
-        brief="{value} day{s} in hospital",
+        brief="{value} day{s} in hospital after emergency admissions",
         fill=0.0,
     ),
     _f(
@@ -365,7 +365,7 @@ HOSPITAL = (
         none_sentence="no A&E attendances in the last 12 months",
         window="12 months",
         concept=_URGENT,
-        brief="{value} A&E attendance{s} in all",
+        brief="{value} A&E attendance{s} in 12 months",
     ),
     _f(
         name="ae_ambulance_arrivals_12m",

@@ -359,14 +359,23 @@ class Backend:
         return PersonView(month, run_id, meta, row, current, explanation, change, last)
 
     def what_if(
-        self, person_id: str, month: str | None, new_values: dict[str, float | None]
+        self,
+        person_id: str,
+        month: str | None,
+        new_values: dict[str, float | None],
+        outcome: Any = None,
     ) -> tuple[Month, dict[str, Any], WhatIf]:
-        """A person's score with some adjustable features changed (ValueError names bad ones)."""
+        """A person's score with some root inputs changed and their dependents re-derived
+        (ValueError names bad ones or an impossible combination); `outcome` (default the
+        settings' outcome) names the inputs the outcome counts."""
         month, run_id, meta, row = self.person_row(person_id, month)
         self.refuse_opted_out(person_id, row)
         current = self.person_features(run_id, meta, person_id)
         ref = self.reference(run_id, meta)
-        result = what_if(self.model, current, new_values, top_n=self.top_n, reference=ref)
+        result = what_if(
+            self.model, current, new_values, top_n=self.top_n, reference=ref,
+            outcome=outcome or self.settings.outcome,
+        )  # fmt: skip
         return month, row, result
 
     def summary(self, month: str | None) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:

@@ -150,6 +150,12 @@ def person_response(version: str, view: PersonView, svg: str | None) -> PersonRe
     )
 
 
+WHAT_IF_CAVEAT = (
+    "This shows how the model's estimate moves when these inputs change. It is not what an "
+    "intervention would do: the model has learnt what goes with need, not what causes it."
+)
+
+
 def what_if_response(version: str, month: str, person_id: str, result: Any) -> WhatIfResponse:
     return WhatIfResponse(
         model_version=version,
@@ -159,6 +165,9 @@ def what_if_response(version: str, month: str, person_id: str, result: Any) -> W
         after=Scored(probability=result.after.probability, band=result.after.band),
         probability_change=result.probability_change,
         changed=result.changed,
+        derived=result.derived,
+        warnings=result.warnings,
+        caveat=WHAT_IF_CAVEAT,
         movements=movements(result.movements),
         raising_after=reasons(result.after.raising),
     )

@@ -255,7 +255,12 @@ class WhatIfResponse(Strict):
     before: Scored
     after: Scored
     probability_change: float
-    changed: dict[str, dict[str, float | None]]
+    changed: dict[str, dict[str, float | None]] = Field(
+        description="Every input that moved: the roots you changed and what follows from them"
+    )
+    derived: list[str] = Field(description="Inputs re-derived from the ones you changed")
+    warnings: list[str] = Field(description="Inputs the outcome itself counts, in words")
+    caveat: str = Field(description="What a what-if shows and does not")
     movements: list[Movement]
     raising_after: list[Reason]
 

@@ -662,5 +662,5 @@ def test_a_concept_reason_adds_its_brief_of_another_feature():
         j for j, f in enumerate(feats) if f.concept_name == feats[main].concept_name and f.brief
     ]
     assert _sentence(feats, main, briefs, values) == (
-        "3 emergency admissions in the last 12 months (5 in 3 years)"
+        "3 emergency admissions in the last 12 months (5 emergency admissions in 3 years)"
     )
