@@ -184,4 +184,4 @@ BLOCKS: dict[str, Block] = {
 
 # Blocks that are not per-table aggregates, in evaluation order.
 PEOPLE = "people"
-DERIVED = ("derived", "derived2")
+DERIVED = ("derived", "derived2", "derived3")

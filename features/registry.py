@@ -186,6 +186,7 @@ DEMOGRAPHICS = (
         sentence="sex: {label}",
         none_sentence="sex not known",
         labels=SEX_LABELS,
+        none_code=0,
     ),
     _f(
         name="ethnicity_group",
@@ -199,6 +200,7 @@ DEMOGRAPHICS = (
         sentence="ethnic group: {label}",
         none_sentence="ethnic group not known",
         labels=ETHNICITY_LABELS,
+        none_code=0,
     ),
     _f(
         name="data_opt_out",
@@ -223,6 +225,7 @@ DEMOGRAPHICS = (
         sentence="lives in an area in deprivation decile {label}",
         none_sentence="deprivation decile not known",
         labels=IMD_LABELS,
+        concept="where they live",
     ),
     _f(
         name="neighbourhood_code",
@@ -233,14 +236,19 @@ DEMOGRAPHICS = (
         description=(
             "Integrated neighbourhood team, as a code (labels: features.neighbourhood_labels)."
         ),
-        sentence="served by neighbourhood team {label}",
+        # Labels are the extract's neighbourhood names, not known to the model: the reason names
+        # the place without its code (the page and the list name the neighbourhood).
+        sentence="where they live (their neighbourhood)",
         none_sentence="neighbourhood not known",
+        concept="where they live",
     ),
 )
 
 # ------------------------------------------------------------------ hospital use
 
 _EM = "emergency = 1"
+# One concept for urgent hospital care: emergency admissions (counts, days since, bed days) and A&E.
+_URGENT = "emergency hospital care"
 
 
 def _emergency_count(months: int) -> Feature:
@@ -256,6 +264,8 @@ def _emergency_count(months: int) -> Feature:
         sentence=f"{{value}} emergency admission{{s}} in the last {months} months",
         none_sentence=f"no emergency admissions in the last {months} months",
         window=_months(months),
+        concept=_URGENT,
+        brief=f"{{value}} emergency admission{{s}} in {months // 12} years" if months >= 24 else "",
     )
 
 
@@ -301,6 +311,8 @@ HOSPITAL = (
         sentence="{value} day{s} in hospital after emergency admissions in the last 12 months",
         none_sentence="no days in hospital after emergency admissions in the last 12 months",
         window="12 months",
+        concept=_URGENT,
+        brief="{value} day{s} in hospital after emergency admissions",
         fill=0.0,
     ),
     _f(
@@ -310,8 +322,9 @@ HOSPITAL = (
         sql=days_since(_EM, "admission_date"),
         kind="days_since",
         description="Days from the last emergency admission to the index date (missing if none).",
-        sentence="last emergency admission {value} days ago",
+        sentence="last emergency admission {value} ago",
         none_sentence="no emergency admission on record",
+        concept=_URGENT,
     ),
     _f(
         name="days_in_hospital",
@@ -326,7 +339,7 @@ HOSPITAL = (
             "In hospital on the index date (admitted before it, not discharged before it): days "
             "since that admission (missing when not in hospital). For population segments."
         ),
-        sentence="in hospital for {value} days",
+        sentence="in hospital for {value}",
         none_sentence="not in hospital",
         model_input=False,
     ),
@@ -351,6 +364,8 @@ HOSPITAL = (
         sentence="{value} A&E attendance{s} in the last 12 months",
         none_sentence="no A&E attendances in the last 12 months",
         window="12 months",
+        concept=_URGENT,
+        brief="{value} A&E attendance{s} in 12 months",
     ),
     _f(
         name="ae_ambulance_arrivals_12m",
@@ -362,6 +377,7 @@ HOSPITAL = (
         sentence="{value} ambulance arrival{s} at A&E in the last 12 months",
         none_sentence="no ambulance arrivals at A&E in the last 12 months",
         window="12 months",
+        concept=_URGENT,
     ),
     _f(
         name="days_since_ae_attendance",
@@ -370,8 +386,9 @@ HOSPITAL = (
         sql=days_since("1 = 1", "arrival_date"),
         kind="days_since",
         description="Days from the last A&E attendance to the index date.",
-        sentence="last A&E attendance {value} days ago",
+        sentence="last A&E attendance {value} ago",
         none_sentence="no A&E attendance on record",
+        concept=_URGENT,
     ),
     _f(
         name="outpatient_attendances_12m",
@@ -383,6 +400,8 @@ HOSPITAL = (
         sentence="{value} outpatient appointment{s} attended in the last 12 months",
         none_sentence="no outpatient appointments attended in the last 12 months",
         window="12 months",
+        concept="outpatient appointments",
+        brief="{value} attended",
     ),
     _f(
         name="outpatient_dna_12m",
@@ -394,6 +413,8 @@ HOSPITAL = (
         sentence="{value} missed outpatient appointment{s} in the last 12 months",
         none_sentence="no missed outpatient appointments in the last 12 months",
         window="12 months",
+        concept="outpatient appointments",
+        brief="{value} missed",
     ),
     _f(
         name="hfrs_score",
@@ -408,6 +429,7 @@ HOSPITAL = (
         sentence="Hospital Frailty Risk Score {value}",
         none_sentence="no frailty-related hospital diagnoses in 2 years",
         window="24 months",
+        concept="hospital frailty risk",
         fill=0.0,
     ),
     _f(
@@ -423,6 +445,8 @@ HOSPITAL = (
         sentence="hospital frailty risk {label}",
         none_sentence="hospital frailty risk not known",
         window="24 months",
+        concept="hospital frailty risk",
+        brief="{label}",
         labels=HFRS_LABELS,
         fill=0.0,
     ),
@@ -439,6 +463,7 @@ HOSPITAL = (
         sentence="Charlson comorbidity index {value}",
         none_sentence="no Charlson comorbidities in hospital records",
         window="60 months",
+        concept="long-term conditions",
     ),
 )
 
@@ -495,8 +520,17 @@ FRAILTY_DX_LABELS = {0: "none", 1: "mild frailty", 2: "moderate frailty", 3: "se
 EFI_POLYPHARMACY = "polypharmacy_5"
 
 
+# Deficits whose names do not read as "<name> recorded" / "no <name> recorded".
+_EFI_WORDING = {
+    "housebound": ("recorded as housebound", "not recorded as housebound"),
+    "requirement_for_care": ("recorded as needing help with care",
+                             "not recorded as needing help with care"),
+}  # fmt: skip
+
+
 def _efi_flag(deficit: str) -> Feature:
     name = EFI_NAMES[deficit]
+    said, unsaid = _EFI_WORDING.get(deficit, (f"{name} recorded", f"no {name} recorded"))
     return _f(
         name=f"efi_{deficit}",
         domain="primary care and frailty",
@@ -504,20 +538,41 @@ def _efi_flag(deficit: str) -> Feature:
         sql=f"CASE WHEN (efi_mask & {efi_bit(deficit)}) <> 0 THEN 1 ELSE 0 END",
         kind="flag",
         description=f"eFI deficit (Clegg et al. 2016) ever coded before the index date: {name}.",
-        sentence=f"eFI deficit: {name}",
-        none_sentence=f"no {name} recorded",
+        sentence=f"{said} (an eFI deficit)",
+        none_sentence=unsaid,
+        concept=_EFI,
     )
 
 
 _EFI_NOW = f"(bit_count(efi_mask) + {EFI_POLYPHARMACY})"
 _EFI_THEN = "(bit_count(efi_mask_12m_ago) + polypharmacy_12m_ago)"
+# One concept for the frailty measures: the eFI (its deficits, score, band and change), the
+# Clinical Frailty Scale and a coded frailty diagnosis.
+_EFI = "frailty"
 
 FRAILTY = (
     *(_efi_flag(d) for d in EFI_DEFICITS if d != "polypharmacy"),
     _f(
-        name="efi_score",
+        name="efi_deficits_12m_ago",
         domain="primary care and frailty",
         block="derived",
+        sql=_EFI_THEN,
+        kind="count",
+        description=(
+            "eFI deficits present 12 months before the index date (for the eFI change; kept so "
+            "that a what-if can re-derive the change from this one definition)."
+        ),
+        sentence="{value} eFI deficit{s} 12 months ago",
+        none_sentence="no eFI deficits 12 months ago",
+        window="12 months",
+        model_input=False,
+        concept=_EFI,
+    ),
+    _f(
+        name="efi_score",
+        domain="primary care and frailty",
+        # derived2: it reads `polypharmacy_5`, itself derived from the number of medicines.
+        block="derived2",
         sql=f"{_EFI_NOW} / 36.0",
         kind="number",
         description=(
@@ -526,11 +581,12 @@ FRAILTY = (
         ),
         sentence="electronic frailty index {value}",
         none_sentence="no eFI deficits recorded",
+        concept=_EFI,
     ),
     _f(
         name="efi_band",
         domain="primary care and frailty",
-        block="derived2",
+        block="derived3",
         sql="CASE WHEN efi_score <= 0.12 THEN 0 WHEN efi_score <= 0.24 THEN 1 "
         "WHEN efi_score <= 0.36 THEN 2 ELSE 3 END",
         kind="code",
@@ -540,17 +596,20 @@ FRAILTY = (
         sentence="eFI category: {label}",
         none_sentence="eFI category not known",
         labels=EFI_LABELS,
+        concept=_EFI,
+        brief="{label}",
     ),
     _f(
         name="efi_change_12m",
         domain="primary care and frailty",
-        block="derived",
-        sql=f"({_EFI_NOW} - {_EFI_THEN}) / 36.0",
+        block="derived2",
+        sql=f"({_EFI_NOW} - efi_deficits_12m_ago) / 36.0",
         kind="number",
         description="Change in eFI score over the last 12 months.",
-        sentence="frailty index changed by {value} in the last 12 months",
-        none_sentence="no change in frailty index in the last 12 months",
+        sentence="change in electronic frailty index over the last 12 months: {value}",
+        none_sentence="no change in electronic frailty index in the last 12 months",
         window="12 months",
+        concept=_EFI,
     ),
     _f(
         name="long_term_conditions",
@@ -563,6 +622,7 @@ FRAILTY = (
         ),
         sentence="{value} long-term condition{s}",
         none_sentence="no long-term conditions recorded",
+        concept="long-term conditions",
     ),
     _f(
         name="falls_12m",
@@ -576,6 +636,7 @@ FRAILTY = (
         none_sentence="no falls recorded in the last 12 months",
         window="12 months",
         adjustable=True,
+        concept="falls",
     ),
     _f(
         name="clinical_frailty_scale",
@@ -588,6 +649,7 @@ FRAILTY = (
         ),
         sentence="Clinical Frailty Scale score {value}",
         none_sentence="no Clinical Frailty Scale score recorded",
+        concept=_EFI,
     ),
     _f(
         name="frailty_diagnosis",
@@ -597,10 +659,12 @@ FRAILTY = (
         kind="code",
         description="Most severe frailty diagnosis coded in the last 3 years (0 none).",
         sentence="{label} coded by the GP practice",
-        none_sentence="no frailty diagnosis coded",
+        none_sentence="no frailty diagnosis coded by the GP practice",
         window="36 months",
         labels=FRAILTY_DX_LABELS,
         fill=0.0,
+        none_code=0,
+        concept=_EFI,
     ),
 )
 
@@ -611,8 +675,30 @@ def _distinct_3m(column: str) -> str:
     return f"count(DISTINCT CASE WHEN in_3m = 1 THEN {column} END)"
 
 
+# The high-risk medicine groups as a clinician says them (features/codelists/bnf_groups.csv).
+BNF_GROUP_WORDS = {
+    "anticoagulants": "anticoagulants (blood thinners)",
+    "antidepressants": "antidepressants",
+    "antiepileptics": "antiepileptic medicines",
+    "antiplatelets": "antiplatelet medicines (e.g. aspirin, clopidogrel)",
+    "antipsychotics": "antipsychotics",
+    "dementia_drugs": "dementia medicines",
+    "diuretics": "diuretics (water tablets)",
+    "hypnotics_anxiolytics": "sleeping tablets or anxiety medicines",
+    "insulin": "insulin",
+    "nsaids": "anti-inflammatory painkillers (NSAIDs)",
+    "opioids": "opioid painkillers",
+    "oral_antidiabetics": "diabetes tablets",
+    "oral_corticosteroids": "steroid tablets (oral corticosteroids)",
+}
+if set(BNF_GROUP_WORDS) != set(bnf_groups()):
+    raise RuntimeError("BNF_GROUP_WORDS must word every group of features/codelists/bnf_groups.csv")
+_MEDICINES = "number of medicines"
+_HIGH_RISK = "high-risk medicines"
+
+
 def _bnf_group(group: str) -> Feature:
-    words = group.replace("_", " ")
+    words = BNF_GROUP_WORDS[group]
     return _f(
         name=f"rx_{group}_3m",
         domain="prescribing",
@@ -624,6 +710,7 @@ def _bnf_group(group: str) -> Feature:
         none_sentence=f"no {words} prescribed in the last 3 months",
         window="3 months",
         adjustable=True,
+        concept=_HIGH_RISK,
     )
 
 
@@ -639,6 +726,8 @@ PRESCRIBING = (
         none_sentence="no medicines issued in the last 3 months",
         window="3 months",
         adjustable=True,
+        concept=_MEDICINES,
+        brief="{value} medicine{s}",
     ),
     _f(
         name="bnf_sections_3m",
@@ -651,12 +740,13 @@ PRESCRIBING = (
         none_sentence="no medicines issued in the last 3 months",
         window="3 months",
         adjustable=True,
+        concept=_MEDICINES,
     ),
     _f(
         name="polypharmacy_5",
         domain="prescribing",
-        block="rx",
-        sql="CASE WHEN sum(in_3m) >= 5 THEN 1 ELSE 0 END",
+        block="derived",
+        sql="CASE WHEN distinct_medicines_3m >= 5 THEN 1 ELSE 0 END",
         kind="flag",
         description=(
             "5 or more distinct medicines in the last 3 months (also the eFI polypharmacy deficit)."
@@ -664,19 +754,19 @@ PRESCRIBING = (
         sentence="5 or more different medicines in the last 3 months",
         none_sentence="fewer than 5 different medicines in the last 3 months",
         window="3 months",
-        adjustable=True,
+        concept=_MEDICINES,
     ),
     _f(
         name="polypharmacy_10",
         domain="prescribing",
-        block="rx",
-        sql="CASE WHEN sum(in_3m) >= 10 THEN 1 ELSE 0 END",
+        block="derived",
+        sql="CASE WHEN distinct_medicines_3m >= 10 THEN 1 ELSE 0 END",
         kind="flag",
         description="10 or more distinct medicines in the last 3 months.",
         sentence="10 or more different medicines in the last 3 months",
         none_sentence="fewer than 10 different medicines in the last 3 months",
         window="3 months",
-        adjustable=True,
+        concept=_MEDICINES,
     ),
     *(_bnf_group(g) for g in bnf_groups()),
     _f(
@@ -689,7 +779,8 @@ PRESCRIBING = (
         sentence="medicines from {value} high-risk group{s} in the last 3 months",
         none_sentence="no high-risk medicines in the last 3 months",
         window="3 months",
-        adjustable=True,
+        concept=_HIGH_RISK,
+        brief="{value} high-risk group{s} in all",
     ),
 )
 
@@ -709,6 +800,9 @@ COMMUNITY_SERVICE_WORDS = {
 _check_codes(COMMUNITY_SERVICE_WORDS, _COUNTED_SERVICES, complete=True)
 
 
+_COMMUNITY = "community health care"
+
+
 def _community(service: str, words: str) -> Feature:
     return _f(
         name=f"{service}_contacts_12m",
@@ -716,10 +810,11 @@ def _community(service: str, words: str) -> Feature:
         block="community",
         sql=count_in(f"service = {_code(COMMUNITY_SERVICES, service)}", "contact_date", 12),
         kind="count",
-        description=f"Community {words} contacts in the last 12 months.",
+        description=f"Contacts with {words} (a community health service), last 12 months.",
         sentence=f"{{value}} {words} contact{{s}} in the last 12 months",
         none_sentence=f"no {words} contacts in the last 12 months",
         window="12 months",
+        concept=_COMMUNITY,
     )
 
 
@@ -735,6 +830,8 @@ COMMUNITY = (
         sentence="{value} community health contact{s} in the last 12 months",
         none_sentence="no community health contacts in the last 12 months",
         window="12 months",
+        concept=_COMMUNITY,
+        brief="{value} community health contact{s} in all",
     ),
     _f(
         name="days_since_community_contact",
@@ -743,8 +840,9 @@ COMMUNITY = (
         sql=days_since("1 = 1", "contact_date"),
         kind="days_since",
         description="Days from the last community health contact to the index date.",
-        sentence="last community health contact {value} days ago",
+        sentence="last community health contact {value} ago",
         none_sentence="no community health contact on record",
+        concept=_COMMUNITY,
     ),
 )
 
@@ -784,19 +882,24 @@ _SERVICE_CODE = (
     + " ELSE 0 END ELSE 0 END)"
 )
 
+# One concept for adult social care: services, hours, assessments, requests, reablement, carers.
+_SOCIAL = "social care"
+if set(_SERVICE_TYPE_CODES) != set(_LONG_TERM):
+    raise RuntimeError("every long-term social care service needs a service type code")
+
 SOCIAL = (
     _f(
         name="long_term_service",
         domain="social care",
-        block="social",
-        sql=(
-            f"max(CASE WHEN {_CURRENT} AND service_type IN {in_list(_LONG_TERM)} THEN 1 ELSE 0 END)"
-        ),
+        # Any current long-term service is one of the coded types (`social_care_service_type`),
+        # so the flag is derived from that code (one definition: a what-if re-derives it).
+        block="derived",
+        sql="CASE WHEN social_care_service_type > 0 THEN 1 ELSE 0 END",
         kind="flag",
         description="Has a current long-term adult social care service.",
         sentence="receives a long-term social care service",
         none_sentence="no long-term social care service",
-        adjustable=True,
+        concept=_SOCIAL,
     ),
     _f(
         name="social_care_service_type",
@@ -813,6 +916,8 @@ SOCIAL = (
         labels=SERVICE_TYPE_LABELS,
         fill=0.0,
         adjustable=True,
+        none_code=0,
+        concept=_SOCIAL,
     ),
     _f(
         name="care_hours_per_week",
@@ -825,6 +930,8 @@ SOCIAL = (
         none_sentence="no hours of social care a week",
         fill=0.0,
         adjustable=True,
+        concept=_SOCIAL,
+        brief="{value} hour{s} a week",
     ),
     _f(
         name="home_care_hours_per_week",
@@ -865,6 +972,7 @@ SOCIAL = (
         sentence="{value} social care assessment{s} in the last 12 months",
         none_sentence="no social care assessments in the last 12 months",
         window="12 months",
+        concept=_SOCIAL,
     ),
     _f(
         name="social_care_requests_12m",
@@ -876,6 +984,7 @@ SOCIAL = (
         sentence="{value} request{s} for social care support in the last 12 months",
         none_sentence="no requests for social care support in the last 12 months",
         window="12 months",
+        concept=_SOCIAL,
     ),
     _f(
         name="reablement_12m",
@@ -892,6 +1001,7 @@ SOCIAL = (
         none_sentence="no reablement in the last 12 months",
         window="12 months",
         adjustable=True,
+        concept=_SOCIAL,
     ),
     _f(
         name="carer_support",
@@ -908,6 +1018,7 @@ SOCIAL = (
         none_sentence="no carer support from social care",
         window="12 months",
         adjustable=True,
+        concept=_SOCIAL,
     ),
     _f(
         name="days_since_social_care_assessment",
@@ -916,8 +1027,9 @@ SOCIAL = (
         sql=days_since(_ASSESSMENT, "start_date"),
         kind="days_since",
         description="Days from the last social care assessment to the index date.",
-        sentence="last social care assessment {value} days ago",
+        sentence="last social care assessment {value} ago",
         none_sentence="no social care assessment on record",
+        concept=_SOCIAL,
     ),
     _f(
         name="in_care_home",
@@ -940,6 +1052,8 @@ SOCIAL = (
 
 # ------------------------------------------------------------------ mental health
 
+_MENTAL = "mental health and dementia"
+
 MENTAL_HEALTH = (
     _f(
         name="dementia",
@@ -950,6 +1064,7 @@ MENTAL_HEALTH = (
         description="Dementia diagnosis ever coded in the GP record.",
         sentence="has a dementia diagnosis",
         none_sentence="no dementia diagnosis recorded",
+        concept=_MENTAL,
     ),
     _f(
         name="memory_service",
@@ -960,6 +1075,7 @@ MENTAL_HEALTH = (
         description="Ever seen by a memory service.",
         sentence="has been seen by a memory service",
         none_sentence="not seen by a memory service",
+        concept=_MENTAL,
     ),
     _f(
         name="mental_health_contacts_12m",
@@ -971,6 +1087,8 @@ MENTAL_HEALTH = (
         sentence="{value} mental health contact{s} in the last 12 months",
         none_sentence="no mental health contacts in the last 12 months",
         window="12 months",
+        concept=_MENTAL,
+        brief="{value} mental health contact{s} in all",
     ),
     _f(
         name="mh_crisis_contacts_12m",
@@ -982,6 +1100,7 @@ MENTAL_HEALTH = (
         sentence="{value} mental health crisis contact{s} in the last 12 months",
         none_sentence="no mental health crisis contacts in the last 12 months",
         window="12 months",
+        concept=_MENTAL,
     ),
     _f(
         name="older_adult_cmht_contacts_12m",
@@ -993,6 +1112,7 @@ MENTAL_HEALTH = (
         sentence="{value} older adults' mental health team contact{s} in the last 12 months",
         none_sentence="no older adults' mental health team contacts in the last 12 months",
         window="12 months",
+        concept=_MENTAL,
     ),
     _f(
         name="days_since_mental_health_contact",
@@ -1001,8 +1121,9 @@ MENTAL_HEALTH = (
         sql=days_since("1 = 1", "contact_date"),
         kind="days_since",
         description="Days from the last mental health contact to the index date.",
-        sentence="last mental health contact {value} days ago",
+        sentence="last mental health contact {value} ago",
         none_sentence="no mental health contact on record",
+        concept=_MENTAL,
     ),
 )
 

@@ -15,8 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from models.explain import Explanation, contributions
-from models.reasons import FeatureDefs, feature_map, format_points
+from models.explain import Explanation, contributions, explanation_steps
+from models.reasons import FeatureDefs, feature_map
 from models.risk_model import RiskModel
 
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -53,20 +53,19 @@ def _wrap(text: str, width: int = 48) -> str:
 
 
 def waterfall(explanation: Explanation, path: str | Path) -> Path:
-    """Draw one person's waterfall: base probability, each shown reason's probability points,
-    the rest as "other factors", ending at the served probability. Return the path written."""
+    """Draw one person's waterfall: the reference probability, each shown reason's probability
+    points, the rest as "all other factors", ending at the served probability. Return the path
+    written."""
     path = Path(path)
     fmt = _format(path)
     e = explanation
-    steps = [(r.sentence, r.probability_change, RAISES) for r in e.raising]
-    steps += [(r.sentence, r.probability_change, LOWERS) for r in e.lowering]
-    steps.append(("all other factors", e.other_probability_change, OTHER))
-
-    labels = [f"average person aged 65+ (base): {100 * e.base_probability:.1f}%"]
-    lefts, widths, colours = [0.0], [e.base_probability], [TOTAL]
-    levels = [e.base_probability]  # running total after each bar
-    for text, change, colour in steps:
-        labels.append(_wrap(f"{text} ({format_points(change)})"))
+    steps = explanation_steps(e)
+    colours_of = [RAISES] * len(e.raising) + [LOWERS] * len(e.lowering) + [OTHER]
+    labels = [steps[0][0]]
+    lefts, widths, colours = [0.0], [e.reference_probability], [TOTAL]
+    levels = [e.reference_probability]  # running total after each bar
+    for (text, change), colour in zip(steps[1:], colours_of, strict=True):
+        labels.append(_wrap(text))
         lefts.append(min(levels[-1], levels[-1] + change))
         widths.append(abs(change))
         colours.append(colour)

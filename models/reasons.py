@@ -40,12 +40,12 @@ def clean_value(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def phrase(feature: Feature, value: object) -> str:
-    """`Feature.phrase(value)`, with whole-number codes passed as integers (so an unlabelled code
-    reads "3", not "3.0")."""
+def phrase(feature: Feature, value: object, template: str | None = None) -> str:
+    """`Feature.phrase(value)` (or with another `template` of the feature, e.g. its `brief`),
+    with whole-number codes passed as integers (so an unlabelled code reads "3", not "3.0")."""
     if feature.kind == "code" and isinstance(value, float) and value.is_integer():
         value = int(value)
-    return feature.phrase(value)
+    return feature.phrase(value, template)
 
 
 def format_points(probability_change: float) -> str:
@@ -57,35 +57,52 @@ def format_points(probability_change: float) -> str:
     return f"{'+' if points > 0 else '−'}{shown} points"
 
 
-def _description(feature: Feature) -> str:
-    text = feature.description.strip().rstrip(".")
-    return text[:1].upper() + text[1:]
+_VALUE_FIRST = "{value} "
+
+
+def _noun(feature: Feature) -> str | None:
+    """What a "{value} ..." sentence counts, e.g. "falls recorded in the last 12 months"."""
+    if feature.sentence.startswith(_VALUE_FIRST):
+        return feature.sentence[len(_VALUE_FIRST) :].format(value="", label="", s="s")
+    return None
+
+
+def _collapse(before: str, after: str) -> str:
+    """ "a b c → a b d" written "a b c → d": the words both sentences start with, once."""
+    b, a = before.split(), after.split()
+    k = 0
+    while k < min(len(b), len(a)) - 1 and b[k] == a[k]:
+        k += 1
+    if k == 0:
+        return f"{before} → {after}"
+    return f"{' '.join(b)} → {' '.join(a[k:])}"
 
 
 def change_sentence(feature: Feature, before: object, after: object) -> str:
-    """How a feature moved between two values, in words.
+    """How a feature moved between two values, built from its sentences.
 
-    "new: lives alone" (a flag, code or last-event date that was absent), "no longer: lives alone",
-    "Emergency admissions in the last 12 months rose from 0 to 2" (counts and amounts), or, when
-    the value did not change but its weight did, the current phrase marked "(unchanged)".
+    "falls recorded in the last 12 months: 0 → 2" (counts and amounts), "new: lives alone" /
+    "no longer: lives alone" (a flag, code or last-event date that was absent / is now),
+    "aged 85 → 86", "long-term social care: home care → nursing care", or, when the value did
+    not change but its weight did, the current phrase marked "(unchanged)".
     """
     was_none, now_none = feature.is_none(before), feature.is_none(after)
     b, a = clean_value(before), clean_value(after)
     if b == a or (was_none and now_none and feature.kind not in ("count", "number")):
         return f"{phrase(feature, after)} (unchanged; weighs differently alongside other changes)"
-    if feature.kind in ("count", "number") and b is not None and a is not None:
-        verb = "rose" if a > b else "fell"
-        return (
-            f"{_description(feature)} {verb} from {feature.format_value(b)} "
-            f"to {feature.format_value(a)}"
-        )
-    if was_none:
+    noun = _noun(feature)
+    if feature.kind in ("count", "number") and noun is not None:
+        shown_b = "0" if b is None and feature.fill == 0.0 else feature.format_value(b)
+        shown_a = "0" if a is None and feature.fill == 0.0 else feature.format_value(a)
+        return f"{noun}: {shown_b} → {shown_a}"
+    if feature.kind in ("flag", "code", "days_since") and was_none:
         return f"new: {phrase(feature, after)}"
-    if now_none:
+    if feature.kind in ("flag", "code", "days_since") and now_none:
         return f"no longer: {phrase(feature, before)}"
-    if feature.kind == "days_since":
-        return f"{phrase(feature, after)} (was {feature.format_value(b)})"
-    return f"{phrase(feature, after)} (was: {phrase(feature, before)})"
+    said_before, said_after = phrase(feature, before), phrase(feature, after)
+    if said_before == said_after:  # e.g. 12 and 13 days read alike
+        return f"{said_after} (unchanged in words; weighs differently)"
+    return _collapse(said_before, said_after)
 
 
 def check_what_if_value(feature: Feature, value: object) -> float:

@@ -126,16 +126,28 @@ def _reason_columns(explanations: Iterable[Any], top: int) -> tuple[list[str], l
             json.dumps(
                 [
                     {
+                        "concept": r.concept,
                         "feature": r.feature,
                         "domain": r.domain,
                         "sentence": r.sentence,
+                        "value": r.value,
                         "probability_change": round(r.probability_change, 6),
+                        "note": r.note,
                     }
                     for r in raising
                 ]
             )
         )
     return texts, payloads
+
+
+def run_reference(people: pd.DataFrame, month: str) -> tuple[float | None, str]:
+    """(the run's reference probability, who it is in words): the mean served probability of
+    everyone the run scored (None when nobody was)."""
+    from models.explain import reference_words
+
+    scored = people["probability"].dropna()
+    return (float(scored.mean()) if len(scored) else None), reference_words(str(month))
 
 
 def _drift(
@@ -216,12 +228,18 @@ def make_run(
     progress("explaining listed people", 0.0)
     people["reasons"] = pd.Series(pd.NA, index=people.index, dtype="string")
     people["reasons_json"] = pd.Series(pd.NA, index=people.index, dtype="string")
+    reference_probability, reference_text = run_reference(people, month)
     if len(listed):
-        from models.explain import explain
+        from models.explain import explain, population_reference
 
+        ref = population_reference(
+            model, features.loc[people["probability"].notna()],
+            mean_probability=reference_probability, description=reference_text,
+        )  # fmt: skip
         explanations = explain(
-            model, features.loc[listed], top_n=rules.top_reasons, features=feature_defs
-        )
+            model, features.loc[listed], top_n=rules.top_reasons, features=feature_defs,
+            reference=ref,
+        )  # fmt: skip
         texts, payloads = _reason_columns(explanations, rules.top_reasons)
         people.loc[listed, "reasons"] = texts
         people.loc[listed, "reasons_json"] = payloads
@@ -269,6 +287,10 @@ def make_run(
         "model": {"name": model_info.name, "version": model_info.version},
         "extract": extract,
         "rule": rule_text(rules),
+        # What every explanation of this run starts from (models.explain): the mean served
+        # probability of everyone scored, and who they are in words.
+        "reference_probability": reference_probability,
+        "reference": reference_text,
         "list_settings": rules.model_dump(),
         "counts": {
             "in_extract": int(len(people) + len(ineligible)),

@@ -26,7 +26,17 @@ import pandas as pd
 from config.settings import Settings
 from features.cohort import EXCLUSIONS, LIST_FLAGS
 from features.dates import Month
-from models.explain import Explanation, PersonChanges, WhatIf, changes, explain, what_if
+from models.explain import (
+    Explanation,
+    PersonChanges,
+    Reference,
+    WhatIf,
+    changes,
+    explain,
+    population_reference,
+    reference_words,
+    what_if,
+)
 from models.risk_model import RiskModel
 from scoring.exports import flag_keys, list_table
 from scoring.store import ScoreStore, StoreError
@@ -132,6 +142,7 @@ class Backend:
         self._people: dict[str, pd.DataFrame] = {}
         self._others: dict[str, RiskModel] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._references: dict[str, Reference] = {}
         self._lock = threading.Lock()
         self._registry: tuple[float, bool, str] | None = None
         self._champion_checked = time.monotonic()
@@ -148,8 +159,9 @@ class Backend:
     # --- model ---------------------------------------------------------------------------
 
     def score(self, rows: pd.DataFrame) -> list[Explanation]:
-        """Probability, band and top reasons for each feature row."""
-        return explain(self.model, rows, top_n=self.top_n)
+        """Probability, band and top reasons for each feature row, measured against the latest
+        scored month's population (`adhoc_reference`)."""
+        return explain(self.model, rows, top_n=self.top_n, reference=self.adhoc_reference(rows))
 
     def model_for(self, ref: str) -> tuple[RiskModel, str]:
         """Any registered model by version or alias (loaded once per version and kept); the
@@ -363,6 +375,41 @@ class Backend:
         frame.insert(0, "person_id", [person_id])
         return frame
 
+    # --- explanation reference (issue 12) ------------------------------------------------
+
+    def reference(self, run_id: str, meta: dict[str, Any]) -> Reference:
+        """What the run's explanations start from: its stored mean served probability
+        (`reference_probability`) and the seeded background of its scored people, taken in the
+        run's stored order, so the pages, the API and the run's list reasons agree."""
+        with self._lock:
+            if run_id in self._references:
+                return self._references[run_id]
+        values, rows = self.month_features(run_id, meta)
+        people = self.people(run_id)
+        scored = people.index[people["probability"].notna()]
+        order = np.sort(np.array([rows[p] for p in scored if p in rows], dtype=int))
+        mean = meta.get("reference_probability")
+        if mean is None:  # a run stored before runs kept it
+            mean = float(people["probability"].mean())
+        ref = population_reference(
+            self.run_model(meta), values[order], mean_probability=float(mean),
+            description=meta.get("reference") or reference_words(str(meta["month"])),
+        )  # fmt: skip
+        with self._lock:
+            self._references[run_id] = ref
+        return ref
+
+    def adhoc_reference(self, rows: pd.DataFrame) -> Reference | None:
+        """For rows scored outside any run (/score): the latest scored month's reference, or
+        None (the rows themselves) when no month has been scored or its inputs are not kept."""
+        try:
+            _, run_id, meta = self.run(None)
+            if str(meta["model"]["version"]) != self.version:  # scored with another model
+                return None
+            return self.reference(run_id, meta)
+        except NotFound:
+            return None
+
     # --- one person ----------------------------------------------------------------------
 
     def person(self, person_id: str, month: MonthRef) -> PersonView:
@@ -371,7 +418,8 @@ class Backend:
         self.refuse_opted_out(person_id, row)
         model = self.run_model(meta)  # the list's model, whatever the champion is now
         current = self.person_features(run_id, meta, person_id, model)
-        (explanation,) = explain(model, current, top_n=self.top_n)
+        ref = self.reference(run_id, meta)
+        (explanation,) = explain(model, current, top_n=self.top_n, reference=ref)
         last = month.previous()
         change = None
         prev_run = self.store.current_run_id(last)
@@ -390,14 +438,25 @@ class Backend:
         )
 
     def what_if(
-        self, person_id: str, month: MonthRef, new_values: dict[str, float | None]
+        self,
+        person_id: str,
+        month: MonthRef,
+        new_values: dict[str, float | None],
+        outcome: Any = None,
     ) -> tuple[Month, dict[str, Any], WhatIf]:
-        """A person's score with some adjustable features changed (ValueError names bad ones)."""
+        """A person's score with some root inputs changed and their dependents re-derived
+        (ValueError names bad ones or an impossible combination); `outcome` (default the
+        settings' outcome) names the inputs the outcome counts."""
         month, run_id, meta, row = self.person_row(person_id, month)
         self.refuse_opted_out(person_id, row)
         model = self.run_model(meta)
         current = self.person_features(run_id, meta, person_id, model)
-        return month, row, what_if(model, current, new_values, top_n=self.top_n)
+        ref = self.reference(run_id, meta)
+        result = what_if(
+            model, current, new_values, top_n=self.top_n, reference=ref,
+            outcome=outcome or self.settings.outcome,
+        )  # fmt: skip
+        return month, row, result
 
     def summary(self, month: MonthRef) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """Counts per neighbourhood: eligible, scored, listed and per band (no person data)."""

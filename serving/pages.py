@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from features import FEATURES
 from features.cohort import LIST_FLAGS
 from features.dates import Month
 from models.reasons import format_points
@@ -29,7 +30,13 @@ from scoring.exports import export_bytes, export_filename
 from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood, client_address
 from serving.backend import NotFound
 from serving.html import render
-from serving.responses import chart_svg, listed_person, person_response, public_message
+from serving.responses import (
+    WHAT_IF_CAVEAT,
+    chart_svg,
+    listed_person,
+    person_response,
+    public_message,
+)
 from serving.schemas import PERSON_ID_PATTERN
 from serving.users import User, UserStore
 
@@ -313,49 +320,77 @@ def _shown(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def _adjustable(model: Any, row: Any) -> list[dict[str, Any]]:
-    from models.reasons import feature_map
+# --- what-if (issue 12): root inputs only, POST, result beside the original ------------------
 
-    defs = feature_map(None, model.feature_names)
+
+def _adjustable(model: Any, row: Any) -> list[dict[str, Any]]:
+    """The what-if form's fields: the root inputs (`features.what_if.roots`) of the model (the
+    run's), each marked when the outcome counts it (`features.what_if.outcome_warnings`)."""
+    from features.what_if import outcome_warnings, roots
+
+    outcome = _service().settings.outcome
     out = []
-    for name, feat in defs.items():
-        if not feat.adjustable:
+    for feat in roots():
+        if feat.name not in model.feature_names:
             continue
-        value = _shown(row[name])
+        value = _shown(row[feat.name])
         out.append(
             {
-                "name": name,
+                "name": feat.name,
                 "kind": feat.kind,
                 "description": feat.description,
                 "labels": feat.labels,
                 "value": value,
                 "shown": "" if value is None else value,
+                "outcome_warning": bool(outcome_warnings([feat.name], outcome)),
             }
         )
     return out
 
 
-def _what_if_values(request: Request, adjustable: list[dict[str, Any]]) -> dict[str, Any]:
-    """Changed what-if fields from the query (wi_<feature>); ValueError names bad input."""
+def _what_if_values(form: Any, adjustable: list[dict[str, Any]]) -> dict[str, Any]:
+    """Changed what-if fields from the posted form (wi_<feature>); ValueError names bad input."""
     changes: dict[str, Any] = {}
     known = {f["name"]: f for f in adjustable}
-    for key, raw in request.query_params.items():
+    for key, raw in form.multi_items():
         if not key.startswith("wi_"):
             continue
         name = key[3:]
         if name not in known:  # not repeated: the key is the client's
             raise ValueError("the form asked to change something that cannot be changed here")
         value: float | None
-        if raw.strip() == "":
+        if str(raw).strip() == "":
             value = None
         else:
             try:
-                value = float(raw)
+                value = float(str(raw))
             except ValueError:
                 raise ValueError(f"{known[name]['description']}: not a number") from None
         if value != known[name]["value"]:
             changes[name] = value
     return changes
+
+
+async def _what_if_on_page(
+    request: Request, backend: Any, person_id: str, month: Any, adjustable: list[dict[str, Any]]
+) -> tuple[Any, str | None]:
+    """(the what-if result or None, an error message or None) for a posted form; the form's
+    fields then show the values the clinician chose."""
+    if request.method != "POST":
+        return None, None
+    try:
+        changes = _what_if_values(await request.form(), adjustable)
+        if not changes:
+            return None, "Change at least one value to see how the estimate moves."
+        outcome = backend.settings.outcome
+        _, _, result = backend.what_if(person_id, month, changes, outcome=outcome)
+    except ValueError as exc:
+        return None, str(exc)
+    for f in adjustable:
+        if f["name"] in changes:
+            f["value"] = _shown(changes[f["name"]])
+            f["shown"] = "" if f["value"] is None else f["value"]
+    return result, None
 
 
 @_guard
@@ -367,22 +402,14 @@ async def person_page(request: Request) -> Response:
     view = backend.person(person_id, run)
     p = person_response(backend.version, view, None)
     adjustable = _adjustable(backend.run_model(view.meta), view.features.iloc[0])
-    what_if, what_if_error, action = None, None, "page.person"
-    try:
-        changes = _what_if_values(request, adjustable)
-        if changes:
-            _, _, what_if = backend.what_if(person_id, run, changes)
-            action = "page.what_if"
-            for f in adjustable:  # show the values the clinician chose
-                if f["name"] in changes:
-                    f["value"] = _shown(changes[f["name"]])
-                    f["shown"] = "" if f["value"] is None else f["value"]
-    except ValueError as exc:
-        what_if_error = str(exc)
+    what_if, what_if_error = await _what_if_on_page(request, backend, person_id, run, adjustable)
+    action = "page.what_if" if request.method == "POST" else "page.person"
     svc.record(user, action, [person_id], neighbourhood=p.neighbourhood, month=p.month)
     return _render(
         "person.html", request, p=p, adjustable=adjustable, what_if=what_if,
-        what_if_error=what_if_error, model_version=p.run_model_version, month=p.month,
+        what_if_error=what_if_error, what_if_caveat=WHAT_IF_CAVEAT,
+        feature_words={f.name: f.description.rstrip(".") for f in FEATURES},
+        model_version=p.run_model_version, month=p.month,
         index_date=p.index_date, previous_month=view.previous_month,
         champion_note=p.champion_note,
     )  # fmt: skip
@@ -420,7 +447,7 @@ async def segments_page(request: Request) -> Response:
             earlier_id = backend.store.current_run_id(earlier)
             if earlier_id:
                 runs.append((earlier, backend.people(earlier_id)))
-    bands = [name for name, _ in backend.model.bands]
+    bands = [name for name, _ in backend.run_model(meta).bands]
     below = svc.settings.serving.suppress_below
     view = segments_view(people, runs, neighbourhood, bands, below)
     return _render(
@@ -451,7 +478,7 @@ pages_app = Starlette(
         Route("/list.csv", list_csv),
         Route("/list.xlsx", list_xlsx),
         Route("/segments", segments_page),
-        Route("/person/{person_id}", person_page),
+        Route("/person/{person_id}", person_page, methods=["GET", "POST"]),
         Route("/person/{person_id}/chart.svg", person_chart),
         Route("/{unknown:path}", not_found, methods=["GET", "POST"]),  # last: anything else
     ],

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from models.explain import explanation_alt
 from serving.backend import PersonView, flags_of
 from serving.schemas import (
     Change,
@@ -15,6 +16,7 @@ from serving.schemas import (
     PersonResponse,
     Reason,
     Scored,
+    ScoredRow,
     WhatIfResponse,
 )
 
@@ -26,27 +28,71 @@ def reasons(items: list[Any]) -> list[Reason]:
         d = r if isinstance(r, dict) else r.__dict__
         out.append(
             Reason(
+                concept=d.get("concept") or d["feature"],
                 feature=d["feature"],
                 domain=d["domain"],
                 sentence=d["sentence"],
                 value=d.get("value"),
                 probability_change=d["probability_change"],
+                note=d.get("note"),
             )
         )
     return out
 
 
-def listed_person(row: dict[str, Any]) -> ListedPerson:
-    """One row of a neighbourhood's list (a run row) as the API and the list page show it."""
+def scored_row(e: Any, version: str) -> ScoredRow:
+    """One explained feature row as /score and /score_model return it."""
+    return ScoredRow(
+        probability=e.probability,
+        band=e.band,
+        reference_probability=e.reference_probability,
+        reference=e.reference,
+        raising=reasons(e.raising),
+        lowering=reasons(e.lowering),
+        other_probability_change=e.other_probability_change,
+        model_version=version,
+    )
+
+
+def listed_person(row: dict[str, Any], reference_probability: float | None = None) -> ListedPerson:
+    """One row of a neighbourhood's list (a run row) as the API and the list page show it;
+    with the run's reference, "other" makes the reasons add up to the probability."""
     payload = row.get("reasons_json")
+    shown = reasons(json.loads(payload)) if payload else []
+    probability = float(row["probability"])
+    other = None
+    if reference_probability is not None:
+        other = probability - reference_probability - sum(r.probability_change for r in shown)
     return ListedPerson(
         person_id=str(row["person_id"]),
         rank=int(row["rank"]),
-        probability=float(row["probability"]),
+        probability=probability,
         band=str(row["band"]),
         flags=flags_of(row),
-        reasons=reasons(json.loads(payload)) if payload else [],
+        reasons=shown,
+        reference_probability=reference_probability,
+        other_probability_change=other,
     )
+
+
+def not_listed(row: dict[str, Any], meta: dict[str, Any]) -> str | None:
+    """Why a person is not on the run's list, in words (None when listed): the run's first
+    applicable exclusion (`features.cohort.exclusion_reason`, stored as `excluded`, worded by
+    `features.cohort.EXCLUSIONS`), else their rank against the list rule."""
+    from features.cohort import EXCLUSIONS
+
+    if row.get("listed"):
+        return None
+    key = row.get("excluded")
+    if key:
+        return f"not on the list: {EXCLUSIONS.get(str(key), str(key))}"
+    rank = row.get("rank")
+    if rank is not None:
+        return (
+            f"not on the list: ranked {int(rank)} in {row['neighbourhood']}, and the list is "
+            f"{meta.get('rule', 'set by the list rule')}"
+        )
+    return "not on the list: not scored"
 
 
 def movements(items: list[Any]) -> list[Movement]:
@@ -97,14 +143,23 @@ def person_response(version: str, view: PersonView, svg: str | None) -> PersonRe
         rank=None if rank is None else int(rank),
         listed=bool(view.row.get("listed")),
         flags=flags_of(view.row),
-        base_probability=e.base_probability,
+        reference_probability=e.reference_probability,
+        reference=e.reference,
         raising=reasons(e.raising),
         lowering=reasons(e.lowering),
         other_probability_change=e.other_probability_change,
+        not_listed=not_listed(view.row, view.meta),
         change=change,
         chart_url=f"/ui/person/{view.row['person_id']}/chart.svg?month={view.month}",
+        chart_alt=explanation_alt(e),
         chart_svg=svg,
     )
+
+
+WHAT_IF_CAVEAT = (
+    "This shows how the model's estimate moves when these inputs change. It is not what an "
+    "intervention would do: the model has learnt what goes with need, not what causes it."
+)
 
 
 def what_if_response(version: str, month: str, person_id: str, result: Any) -> WhatIfResponse:
@@ -116,6 +171,9 @@ def what_if_response(version: str, month: str, person_id: str, result: Any) -> W
         after=Scored(probability=result.after.probability, band=result.after.band),
         probability_change=result.probability_change,
         changed=result.changed,
+        derived=result.derived,
+        warnings=result.warnings,
+        caveat=WHAT_IF_CAVEAT,
         movements=movements(result.movements),
         raising_after=reasons(result.after.raising),
     )

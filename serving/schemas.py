@@ -71,13 +71,20 @@ class Strict(BaseModel):
 
 
 class Reason(Strict):
-    """One feature's part in a score: a plain sentence and its size in probability points."""
+    """One concept's part in a score (its features' parts summed), worded by its most telling
+    feature: a plain sentence and its size in probability points."""
 
-    feature: str
+    concept: str
+    feature: str = Field(description="The feature that words the reason")
     domain: str
     sentence: str
-    value: float | None
-    probability_change: float = Field(description="Share of the score, 0.031 = 3.1 points")
+    value: float | None = Field(description="The wording feature's value (null: not recorded)")
+    probability_change: float = Field(
+        description="Part of (score − reference_probability), 0.031 = 3.1 points"
+    )
+    note: str | None = Field(
+        default=None, description="Why it goes against the population's usual direction"
+    )
 
 
 class ScoredRow(Strict):
@@ -85,8 +92,14 @@ class ScoredRow(Strict):
 
     probability: float
     band: str
+    reference_probability: float = Field(
+        description="What the reasons start from: the latest scored month's mean served "
+        "probability (else the rows' own mean); reference + reasons + other = probability"
+    )
+    reference: str = Field(description="Who the reference is, in words")
     raising: list[Reason]
     lowering: list[Reason]
+    other_probability_change: float
     model_version: str
 
 
@@ -131,6 +144,13 @@ class ListedPerson(Strict):
     band: str
     flags: list[str]
     reasons: list[Reason]
+    reference_probability: float | None = Field(
+        default=None, description="The run's mean served probability, where the reasons start"
+    )
+    other_probability_change: float | None = Field(
+        default=None,
+        description="Everything but the reasons shown: reference + reasons + other = probability",
+    )
 
 
 CHAMPION_NOTE = (
@@ -188,12 +208,20 @@ class PersonResponse(Strict):
     rank: int | None
     listed: bool
     flags: list[str]
-    base_probability: float
+    reference_probability: float = Field(
+        description="Mean served probability of everyone scored in the run: where the reasons "
+        "start; reference + raising + lowering + other = probability"
+    )
+    reference: str = Field(description="Who the reference is, in words")
     raising: list[Reason]
     lowering: list[Reason]
     other_probability_change: float
+    not_listed: str | None = Field(
+        default=None, description="Why the person is not on the list, in words (null if listed)"
+    )
     change: Change | None = Field(description="Null when last month was not scored")
     chart_url: str
+    chart_alt: str = Field(description="The chart in words: every step from the reference")
     chart_svg: str | None = None
 
 
@@ -238,7 +266,12 @@ class WhatIfResponse(Strict):
     before: Scored
     after: Scored
     probability_change: float
-    changed: dict[str, dict[str, float | None]]
+    changed: dict[str, dict[str, float | None]] = Field(
+        description="Every input that moved: the roots you changed and what follows from them"
+    )
+    derived: list[str] = Field(description="Inputs re-derived from the ones you changed")
+    warnings: list[str] = Field(description="Inputs the outcome itself counts, in words")
+    caveat: str = Field(description="What a what-if shows and does not")
     movements: list[Movement]
     raising_after: list[Reason]
 

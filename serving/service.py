@@ -38,7 +38,7 @@ from serving.responses import (
     listed_person,
     person_response,
     public_message,
-    reasons,
+    scored_row,
     what_if_response,
 )
 from serving.schemas import (
@@ -200,16 +200,7 @@ class CaseFinder:
     ) -> list[ScoredRow]:
         """Score feature rows: probability, band and top reasons for each (data scientists)."""
         frame = pd.DataFrame([r.model_dump() for r in rows], dtype=float)
-        return [
-            ScoredRow(
-                probability=e.probability,
-                band=e.band,
-                raising=reasons(e.raising),
-                lowering=reasons(e.lowering),
-                model_version=self.backend.version,
-            )
-            for e in self.backend.score(frame)
-        ]
+        return [scored_row(e, self.backend.version) for e in self.backend.score(frame)]
 
     @bentoml.api(route="/score_model", input_spec=ScoreModelRequest)
     def score_model(
@@ -230,14 +221,8 @@ class CaseFinder:
             return error(503, f"the model registry did not answer ({type(exc).__name__})", ctx)
         frame = pd.DataFrame([r.model_dump() for r in rows], dtype=float)
         results = [
-            ScoredRow(
-                probability=e.probability,
-                band=e.band,
-                raising=reasons(e.raising),
-                lowering=reasons(e.lowering),
-                model_version=version,
-            )
-            for e in explain(chosen, frame, top_n=self.backend.top_n)
+            scored_row(e, version)
+            for e in explain(chosen, frame, top_n=self.backend.top_n)  # against the rows' mean
         ]
         return ModelScoreResponse(
             model_version=self.backend.version, scored_with=version, results=results
@@ -263,7 +248,7 @@ class CaseFinder:
         return ListResponse(
             **self.run_fields(month, run_id, meta),
             neighbourhood=neighbourhood,
-            people=[listed_person(r) for r in rows],
+            people=[listed_person(r, meta.get("reference_probability")) for r in rows],
         )
 
     @bentoml.api(route="/person", input_spec=PersonRequest)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 
 import lightgbm as lgb
 import numpy as np
@@ -15,7 +16,15 @@ import pytest
 
 from features.definition import Feature
 from models import charts
-from models.explain import changes, contributions, explain, what_if
+from models.explain import (
+    MIN_POINTS,
+    changes,
+    contributions,
+    explain,
+    population_reference,
+    probability_parts,
+    what_if,
+)
 from models.reasons import change_sentence
 from models.risk_model import PlattCalibrator, RiskModel
 
@@ -78,7 +87,7 @@ FEATURES = [
         "days_since_ae",
         "hospital use",
         "Days since the last A&E attendance",
-        "last A&E attendance {value} days ago",
+        "last A&E attendance {value} ago",
         "no A&E attendance on record",
         "days_since",
         "ae_attendances",
@@ -208,29 +217,105 @@ def test_missing_model_column_is_named(model, rows):
 # --- explanations ----------------------------------------------------------------------------
 
 
-def test_probability_parts_reproduce_the_served_probability(model, rows):
+def test_probability_parts_start_from_the_mean_served_probability_and_add_up(model, rows):
     served = model.predict_proba(rows)
+    ref = population_reference(model, rows)
+    assert ref.probability == pytest.approx(served.mean(), abs=1e-15)
     for top_n in (3, len(NAMES)):
-        for e, p in zip(explain(model, rows, top_n=top_n, features=FEATURES), served, strict=True):
+        explained = explain(model, rows, top_n=top_n, features=FEATURES, reference=ref)
+        for e, p in zip(explained, served, strict=True):
             assert e.probability == pytest.approx(p, abs=1e-12)
+            assert e.reference_probability == ref.probability
             parts = sum(r.probability_change for r in all_parts(e)) + e.other_probability_change
-            assert e.base_probability + parts == pytest.approx(p, abs=1e-9)
+            assert e.reference_probability + parts == pytest.approx(p, abs=1e-12)
             logit = sum(r.log_odds for r in all_parts(e)) + e.other_log_odds
             assert e.base_margin + logit == pytest.approx(e.margin, abs=1e-9)
-            for r in all_parts(e):  # same sign on both scales
-                assert np.sign(r.probability_change) == np.sign(r.log_odds)
-    base_margin = contributions(model, rows)[0]
-    assert e.base_probability == pytest.approx(model.calibrator.transform(base_margin))
+    # without a reference, the rows are their own: the same numbers
+    (alone,) = explain(model, rows.iloc[[0]], features=FEATURES)
+    assert alone.reference_probability == pytest.approx(served[0], abs=1e-15)
+    assert alone.reference == "the people explained together"
 
 
-def test_reasons_are_ranked_and_limited(model, rows):
+def test_a_sampled_reference_is_tilted_to_the_whole_populations_mean_exactly(model):
+    population = make_rows(3000, 11)
+    mean = model.predict_proba(population).mean()
+    ref = population_reference(model, population, size=300, seed=5)
+    assert len(ref.weights) == 300 and ref.population == 3000
+    assert ref.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    assert (ref.weights > 0).all()
+    assert ref.weights @ ref.probabilities == pytest.approx(mean, abs=1e-13)
+    again = population_reference(model, population, size=300, seed=5)
+    assert np.array_equal(again.margins, ref.margins)  # seeded: the same background
+    for e, p in zip(
+        explain(model, population.iloc[:200], features=FEATURES, reference=ref),
+        model.predict_proba(population.iloc[:200]),
+        strict=True,
+    ):
+        parts = sum(r.probability_change for r in all_parts(e)) + e.other_probability_change
+        assert ref.probability + parts == pytest.approx(p, abs=1e-12)
+
+
+def test_rescaled_parts_keep_the_properties_the_docs_state(model, rows):
+    ref = population_reference(model, rows)
+    _, contrib = contributions(model, rows)
+    margins = model.margin(rows)
+    probs = model.calibrator.transform(margins)
+    parts = probability_parts(model, contrib, margins, probs, ref)
+    # every row adds up exactly from the reference to its served probability
+    assert np.allclose(parts.sum(axis=1), probs - ref.probability, atol=1e-13, rtol=0)
+    # a feature adding more for a person than for everyone in the background gets points > 0;
+    # less than for everyone, points < 0
+    for j in range(len(NAMES)):
+        hi = contrib[:, j] > ref.contributions[:, j].max() + 1e-12
+        lo = contrib[:, j] < ref.contributions[:, j].min() - 1e-12
+        assert (parts[hi, j] > 0).all() and (parts[lo, j] < 0).all()
+    # a feature whose contribution is the same for everyone gets nothing
+    flat = contrib.copy()
+    flat[:, 0] = 0.25
+    flat_ref = replace(ref, contributions=np.where(np.arange(len(NAMES)) == 0, 0.25,
+                                                   ref.contributions))  # fmt: skip
+    assert np.allclose(probability_parts(model, flat, margins, probs, flat_ref)[:, 0], 0.0)
+
+
+def test_reasons_are_ranked_limited_and_at_least_half_a_point(model, rows):
     for e in explain(model, rows, top_n=3, features=FEATURES):
         assert len(e.raising) <= 3 and len(e.lowering) <= 3
-        ups = [r.log_odds for r in e.raising]
-        downs = [r.log_odds for r in e.lowering]
-        assert all(v > 0 for v in ups) and all(v < 0 for v in downs)
+        ups = [r.probability_change for r in e.raising]
+        downs = [r.probability_change for r in e.lowering]
+        assert all(v >= MIN_POINTS for v in ups) and all(v <= -MIN_POINTS for v in downs)
         assert ups == sorted(ups, reverse=True) and downs == sorted(downs)
         assert e.band == model.band(np.array([e.probability]))[0]
+
+
+def test_a_reason_is_a_concept_its_parts_summed_and_worded_by_its_most_telling_feature(model, rows):
+    # the two hospital-ish inputs as one concept; the rest stand alone
+    grouped = [
+        replace(f, concept="hospital and falls", brief="{value} fall{s}")
+        if f.name in ("emergency_admissions_12m", "falls_12m")
+        else f
+        for f in FEATURES
+    ]
+    ref = population_reference(model, rows)
+    _, contrib = contributions(model, rows)
+    margins = model.margin(rows)
+    parts = probability_parts(model, contrib, margins, model.calibrator.transform(margins), ref)
+    em, falls = NAMES.index("emergency_admissions_12m"), NAMES.index("falls_12m")
+    seen = 0
+    for r, e in enumerate(explain(model, rows, top_n=5, features=grouped, reference=ref)):
+        for reason in all_parts(e):
+            if reason.concept != "hospital and falls":
+                assert reason.concept == reason.feature
+                continue
+            seen += 1
+            assert reason.probability_change == pytest.approx(parts[r, em] + parts[r, falls])
+            up = reason.probability_change > 0
+            main = max((em, falls), key=lambda j: parts[r, j] if up else -parts[r, j])
+            assert reason.feature == NAMES[main]
+            if main == em and rows["falls_12m"].iloc[r] > 0:
+                n = int(rows["falls_12m"].iloc[r])
+                assert reason.sentence.endswith(f" ({n} fall{'' if n == 1 else 's'})")
+        assert len({x.concept for x in all_parts(e)}) == len(all_parts(e))
+    assert seen > 50
 
 
 def test_reasons_say_what_the_values_are(model, rows):
@@ -254,7 +339,7 @@ def test_reasons_say_what_the_values_are(model, rows):
             if r.feature == "emergency_admissions_12m":
                 claims = bool(ADMISSION_CLAIM.match(r.sentence))
                 assert claims == (value > 0)
-                if value == 0 and r.log_odds > 0:
+                if value == 0 and r.probability_change > 0:
                     absent_raising += 1
                     assert r in e.raising and r.sentence.startswith("no emergency admissions")
     # the data make "no admissions" raise risk for some people: the case is exercised
@@ -263,7 +348,8 @@ def test_reasons_say_what_the_values_are(model, rows):
 
 def test_count_reason_reads_as_its_value(model, rows):
     rows2 = rows.iloc[:1].assign(emergency_admissions_12m=2.0, home_care_hours_week=14.0)
-    (e,) = explain(model, rows2, top_n=len(NAMES), features=FEATURES)
+    ref = population_reference(model, rows)
+    (e,) = explain(model, rows2, top_n=len(NAMES), features=FEATURES, reference=ref)
     sentences = {r.feature: r.sentence for r in all_parts(e)}
     assert sentences["emergency_admissions_12m"] == "2 emergency admissions in the last 12 months"
     assert sentences["home_care_hours_week"] == (
@@ -286,7 +372,8 @@ def test_domain_groups_hold_the_shown_reasons_and_domain_totals(model, rows):
 
 
 def test_explanation_is_json_serialisable(model, rows):
-    (e,) = explain(model, rows.iloc[[5]], features=FEATURES)
+    ref = population_reference(model, rows)
+    (e,) = explain(model, rows.iloc[[5]], features=FEATURES, reference=ref)
     data = json.loads(json.dumps(e.to_dict()))
     assert data["person_id"] == rows["person_id"].iloc[5]
     assert data["raising"][0].keys() >= {"feature", "domain", "sentence", "log_odds"}
@@ -334,7 +421,7 @@ def test_month_on_month_changes_add_up_and_read_in_words(model, rows):
     by_id = {c.person_id: c for c in found}
     first = {m.feature: m for m in by_id[current.person_id.loc[20]].movements}
     assert first["emergency_admissions_12m"].sentence == (
-        "Emergency admissions in the last 12 months rose from 0 to 2"
+        "emergency admissions in the last 12 months: 0 → 2"
     )
     second = {m.feature: m for m in by_id[current.person_id.loc[21]].movements}
     assert second["lives_alone"].sentence == "new: lives alone"
@@ -448,17 +535,20 @@ def test_change_sentences_by_kind():
     admissions, alone = by_name["emergency_admissions_12m"], by_name["lives_alone"]
     ae, decile = by_name["days_since_ae"], by_name["deprivation_decile"]
     assert change_sentence(admissions, 3, 1) == (
-        "Emergency admissions in the last 12 months fell from 3 to 1"
+        "emergency admissions in the last 12 months: 3 → 1"
     )
     assert change_sentence(alone, 1, 0) == "no longer: lives alone"
     assert change_sentence(ae, math.nan, 12) == "new: last A&E attendance 12 days ago"
-    assert change_sentence(ae, 40, 70) == "last A&E attendance 70 days ago (was 40)"
+    assert change_sentence(ae, 40, 70) == "last A&E attendance 40 days ago → 2 months ago"
+    assert change_sentence(ae, 400, 900) == "last A&E attendance 13 months ago → about 2 years ago"
     assert change_sentence(ae, 40, math.nan) == "no longer: last A&E attendance 40 days ago"
     assert change_sentence(decile, 2.0, 2.0).startswith(
         "lives in an area of deprivation decile 2 (mid) (unchanged"
     )
     unlabelled = Feature("team", "place", "Team", "served by team {label}", "no team", "code", "p")
-    assert change_sentence(unlabelled, 3.0, 4.0) == "served by team 4 (was: served by team 3)"
+    assert change_sentence(unlabelled, 3.0, 4.0) == "served by team 3 → 4"
+    age = by_name["age"]
+    assert change_sentence(age, 85, 86) == "aged 85 → 86"
 
 
 def test_every_registry_feature_can_be_worded_for_any_value():

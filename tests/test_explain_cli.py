@@ -61,13 +61,19 @@ def test_explain_writes_reasons_and_charts_matching_the_served_score(env, tmp_pa
     model, version = load_risk_model(load_settings())
     rows = features.build_features(load_extract(env), date.fromisoformat(DAY))
     served = dict(zip(rows.person_id, model.predict_proba(rows), strict=True))
+    from models.explain import scored_rows
+
+    mean = model.predict_proba(scored_rows(rows, load_settings().lists)).mean()
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "the average for people aged 65+ scored for 2026-10-01" in said
     for pid in ("P0003", "P0010"):
         data = json.loads((out / f"{pid}.json").read_text())
         assert data["person_id"] == pid and data["model_version"] == version
         assert data["probability"] == pytest.approx(served[pid], abs=1e-12)
         parts = [r["probability_change"] for r in data["raising"] + data["lowering"]]
-        total = data["base_probability"] + sum(parts) + data["other_probability_change"]
-        assert total == pytest.approx(served[pid], abs=1e-9)
+        assert data["reference_probability"] == pytest.approx(mean, abs=1e-12)
+        total = data["reference_probability"] + sum(parts) + data["other_probability_change"]
+        assert total == pytest.approx(served[pid], abs=1e-12)
         assert data["since"]["status"] == "both"
         assert data["what_if"]["changed"]["falls_12m"]["after"] == 0.0
         for suffix in (".png", ".svg"):

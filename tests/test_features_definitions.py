@@ -100,8 +100,10 @@ def test_model_inputs_and_what_if_marks() -> None:
     for fairness in ("age", "sex", "imd_decile", "ethnicity_group", "neighbourhood_code"):
         assert fairness in model
     adjustable = {f.name for f in FEATURES if f.adjustable}
-    assert {"falls_12m", "distinct_medicines_3m", "polypharmacy_5", "care_hours_per_week",
+    assert {"falls_12m", "distinct_medicines_3m", "care_hours_per_week",
             "carer_support"} <= adjustable  # fmt: skip
+    # derived from the number of medicines: re-derived in a what-if, never set by hand
+    assert "polypharmacy_5" not in adjustable
     for fixed in ("age", "sex", "imd_decile", "ethnicity_group", "neighbourhood_code",
                   "emergency_admissions_12m", "charlson_index", "hfrs_score"):  # fmt: skip
         assert fixed not in adjustable
@@ -124,7 +126,7 @@ def test_phrases_read_naturally() -> None:
     )
     assert feature("efi_band").phrase(2) == "eFI category: moderate frailty"
     assert feature("care_hours_per_week").phrase(10.5) == "10.5 hours of social care a week"
-    assert feature("efi_falls").phrase(1) == "eFI deficit: falls"
+    assert feature("efi_falls").phrase(1) == "falls recorded (an eFI deficit)"
 
 
 @pytest.mark.parametrize("index_date", [date(2024, 7, 1), date(2026, 11, 1)])

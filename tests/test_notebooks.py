@@ -200,7 +200,7 @@ def test_03_explanations_trains_a_champion_into_an_empty_registry_and_explains(
     printed = _text(nb)
     assert "trained and promoted version 1" in printed
     assert current_champion(_settings(executed)) == "1"
-    people = re.findall(r"Person (\w+): (\d+\.\d)% \(([a-z ]+)\); average person", printed)
+    people = re.findall(r"Person (\w+): (\d+\.\d)% \(([a-z ]+)\); average for ", printed)
     assert len(people) == 4
     top = [float(p) for _, p, _ in people[:3]]
     assert top == sorted(top, reverse=True) and top[-1] >= float(people[3][1])

@@ -142,17 +142,56 @@ def test_person_page_shows_reasons_chart_change_and_what_if(browser, server, tmp
         assert "2026-09" in page.locator("#change").inner_text()
         assert page.locator("#model-version").inner_text() == "1"
 
-        before = page.locator("#probability").inner_text()
-        page.locator("#wi-falls_12m").fill("4")
-        page.get_by_role("button", name="Recalculate").click()
-        result = page.locator("#what-if-result")
-        result.wait_for()
-        assert "With these changes" in result.inner_text()
-        assert page.locator("#probability").inner_text() == before  # the real score stays
-        assert page.locator("#wi-falls_12m").input_value() == "4"
-        page.screenshot(path=str(tmp_path / "person.png"), full_page=True)
+        reference = page.locator("#reference").inner_text()
+        assert "The average for people aged 65+ scored for 2026-10" in reference
+        alt = chart.get_attribute("alt")
+        assert alt.startswith("Waterfall chart: average for people aged 65+") and (
+            "all other factors" in alt
+        )
+        _what_if_cannot_mislead(page, person, tmp_path)
     finally:
         context.close()
+
+
+def _what_if_cannot_mislead(page, person: str, tmp_path: Path) -> None:
+    """Issue 12: a POST form of root inputs; the result at the top beside the original, with the
+    caveat; dependents re-derived; an impossible combination refused; the outcome warned of."""
+    form = page.locator("#what-if")
+    assert form.get_attribute("method") == "post"
+    assert page.locator("#wi-polypharmacy_10").count() == 0  # follows from the medicines
+    assert page.locator("#wi-efi_score").count() == 0
+    assert "not what an intervention would do" in page.locator("#what-if-intro").inner_text()
+    before = page.locator("#probability").inner_text()
+    page.locator("#wi-falls_12m").fill("4")
+    page.get_by_role("button", name="Recalculate").click()
+    result = page.locator("#what-if-result")
+    result.wait_for()
+    assert "wi_" not in page.url  # clinical values never in the URL
+    text = result.inner_text()
+    assert "With your changes" in text and "Now" in text
+    assert f"{before} (" in page.locator("#what-if-before").inner_text()
+    assert "not what an intervention would do" in text
+    assert "follows from your changes" in text  # the eFI falls deficit and score re-derived
+    top = result.bounding_box()["y"]
+    assert top < page.locator("#probability").bounding_box()["y"]  # shown at the top
+    assert page.locator("#probability").inner_text() == before  # the real score stays
+    assert page.locator("#wi-falls_12m").input_value() == "4"
+    page.screenshot(path=str(tmp_path / "person.png"), full_page=True)
+
+    page.locator("#wi-falls_12m").fill("0")
+    page.locator("#wi-care_hours_per_week").fill("10")
+    page.get_by_role("button", name="Recalculate").click()
+    page.locator("#what-if-result").wait_for()
+    assert "part of what the model predicts" in page.locator("#what-if-result").inner_text()
+
+    page.locator("#wi-care_hours_per_week").fill("0")
+    page.locator("#wi-distinct_medicines_3m").fill("0")
+    page.locator("#wi-rx_opioids_3m").select_option("1")
+    page.get_by_role("button", name="Recalculate").click()
+    error = page.locator("#what-if-error")
+    error.wait_for()
+    assert "impossible combination" in error.inner_text()
+    assert page.locator("#what-if-result").count() == 0
 
 
 def test_team_cannot_open_person_page(browser, server):

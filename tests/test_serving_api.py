@@ -261,7 +261,7 @@ def test_person_explanation_with_change_and_chart(server, north):
     assert body["probability"] == pytest.approx(listed["people"][0]["probability"])
     assert body["raising"] and body["raising"][0]["sentence"]
     parts = sum(r["probability_change"] for r in body["raising"] + body["lowering"])
-    total = body["base_probability"] + parts + body["other_probability_change"]
+    total = body["reference_probability"] + parts + body["other_probability_change"]
     assert total == pytest.approx(body["probability"], abs=1e-9)
     change = body["change"]
     assert change["previous_month"] == LAST_MONTH and change["status"] == "both"
@@ -578,3 +578,96 @@ def test_casefinder_serve_starts_the_same_service(server):
         assert status.status_code == 200 and status.json()["model_version"] == "1"
     finally:
         stop(process)
+
+
+# --- issue 12: what a clinician reads must be true -------------------------------------------
+
+
+def _run_people(server):
+    from config.settings import load_settings
+    from scoring.store import ScoreStore
+
+    store = ScoreStore(load_settings(home=server.home).score_store)
+    run_id = store.resolve(month=MONTH)
+    return store.meta(run_id), store.people(run_id)
+
+
+def test_reference_is_the_runs_mean_served_probability_everywhere(server, north, rows):
+    meta, people = _run_people(server)
+    mean = people["probability"].dropna().mean()
+    assert meta["reference_probability"] == pytest.approx(mean, abs=1e-12)
+    person, listed = north
+    body = post(server, "/person", {"person_id": person, "month": MONTH}, "north_clinician").json()
+    assert body["reference_probability"] == pytest.approx(mean, abs=1e-12)
+    assert body["reference"] == "people aged 65+ scored for 2026-10"
+    parts = sum(r["probability_change"] for r in body["raising"] + body["lowering"])
+    assert body["reference_probability"] + parts + body["other_probability_change"] == (
+        pytest.approx(body["probability"], abs=1e-12)
+    )
+    assert body["chart_alt"].startswith("Waterfall chart: average for people aged 65+")
+    for p in listed["people"]:  # the list adds up too, and its reasons carry values
+        assert p["reference_probability"] == pytest.approx(mean, abs=1e-12)
+        shown = sum(r["probability_change"] for r in p["reasons"])
+        assert p["reference_probability"] + shown + p["other_probability_change"] == (
+            pytest.approx(p["probability"], abs=1e-12)
+        )
+        assert all(r["concept"] and r["sentence"] for r in p["reasons"])
+    values = [r["value"] for p in listed["people"] for r in p["reasons"]]
+    assert values and any(v is not None for v in values)
+    listed_reasons = listed["people"][0]["reasons"]
+    assert [r["sentence"] for r in listed_reasons] == [r["sentence"] for r in body["raising"]]
+    scored = post(server, "/score", feature_body(rows, 3), "scientist").json()
+    for r in scored:  # ad hoc rows: against the latest scored month's population
+        assert r["reference_probability"] == pytest.approx(mean, abs=1e-12)
+        parts = sum(x["probability_change"] for x in r["raising"] + r["lowering"])
+        total = r["reference_probability"] + parts + r["other_probability_change"]
+        assert total == pytest.approx(r["probability"], abs=1e-12)
+
+
+def test_person_not_on_the_list_says_why_in_words(server):
+    from features.cohort import EXCLUSIONS
+
+    meta, people = _run_people(server)
+    north = people[(people["neighbourhood"] == "North") & people["probability"].notna()]
+    unlisted = north[~north["listed"].astype(bool)]
+    assert len(unlisted)
+    for _, row in unlisted.head(3).iterrows():
+        body = post(
+            server, "/person", {"person_id": row["person_id"], "month": MONTH}, "north_clinician"
+        ).json()
+        assert body["listed"] is False and body["not_listed"].startswith("not on the list: ")
+        if pd.notna(row["excluded"]):
+            assert EXCLUSIONS[row["excluded"]] in body["not_listed"]
+        else:
+            assert f"ranked {int(row['rank'])} in North" in body["not_listed"]
+            assert meta["rule"] in body["not_listed"]
+    listed = post(
+        server, "/person", {"person_id": north[north["listed"]]["person_id"].iloc[0],
+                            "month": MONTH}, "north_clinician",
+    ).json()  # fmt: skip
+    assert listed["not_listed"] is None
+
+
+def test_what_if_re_derives_dependents_refuses_impossible_and_warns(server, north):
+    person, _ = north
+    body = {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}}
+    result = post(server, "/what_if", body, "north_clinician").json()
+    assert "not what an intervention would do" in result["caveat"]
+    before = result["changed"].get("efi_falls", {"before": 1.0})["before"]
+    if before == 0:  # a fall is a coded eFI deficit: the deficit and the score follow
+        assert result["changed"]["efi_falls"]["after"] == 1
+        assert {"efi_falls", "efi_score"} <= set(result["derived"])
+    assert result["warnings"] == []  # falls are not part of the outcome
+    hours = {"person_id": person, "month": MONTH, "changes": {"care_hours_per_week": 12}}
+    warned = post(server, "/what_if", hours, "north_clinician").json()
+    assert any("adult social care involvement" in w for w in warned["warnings"])
+    derived = {"person_id": person, "month": MONTH, "changes": {"polypharmacy_10": 1}}
+    refused = post(server, "/what_if", derived, "north_clinician")
+    assert refused.status_code == 422 and "polypharmacy_10" in refused.json()["error"]
+    impossible = {
+        "person_id": person, "month": MONTH,
+        "changes": {"distinct_medicines_3m": 0, "bnf_sections_3m": 0, "rx_opioids_3m": 1},
+    }  # fmt: skip
+    refused = post(server, "/what_if", impossible, "north_clinician")
+    assert refused.status_code == 422
+    assert "impossible combination" in refused.json()["error"]

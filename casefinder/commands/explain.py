@@ -41,7 +41,8 @@ def _print_explanation(e: Any, version: str) -> None:
 
     console.print(
         f"\n[bold]Person {e.person_id}[/]: {100 * e.probability:.1f}% ([bold]{e.band}[/]), "
-        f"against {100 * e.base_probability:.1f}% for the average person (model v{version})"
+        f"against {100 * e.reference_probability:.1f}%, the average for {e.reference} "
+        f"(model v{version})"
     )
     table = Table(show_header=True, header_style="bold")
     table.add_column("")
@@ -50,7 +51,8 @@ def _print_explanation(e: Any, version: str) -> None:
     table.add_column("size", justify="right")
     for label, reasons in (("raises", e.raising), ("lowers", e.lowering)):
         for r in reasons:
-            table.add_row(label, r.domain, r.sentence, format_points(r.probability_change))
+            note = f" ({r.note})" if r.note else ""
+            table.add_row(label, r.domain, r.sentence + note, format_points(r.probability_change))
     table.add_row("", "", "all other factors", format_points(e.other_probability_change))
     console.print(table)
 
@@ -117,7 +119,12 @@ def explain(
         raise fail(f"not among the {len(rows):,} eligible people at {day}: {', '.join(unknown)}")
     chosen = rows[ids.isin(wanted)]
     try:
-        explanations = ex.explain(risk_model, chosen, top_n=top)
+        # Measured against everyone a run at this index date scores (the run's own rule).
+        ref = ex.population_reference(
+            risk_model, ex.scored_rows(rows, settings.lists),
+            description=ex.reference_words(str(day)),
+        )  # fmt: skip
+        explanations = ex.explain(risk_model, chosen, top_n=top, reference=ref)
         results: dict[str, dict[str, Any]] = {
             str(e.person_id): {"model_version": version, "index_date": str(day), **e.to_dict()}
             for e in explanations
@@ -126,7 +133,7 @@ def explain(
             _print_explanation(e, version)
             if changes:
                 row = chosen[chosen["person_id"].astype(str) == str(e.person_id)]
-                result = ex.what_if(risk_model, row, changes, top_n=top)
+                result = ex.what_if(risk_model, row, changes, top_n=top, reference=ref)
                 results[str(e.person_id)]["what_if"] = result.to_dict()
                 console.print(
                     f"What if {', '.join(f'{k}={v}' for k, v in changes.items())}: "
