@@ -61,6 +61,12 @@ def score(
     )
     for warning in meta.get("warnings", []):
         err_console.print(f"[bold yellow]Warning:[/] {warning}")
+    if result.later_months:
+        later = ", ".join(result.later_months)
+        console.print(
+            f"Later months scored before {chosen} ({later}): their lists' flags now follow this "
+            "run; score them again to bring their summaries' counts up to date."
+        )
     console.print(
         f"Summary: casefinder summary --month {chosen}   Lists: casefinder lists --month {chosen}"
     )
