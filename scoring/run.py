@@ -285,6 +285,7 @@ def make_run(
         "index_date": month.index_date.isoformat(),
         "created": created.isoformat(),
         "model": {"name": model_info.name, "version": model_info.version},
+        "bands": [[name, float(low)] for name, low in model.bands],
         "extract": extract,
         "history": history,
         "rule": rule_text(rules),

@@ -77,7 +77,7 @@ def test_lists_exports_the_current_run(stored: tuple[str, str], tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert new in result.output and "(current)" in result.output
     book = load_workbook(out)
-    assert book.sheetnames == ["East", "North", "South"]
+    assert book.sheetnames == ["About", "East", "North", "South"]
     assert [c.value for c in book["North"][1]] == FILE_COLUMNS
 
     csv_out = tmp_path / "north.csv"
@@ -89,8 +89,8 @@ def test_lists_exports_the_current_run(stored: tuple[str, str], tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "NOT the current run" in result.output
     frame = pd.read_csv(csv_out)
-    assert len(frame) == 3 and set(frame["neighbourhood"]) == {"North"}
-    assert (frame["run_id"] == old).all() and not frame["current_run"].any()
+    assert len(frame) == 3 and set(frame["Neighbourhood"]) == {"North"}
+    assert (frame["Run"] == old).all() and (frame["Run status"] == "superseded").all()
 
     json_out = tmp_path / "lists.json"
     result = runner.invoke(

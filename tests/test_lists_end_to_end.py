@@ -89,8 +89,9 @@ def test_two_months_scored_listed_and_exported(
     )
     assert result.exit_code == 0, result.output
     book = load_workbook(out)
-    assert len(book.sheetnames) == hoods
-    sheets = pd.read_excel(out, sheet_name=None, dtype={"person_id": str})
+    assert book.sheetnames[0] == "About" and len(book.sheetnames) == hoods + 1
+    sheets = pd.read_excel(out, sheet_name=None, dtype={"Person ID": str})
+    del sheets["About"]
     assert all(list(s.columns) == FILE_COLUMNS and len(s) == 10 for s in sheets.values())
 
 
@@ -116,11 +117,11 @@ def test_months_scored_out_of_order_keep_true_flags(
     was = set(store.people(store.current_run_id("2026-10")).query("listed")["person_id"])
     out = tmp_path / "nov.csv"
     assert runner.invoke(app, ["lists", "--month", "2026-11", "--out", str(out)]).exit_code == 0
-    table = pd.read_csv(out, dtype={"person_id": str}, keep_default_na=False)
-    on_both = table["person_id"].isin(was)
+    table = pd.read_csv(out, dtype={"Person ID": str}, keep_default_na=False)
+    on_both = table["Person ID"].isin(was)
     assert on_both.any()
-    assert not table.loc[on_both, "flags"].str.contains("new this month").any()
-    assert table.loc[on_both, "flags"].str.contains("on last month's list").all()
+    assert not table.loc[on_both, "Flags"].str.contains("new this month").any()
+    assert table.loc[on_both, "Flags"].str.contains("on last month's list").all()
     assert "out of date" in store.summary(first)
 
     result = runner.invoke(app, [*score, "2026-11"])
