@@ -113,8 +113,8 @@ def test_runs_and_summary(stored: tuple[str, str]) -> None:
     old, new = stored
     result = runner.invoke(app, ["runs"])
     assert result.exit_code == 0
-    lines = [line for line in result.output.splitlines() if line.startswith("2026-11")]
-    assert len(lines) == 2
+    lines = [line.strip() for line in result.output.splitlines() if "2026-11_" in line]
+    assert len(lines) == 2 and all(line.startswith("2026-11") for line in lines)
     assert any(new in line and line.endswith("current") for line in lines)
     assert any(old in line and line.endswith("superseded") for line in lines)
     result = runner.invoke(app, ["summary", "--month", "2026-11"], terminal_width=200)

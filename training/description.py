@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from config.settings import OutcomeSettings, Settings
 from features.cohort import population_differences, population_rules
 from models.card import render_model_card
+from training.evaluation import baseline_verdict
 
 if TYPE_CHECKING:
     from training.record import RunRecord
@@ -79,6 +80,7 @@ def card_context(
         "calibrator_slope": record.model.calibrator.slope,
         "calibrator_intercept": record.model.calibrator.intercept,
         "comparison": evaluated.comparison.to_dict("records"),
+        "baseline_verdict": baseline_verdict(evaluated.comparison),
         "oracle": evaluated.oracle,
         "top_shares": {
             k.replace("_", " "): v
