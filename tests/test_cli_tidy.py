@@ -155,3 +155,18 @@ def test_train_shows_no_mlflow_log_lines_and_fits_80_columns(
     assert re.search(r"^  casefinder promote --version \d+$", done.stdout, re.MULTILINE)
     log = (home / "logs" / "casefinder.log").read_text()
     assert "Successfully registered model" in log and "mlflow" in log
+
+
+def test_mlflow_ui_opens_this_homes_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`casefinder mlflow-ui` (the README's command) runs `mlflow ui` on CASEFINDER_HOME's
+    store, wherever that is."""
+    from casefinder.commands.training import mlflow_ui_command
+    from config.settings import load_settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CASEFINDER_HOME", str(tmp_path / "elsewhere"))
+    uri = load_settings().tracking_uri
+    assert uri == f"sqlite:///{(tmp_path / 'elsewhere' / 'mlflow.db').resolve()}"
+    args = mlflow_ui_command(uri, "127.0.0.1", 5001)
+    assert args[1:4] == ["-m", "mlflow", "ui"]
+    assert args[args.index("--backend-store-uri") + 1] == uri and args[-1] == "5001"

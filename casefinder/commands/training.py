@@ -218,6 +218,39 @@ def predict(
     console.print(f"Scored {len(scores):,} people at {day} with model version {version}: {out}")
 
 
+def mlflow_ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """The `mlflow ui` command line for the tracking store at `tracking_uri`, run with this
+    Python (so it works for any CASEFINDER_HOME)."""
+    import sys
+
+    return [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+def mlflow_ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5000,
+) -> None:
+    """Open the MLflow UI on this home's tracking store: training runs, metrics, the registry."""
+    import os
+    import sys
+
+    from config.settings import load_settings
+
+    settings = load_settings()
+    uri = settings.tracking_uri
+    if not uri.startswith("sqlite:"):
+        console.print(f"Tracking goes to an MLflow server: open {uri}", soft_wrap=True)
+        return
+    console.print(f"MLflow UI on {uri}", soft_wrap=True)
+    console.print(f"Open http://{host}:{port} (Ctrl-C stops it).", soft_wrap=True)
+    sys.stdout.flush()
+    os.environ.pop("MLFLOW_CONFIGURE_LOGGING", None)
+    os.execv(sys.executable, mlflow_ui_command(uri, host, port))
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to `app`."""
     app.command(name="train")(train)
@@ -225,3 +258,4 @@ def register(app: typer.Typer) -> None:
     app.command(name="rollback")(rollback)
     app.command(name="models")(models)
     app.command(name="predict")(predict)
+    app.command(name="mlflow-ui")(mlflow_ui)
