@@ -50,10 +50,40 @@ def is_local(settings: Settings) -> bool:
     return settings.tracking_uri.startswith("sqlite:")
 
 
+def empty_store_template() -> Path:
+    """An empty SQLite MLflow store with this MLflow version's schema, made once per machine
+    (`$XDG_CACHE_HOME/casefinder`, default `~/.cache/casefinder`): MLflow creates a store by
+    running all its schema migrations, many seconds; a new home copies this file instead."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "casefinder"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    if not template.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".mlflow-", dir=cache) as tmp:
+            path = Path(tmp) / "mlflow.db"
+            MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+            os.replace(path, template)  # whole or not at all; a concurrent maker is the same
+    return template
+
+
+def _local_store(settings: Settings) -> None:
+    """Create home and, the first time, its SQLite store (a copy of `empty_store_template`)."""
+    settings.ensure_home()
+    db = Path(settings.tracking_uri.removeprefix("sqlite:///"))
+    if db.exists():
+        return
+    tmp = db.with_name(f".{db.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        shutil.copyfile(empty_store_template(), tmp)
+        if not db.exists():
+            os.replace(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def use_tracking(settings: Settings) -> MlflowClient:
     """Set MLflow's tracking and registry URIs from `settings`; return a client on them."""
     if is_local(settings):
-        settings.ensure_home()
+        _local_store(settings)
     uri = settings.tracking_uri
     # mlflow.set_*_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment,
     # which `Settings.tracking_uri` reads first: put the user's own values back, so one command's

@@ -170,3 +170,27 @@ def test_mlflow_ui_opens_this_homes_store(tmp_path: Path, monkeypatch: pytest.Mo
     args = mlflow_ui_command(uri, "127.0.0.1", 5001)
     assert args[1:4] == ["-m", "mlflow", "ui"]
     assert args[args.index("--backend-store-uri") + 1] == uri and args[-1] == "5001"
+
+
+def test_the_mlflow_store_schema_is_made_once_and_copied_into_new_homes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: a new home gets MLflow's store by copying an empty, migrated one made once per
+    machine and MLflow version, not by running every migration again."""
+    from config.settings import MlflowSettings, Settings
+    from models.registry import empty_store_template, use_tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = Settings(home=tmp_path / "a", mlflow=MlflowSettings())
+    use_tracking(first).search_experiments()
+    template = empty_store_template()
+    assert template.parent == tmp_path / "cache" / "casefinder"
+    made = template.stat().st_mtime_ns
+    second = Settings(home=tmp_path / "b", mlflow=MlflowSettings())
+    client = use_tracking(second)
+    assert template.stat().st_mtime_ns == made  # not made again
+    assert (tmp_path / "b" / "mlflow.db").read_bytes() == template.read_bytes()
+    client.create_experiment("x")  # a working store
+    assert [e.name for e in client.search_experiments()].count("x") == 1
+    assert "x" not in [e.name for e in use_tracking(first).search_experiments()]
