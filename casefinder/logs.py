@@ -12,6 +12,8 @@ from pathlib import Path
 
 # Loggers of the libraries casefinder drives; their records go to the log file.
 LIBRARY_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "optuna", "py.warnings", "urllib3", "huey")
+# casefinder's own diagnostic lines (e.g. `log run` step timings) go to the same file.
+OWN_LOGGERS = ("casefinder",)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _state: dict[str, Path | bool] = {}
 
@@ -30,7 +32,7 @@ def route_library_logs(home: Path, verbose: bool = False) -> Path:
         shown = logging.StreamHandler(sys.stderr)
         shown.setFormatter(logging.Formatter(LOG_FORMAT))
         handlers.append(shown)
-    for name in LIBRARY_LOGGERS:
+    for name in LIBRARY_LOGGERS + OWN_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers = list(handlers)
         quieter = name in ("sqlalchemy", "alembic")  # per-migration lines say nothing useful
