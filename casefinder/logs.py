@@ -18,14 +18,21 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _state: dict[str, Path | bool] = {}
 
 
+class _LazyFileHandler(logging.FileHandler):
+    """A file handler that creates its folder only when the first record is written."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def route_library_logs(home: Path, verbose: bool = False) -> Path:
     """Send the libraries' log records and Python warnings to `<home>/logs/casefinder.log` (and
     to stderr when `verbose`); return the log file. Call before MLflow is imported: MLflow is
     told not to install its own stderr handler (`MLFLOW_CONFIGURE_LOGGING`)."""
     path = Path(home) / "logs" / "casefinder.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_CONFIGURE_LOGGING"] = "false"
-    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler = _LazyFileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handlers: list[logging.Handler] = [handler]
     if verbose:
