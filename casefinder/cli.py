@@ -23,6 +23,23 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", help="Also show MLflow's and other libraries' own log lines and warnings."
+        ),
+    ] = False,
+) -> None:
+    """casefinder: find older people with complex multi-agency need early. Libraries' log lines
+    and warnings go to <home>/logs/casefinder.log (shown too with --verbose)."""
+    from casefinder.logs import route_library_logs
+    from config.settings import home_dir
+
+    route_library_logs(home_dir(), verbose)
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the extract into.")],

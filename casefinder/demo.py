@@ -40,6 +40,8 @@ def demo(
     ] = True,
 ) -> None:
     """Run the main job end to end on a synthetic population, ending with the service running."""
+    from casefinder.commands.training import print_training_result
+    from casefinder.logs import mlflow_prints_to_log
     from records import open_extract
     from records.report import print_validation
     from scoring.exports import list_table, write_export
@@ -71,12 +73,11 @@ def demo(
         raise typer.Exit(1)
 
     console.rule("3. Train, evaluate and register")
+    mlflow_prints_to_log()
     with progress_bar(console) as progress:
         result = train(extract_dir, settings, progress=progress)
-    console.print(result.comparison.round(3).to_string(index=False))
-    if result.oracle:
-        console.print(f"Model/oracle AUROC ratio: {result.oracle['ratio']:.3f}")
-    console.print(f"Registered version {result.version} (run {result.run_id})")
+    print_training_result(result)
+    console.print(f"Registered version {result.version} (MLflow run {result.run_id})")
 
     console.rule("4. Promote")
     promotion = promote(settings, version=str(result.version))

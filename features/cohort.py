@@ -132,6 +132,14 @@ LIST_FLAGS: dict[str, str] = {
     # Population segment (features.segments) differs from last month's run (scoring.segments).
     "moved_segment": "moved segment",
 }
+# What each flag means, for the legend of exports and pages (`risen_by`: `[lists] risen_by`).
+LIST_FLAG_MEANINGS: dict[str, str] = {
+    "new_this_month": "on a list for the first time: on no earlier month's list",
+    "on_last_month_list": "on last month's list too",
+    "risk_risen": "risk up by {risen_by} or more since last month",
+    "moved_segment": "in another population segment than last month",
+}
+assert list(LIST_FLAG_MEANINGS) == list(LIST_FLAGS)
 
 
 def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:

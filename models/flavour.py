@@ -1,8 +1,11 @@
 """RiskModel on disk and as an MLflow pyfunc model.
 
 On disk a RiskModel is a folder: `booster.txt` (LightGBM's text format) and `risk_model.json`
-(calibrator, feature order, bands, metadata). The pyfunc wrapper loads that folder from the
-model's artifacts; `predict` returns probability, margin and band for each input row.
+(calibrator, feature order, bands, metadata). Each version is logged as an MLflow pyfunc model
+from code (`models/pyfunc_code.py`, MLflow's recommended form: no pickled object); its wrapper
+loads that folder from the model's artifacts; `predict` returns probability, margin and band for
+each input row. `models.registry` reads the folder straight from the version's artifacts
+(cached on disk by version).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import pandas as pd
 from models.artifacts import MODEL_NAME
 from models.risk_model import PlattCalibrator, RiskModel
 
+# The pyfunc definition logged as code with every version (MLflow's "models from code").
+CODE_FILE = Path(__file__).with_name("pyfunc_code.py")
 BOOSTER_FILE = "booster.txt"
 META_FILE = "risk_model.json"
 ARTIFACT_KEY = "risk_model"
@@ -105,10 +110,9 @@ def log_risk_model(
     wrapper.model = model
     output = wrapper.predict(None, example)
     signature = infer_signature(example, output)
-    wrapper.model = None  # loaded from the artifacts, not pickled
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=wrapper,
+        python_model=str(CODE_FILE),  # models from code: nothing pickled
         artifacts={ARTIFACT_KEY: str(folder)},
         signature=signature,
         input_example=example,

@@ -11,9 +11,12 @@ real server, whose own artifact store is then used.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +34,7 @@ from models.risk_model import RiskModel
 T = TypeVar("T")
 
 CHAMPION = "champion"
+_RUN_MARKER = "run_id.txt"  # in a cached model folder: the training run it came from
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
@@ -46,10 +50,40 @@ def is_local(settings: Settings) -> bool:
     return settings.tracking_uri.startswith("sqlite:")
 
 
+def empty_store_template() -> Path:
+    """An empty SQLite MLflow store with this MLflow version's schema, made once per machine
+    (`$XDG_CACHE_HOME/casefinder`, default `~/.cache/casefinder`): MLflow creates a store by
+    running all its schema migrations, many seconds; a new home copies this file instead."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "casefinder"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    if not template.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".mlflow-", dir=cache) as tmp:
+            path = Path(tmp) / "mlflow.db"
+            MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+            os.replace(path, template)  # whole or not at all; a concurrent maker is the same
+    return template
+
+
+def _local_store(settings: Settings) -> None:
+    """Create home and, the first time, its SQLite store (a copy of `empty_store_template`)."""
+    settings.ensure_home()
+    db = Path(settings.tracking_uri.removeprefix("sqlite:///"))
+    if db.exists():
+        return
+    tmp = db.with_name(f".{db.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        shutil.copyfile(empty_store_template(), tmp)
+        if not db.exists():
+            os.replace(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def use_tracking(settings: Settings) -> MlflowClient:
     """Set MLflow's tracking and registry URIs from `settings`; return a client on them."""
     if is_local(settings):
-        settings.ensure_home()
+        _local_store(settings)
     uri = settings.tracking_uri
     # mlflow.set_*_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment,
     # which `Settings.tracking_uri` reads first: put the user's own values back, so one command's
@@ -150,15 +184,56 @@ def list_versions(settings: Settings) -> pd.DataFrame:
 
 
 def load_risk_model(settings: Settings, ref: str = CHAMPION) -> tuple[RiskModel, str]:
-    """The RiskModel registered as `ref` (alias or version number) and its version number."""
+    """The RiskModel registered as `ref` (alias or version number) and its version number, read
+    from the on-disk copy of the version (`model_cache_dir`), downloaded once per version."""
+    from models.flavour import load_risk_model_dir
+
     version = resolve_version(settings, ref)
-    uri = f"models:/{settings.mlflow.registered_model}/{version}"
-    pyfunc = mlflow.pyfunc.load_model(uri)
-    model = pyfunc.unwrap_python_model().model
-    if not isinstance(model, RiskModel):
-        raise RegistryError(f"{uri} is not a casefinder risk model")
+    model = load_risk_model_dir(_cached_model(settings, version))
     model.metadata.setdefault("version", version)
     return model, version
+
+
+def model_cache_dir(settings: Settings, version: str) -> Path:
+    """Where the saved RiskModel of `version` is kept once downloaded: under home, by tracking
+    store, registered model and version (a version's files never change)."""
+    store = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
+    name = settings.mlflow.registered_model
+    return settings.home / "cache" / "models" / store / name / str(version)
+
+
+def _cached_model(settings: Settings, version: str) -> Path:
+    """The folder of `version`'s saved RiskModel, downloading it from the registry unless the
+    cached copy is of the same training run (a store rebuilt with the same version numbers
+    downloads again)."""
+    from models.flavour import ARTIFACT_KEY, META_FILE
+
+    folder = model_cache_dir(settings, version)
+    marker = folder / _RUN_MARKER
+    run_id = run_id_of(settings, version)
+    if marker.is_file() and marker.read_text("utf-8") == run_id and (folder / META_FILE).is_file():
+        return folder
+    uri = f"models:/{settings.mlflow.registered_model}/{version}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder.parent) as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(f"{uri} cannot be downloaded: {exc}") from exc
+        found = [p.parent for p in local.rglob(META_FILE) if p.parent.name == ARTIFACT_KEY]
+        if not found:
+            raise RegistryError(f"{uri} is not a casefinder risk model")
+        (found[0] / _RUN_MARKER).write_text(run_id, "utf-8")
+        stale = folder.with_name(f".stale-{uuid.uuid4().hex}")
+        if folder.exists():
+            os.rename(folder, stale)
+        try:
+            os.rename(found[0], folder)
+        except OSError:  # another process cached it first
+            if not (folder / META_FILE).is_file():
+                raise
+        shutil.rmtree(stale, ignore_errors=True)
+    return folder
 
 
 def run_id_of(settings: Settings, version: str) -> str:

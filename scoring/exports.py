@@ -4,9 +4,11 @@ sheet per neighbourhood) and JSON.
 `list_table` is the one builder: `casefinder lists` and the page downloads (`/ui/list.csv`,
 `/ui/list.xlsx`) both write it with `export_bytes`, so a team gets the same columns, wording and
 order whichever way and in whichever format it downloads a month's list. CSV and XLSX carry the
-same columns (`FILE_COLUMNS`: the list columns and the run they come from); flag words are
-`features.cohort.LIST_FLAGS`'s. Every text cell of a CSV or XLSX file that a spreadsheet would
-read as a formula is written as text (`neutralise`).
+same columns with headers in words (`FILE_HEADERS`: month, index date, the list, the model and
+run it comes from on every row), flags once, in `features.cohort.LIST_FLAGS`' words, and risk as
+the pages show it ("83.0%"). The XLSX adds an About sheet (month, model, run, legend of flags and
+bands), date and percentage cells and print setup for an MDT. Every text cell of a CSV or XLSX
+file that a spreadsheet would read as a formula is written as text (`neutralise`).
 """
 
 from __future__ import annotations
@@ -35,9 +37,38 @@ LIST_COLUMNS = [
     "previous_probability",
     "reasons",
 ]
-# The columns of a CSV or XLSX file, in order: the month, the list, and the run it comes from.
-FILE_COLUMNS = ["month", *LIST_COLUMNS, "run_id", "current_run", "model_version"]
-_WIDTHS = {"reasons": 100, "flags": 40, "person_id": 18, "neighbourhood": 20, "band": 11}
+# The columns of a CSV or XLSX file, in order, and their headers: the month and index date, the
+# list (flags once, in words) and the model and run it comes from, on every row.
+FILE_HEADERS: dict[str, str] = {
+    "month": "Month",
+    "index_date": "Index date",
+    "neighbourhood": "Neighbourhood",
+    "rank": "Rank",
+    "person_id": "Person ID",
+    "practice": "GP practice",
+    "probability": "Risk",
+    "band": "Risk band",
+    "flags": "Flags",
+    "previous_probability": "Risk last month",
+    "reasons": "Main reasons",
+    "model_version": "Model version",
+    "run_id": "Run",
+    "run_status": "Run status",
+}
+FILE_COLUMNS = list(FILE_HEADERS.values())
+PERCENT_COLUMNS = ("probability", "previous_probability")
+_WIDTHS = {"reasons": 80, "flags": 28, "person_id": 14, "neighbourhood": 16, "run_id": 34}
+ABOUT_SHEET = "About"
+
+
+def percent(value: Any) -> str:
+    """A probability as the pages show it: 0.8301 -> "83.0%" (blank when missing)."""
+    return "" if value is None or pd.isna(value) else f"{100 * float(value):.1f}%"
+
+
+def run_status(meta: dict[str, Any]) -> str:
+    """ "current" or "superseded": whether the run is its month's current run."""
+    return "current" if meta.get("current") else "superseded"
 
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
@@ -98,17 +129,29 @@ def list_table(
 
 
 def file_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
-    """`table` (from `list_table`) in `FILE_COLUMNS`: with the month and the run on every row,
-    every text cell `neutralise`d (the one table CSV and XLSX files are written from)."""
-    out = table[LIST_COLUMNS].copy()
+    """`table` (from `list_table`) with the `FILE_HEADERS` keys as columns: the month, index date
+    (a date), model version and run on every row, probabilities as numbers, every text cell
+    `neutralise`d (the one table CSV and XLSX files are written from)."""
+    out = table[[c for c in LIST_COLUMNS if c not in LIST_FLAGS]].copy()
     out.insert(0, "month", str(meta["month"]))
-    out["run_id"] = meta["run_id"]
-    out["current_run"] = bool(meta.get("current"))
+    out.insert(1, "index_date", pd.Timestamp(meta["index_date"]).date())
     out["model_version"] = str(meta["model"]["version"])
+    out["run_id"] = meta["run_id"]
+    out["run_status"] = run_status(meta)
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(neutralise).astype(out[column].dtype)
-    return out[FILE_COLUMNS]
+    return out[list(FILE_HEADERS)]
+
+
+def _csv(table: pd.DataFrame, meta: dict[str, Any]) -> bytes:
+    """The file table with word headers, percentages as the pages show them, ISO dates; no
+    comment lines (a spreadsheet would show them as data)."""
+    rows = file_table(table, meta)
+    for column in PERCENT_COLUMNS:
+        rows[column] = rows[column].map(percent)
+    rows["index_date"] = rows["index_date"].map(str)
+    return rows.rename(columns=FILE_HEADERS).to_csv(index=False).encode("utf-8")
 
 
 def export_filename(month: str, neighbourhood: str | None, fmt: str) -> str:
@@ -128,41 +171,126 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return candidate
 
 
+def _about_rows(meta: dict[str, Any]) -> list[list[Any]]:
+    """The About sheet: what the list is, which month, model and run it comes from, and the
+    legend of flags and risk bands."""
+    from features.cohort import LIST_FLAG_MEANINGS
+    from models.risk_model import DEFAULT_BANDS
+
+    model = meta["model"]
+    risen_by = (meta.get("list_settings") or {}).get("risen_by")
+    risen = f"{100 * risen_by:g} percentage points" if risen_by else "the set amount"
+    rows: list[list[Any]] = [
+        ["casefinder MDT lists"],
+        [],
+        ["Month", str(meta["month"])],
+        ["Index date", pd.Timestamp(meta["index_date"]).date()],
+        ["Model", f"{model['name']} version {model['version']}"],
+        ["Run", meta["run_id"]],
+        ["Run status", run_status(meta)],
+        ["Scored", str(meta.get("created", ""))[:19].replace("T", " ")],
+        ["List rule", meta.get("rule") or ""],
+        [],
+        ["Risk", "chance of complex multi-agency need within 12 months (calibrated model)"],
+        ["Main reasons", "what raises this person's risk most, largest first"],
+        [],
+        ["Flag", "Meaning"],
+    ]
+    rows += [
+        [word, LIST_FLAG_MEANINGS[key].format(risen_by=risen)] for key, word in LIST_FLAGS.items()
+    ]
+    bands = meta.get("bands") or [list(b) for b in DEFAULT_BANDS]
+    rows += [[], ["Risk band", "Risk from"]]
+    rows += [[name, float(low)] for name, low in bands]
+    return rows
+
+
+def _about_sheet(book: Any, meta: dict[str, Any]) -> None:
+    from openpyxl.styles import Alignment, Font
+
+    sheet = book.create_sheet(ABOUT_SHEET)
+    for row in _about_rows(meta):
+        sheet.append([neutralise(v) for v in row])
+    sheet["A1"].font = Font(bold=True, size=14)
+    for row in sheet.iter_rows():
+        first = row[0]
+        if first.value in ("Flag", "Risk band"):
+            for cell in row:
+                cell.font = Font(bold=True)
+        elif first.value is not None and first.row > 1:
+            first.font = Font(bold=True)
+        for cell in row[1:]:
+            cell.alignment = Alignment(wrap_text=True, vertical="top", horizontal="left")
+            if hasattr(cell.value, "year"):
+                cell.number_format = "yyyy-mm-dd"
+            elif isinstance(cell.value, float):
+                cell.number_format = "0%"
+    sheet.column_dimensions["A"].width = 24
+    sheet.column_dimensions["B"].width = 80
+    _print_setup(sheet, header_row=False)
+
+
+def _print_setup(sheet: Any, header_row: bool = True) -> None:
+    """Landscape A4, fitted to the page width, the header row repeated on every page."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    if header_row:
+        sheet.print_title_rows = "1:1"
+
+
 def _xlsx(table: pd.DataFrame, meta: dict[str, Any]) -> bytes:
-    """One sheet per neighbourhood in `FILE_COLUMNS`, with autofilter, frozen header row and set
-    column widths; the run in the file's properties too."""
+    """An About sheet, then one sheet per neighbourhood in `FILE_HEADERS`: autofilter, frozen
+    header row, set column widths, risk as a percentage, the index date as a date cell, wrapped
+    flags and reasons, and print setup; the run in the file's properties and page header too."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
+    from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
     book = Workbook()
     book.remove(book.active)
     book.properties.title = f"casefinder MDT lists {meta['month']}"
     book.properties.subject = (
-        f"run {meta['run_id']} ({'current' if meta.get('current') else 'not current'}), "
+        f"run {meta['run_id']} ({run_status(meta)}), "
         f"model {meta['model']['name']} v{meta['model']['version']}"
     )
+    _about_sheet(book, meta)
     rows = file_table(table, meta)
+    keys = list(FILE_HEADERS)
     hoods = sorted(rows["neighbourhood"].dropna().unique()) or ["(none listed)"]
-    probability = get_column_letter(FILE_COLUMNS.index("probability") + 1)
-    used: set[str] = set()
+    used: set[str] = {ABOUT_SHEET.lower()}
+    wrap = Alignment(wrap_text=True, vertical="top")
+    top = Alignment(vertical="top")
     for hood in hoods:
         sheet = book.create_sheet(_sheet_name(str(hood), used))
         chosen = rows[rows["neighbourhood"] == hood]
         sheet.append(FILE_COLUMNS)
         for cell in sheet[1]:
             cell.font = Font(bold=True)
+            cell.alignment = wrap
         for record in chosen.itertuples(index=False):
             sheet.append([None if pd.isna(v) else v for v in record])
-        last = get_column_letter(len(FILE_COLUMNS))
+        last = get_column_letter(len(keys))
         sheet.auto_filter.ref = f"A1:{last}{len(chosen) + 1}"
         sheet.freeze_panes = "A2"
-        for i, column in enumerate(FILE_COLUMNS, start=1):
-            sheet.column_dimensions[get_column_letter(i)].width = _WIDTHS.get(
-                column, max(len(column) + 2, 10)
+        for i, key in enumerate(keys, start=1):
+            letter = get_column_letter(i)
+            sheet.column_dimensions[letter].width = _WIDTHS.get(
+                key, max(len(FILE_HEADERS[key]) + 2, 10)
             )
-        for cell in sheet[probability][1:]:
-            cell.number_format = "0.000"
+            formats = {"index_date": "yyyy-mm-dd"} | dict.fromkeys(PERCENT_COLUMNS, "0.0%")
+            for cell in sheet[letter][1:]:
+                cell.alignment = wrap if key in ("reasons", "flags") else top
+                if key in formats:
+                    cell.number_format = formats[key]
+        _print_setup(sheet)
+        sheet.oddHeader.center.text = (
+            f"{hood}: MDT list {meta['month']} (model v{meta['model']['version']}, "
+            f"run {meta['run_id']}, {run_status(meta)})"
+        ).replace("&", "&&")
+        sheet.oddFooter.right.text = "Page &P of &N"
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -190,7 +318,7 @@ def export_bytes(table: pd.DataFrame, fmt: str, meta: dict[str, Any]) -> bytes:
     if fmt == "xlsx":
         return _xlsx(table, meta)
     if fmt == "csv":
-        return file_table(table, meta).to_csv(index=False).encode("utf-8")
+        return _csv(table, meta)
     return _json(table, meta)
 
 

@@ -44,6 +44,18 @@ class RunResult:
     path: Path
     reused: bool
     meta: dict[str, Any]
+    # Later months scored before this run: their lists' flags follow it now, their stored
+    # summaries' month-on-month counts only once they are scored again.
+    later_months: tuple[str, ...] = ()
+
+
+def later_months(store: ScoreStore, month: str) -> tuple[str, ...]:
+    """Months after `month` whose current run was computed against other earlier runs."""
+    return tuple(
+        m
+        for m in store.months()
+        if m > month and store.meta(store.resolve(month=m))["history_changed"]
+    )
 
 
 def rule_text(rules: ListSettings) -> str:
@@ -78,9 +90,11 @@ def run_id_for(
     extract_fp: str,
     rules: ListSettings,
     segments: SegmentSettings | None = None,
+    history: dict[str, str] | None = None,
 ) -> str:
-    """Deterministic run id: same month, model version, extract, list rules and segment
-    settings, same id."""
+    """Deterministic run id: same month, model version, extract, list rules, segment settings
+    and earlier months' current runs (`history`, which the month-on-month flags follow), same
+    id."""
     digest = hashlib.sha256(
         json.dumps(
             [
@@ -90,6 +104,7 @@ def run_id_for(
                 extract_fp,
                 rules.model_dump(),
                 *([] if segments is None else [{"segments": segments.model_dump()}]),
+                *([] if not history else [{"history": history}]),
             ],
             sort_keys=True,
         ).encode()
@@ -194,6 +209,7 @@ def make_run(
     created: datetime | None = None,
     progress: ProgressFn | None = None,
     segment_rules: SegmentSettings | None = None,
+    history: dict[str, str] | None = None,
 ) -> ScoringRun:
     """Score, rank, list, flag, explain and summarise one month (no I/O).
 
@@ -203,14 +219,16 @@ def make_run(
     facts (extract_date, complete_to, fingerprint, path); `previous`: last month's current run
     (person_id, probability, listed, and segment when it has one); `feature_defs`: feature
     definitions for the reasons (default the features registry); `segment_rules`: the
-    `[segments]` settings (default `SegmentSettings()`).
+    `[segments]` settings (default `SegmentSettings()`); `history`: the current run of each
+    earlier month, which `previous` and `listed_before` come from (`ScoreStore.history`).
     """
     progress = progress or no_progress
     month = Month(month)
     created = created or datetime.now(UTC)
     features = features.reset_index(drop=True)
     segment_rules = segment_rules or SegmentSettings()
-    run_id = run_id_for(month, model_info, extract["fingerprint"], rules, segment_rules)
+    history = history or {}
+    run_id = run_id_for(month, model_info, extract["fingerprint"], rules, segment_rules, history)
 
     progress("scoring", 0.0)
     probability = model.predict_proba(features) if len(features) else np.empty(0)
@@ -285,7 +303,9 @@ def make_run(
         "index_date": month.index_date.isoformat(),
         "created": created.isoformat(),
         "model": {"name": model_info.name, "version": model_info.version},
+        "bands": [[name, float(low)] for name, low in model.bands],
         "extract": extract,
+        "history": history,
         "rule": rule_text(rules),
         # What every explanation of this run starts from (models.explain): the mean served
         # probability of everyone scored, and who they are in words.
@@ -400,7 +420,8 @@ def score_month(
     progress("fingerprinting extract", 0.0)
     fingerprint = extract_fingerprint(extract_dir)
     progress("fingerprinting extract", 1.0)
-    run_id = run_id_for(month, model_info, fingerprint, rules, settings.segments)
+    history = store.history(month)
+    run_id = run_id_for(month, model_info, fingerprint, rules, settings.segments, history)
     if store.has_run(run_id):
         if not store.has_features(run_id):  # stored before runs kept their model inputs
             extract = open_extract(extract_dir, settings, progress)
@@ -412,7 +433,10 @@ def score_month(
             add_inputs(store, run_id, model_inputs(features, model), model)
             progress("storing model inputs", 1.0)
         store.set_current(month, run_id)
-        return RunResult(run_id, month, store.runs_dir / run_id, True, store.meta(run_id))
+        return RunResult(
+            run_id, month, store.runs_dir / run_id, True, store.meta(run_id),
+            later_months(store, month),
+        )  # fmt: skip
 
     extract = open_extract(extract_dir, settings, progress)
     try:
@@ -455,8 +479,11 @@ def score_month(
         training_note=note,
         progress=progress,
         segment_rules=settings.segments,
+        history=history,
     )
     progress("storing run", 0.0)
     path = store.write(run)
     progress("storing run", 1.0)
-    return RunResult(run.run_id, month, path, False, store.meta(run.run_id))
+    return RunResult(
+        run.run_id, month, path, False, store.meta(run.run_id), later_months(store, month)
+    )

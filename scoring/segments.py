@@ -46,6 +46,21 @@ def segment_people(
     `rising_risk_min_rise`)."""
     out = assign_segments(features, people["probability"].to_numpy(float), index_date, settings)
     out.index = people.index
+    movement = segment_movement(people, out["segment"], settings, previous)
+    return pd.concat([out, movement], axis=1)
+
+
+def segment_movement(
+    people: pd.DataFrame,
+    segment: pd.Series,
+    settings: SegmentSettings,
+    previous: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """previous_segment, moved_segment and rising_risk for the run's per-person table `people`
+    (with previous_probability) whose segments are `segment`, against last month's current run
+    `previous` (person_id and segment; None when there is none): the segment columns that
+    depend on the month before, recomputed when an earlier month is scored later."""
+    out = pd.DataFrame(index=people.index)
     prev = pd.Series(pd.NA, index=people.index, dtype="string")
     if previous is not None and len(previous) and "segment" in previous.columns:
         pos = pd.Index(previous["person_id"].astype(str)).get_indexer(
@@ -55,9 +70,10 @@ def segment_people(
         values = previous["segment"].astype("string").to_numpy(dtype=object)
         prev.iloc[np.flatnonzero(found)] = values[pos[found]]
     out["previous_segment"] = prev
-    moved = prev.notna() & out["segment"].notna() & (prev != out["segment"])
+    segment = segment.astype("string")
+    moved = prev.notna() & segment.notna() & (prev != segment)
     out["moved_segment"] = moved.fillna(False).astype(bool)
-    out["rising_risk"] = rising_risk(people, out["segment"], settings)
+    out["rising_risk"] = rising_risk(people, segment, settings)
     return out
 
 

@@ -18,8 +18,10 @@ person-level scores) and flushed to disk (fsync) before the rename. A writer tha
 leaves its staging folder behind; the next write on the same host removes folders whose process
 is gone.
 A failure at any point leaves the previous runs and the pointer as they were. Runs are never
-rewritten: the run id is a fingerprint of month, model version, extract and list rules, so the
-same inputs give the same id and the stored run is reused.
+rewritten: the run id is a fingerprint of month, model version, extract, list rules and the
+earlier months' current runs (`history`), so the same inputs give the same id and the stored run
+is reused. The month-on-month flags of a run follow the earlier months' current runs when they
+change after it (`people`, `scoring.history`).
 """
 
 from __future__ import annotations
@@ -236,17 +238,46 @@ class ScoreStore:
             raise StoreError(f"month {month} has not been scored (no run in {self.root})")
         return current
 
+    def history(self, month: str) -> dict[str, str]:
+        """The current run of every scored month before `month`: the runs its month-on-month
+        flags are computed against."""
+        month = Month(month)
+        runs = {m: self.current_run_id(m) for m in self.months() if m < month}
+        return {m: run_id for m, run_id in runs.items() if run_id}
+
     def meta(self, run_id: str) -> dict[str, Any]:
-        """The run's metadata, with `current`: whether it is its month's current run."""
+        """The run's metadata, with `current`: whether it is its month's current run, and
+        `history_changed`: whether earlier months' current runs differ from those its stored
+        flags, counts and summary were computed against (its lists' flags follow them anyway)."""
         path = self.runs_dir / run_id / RUN_FILE
         if not path.is_file():
             raise StoreError(f"no stored run {run_id!r} in {self.root}")
         meta = json.loads(path.read_text("utf-8"))
         meta["current"] = self.current_run_id(meta["month"]) == run_id
+        meta["history_changed"] = meta.get("history") != self.history(meta["month"])
         return meta
 
     def people(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """The run's per-person table (optionally only `columns`)."""
+        """The run's per-person table (optionally only `columns`), its month-on-month flags
+        (`scoring.history.MONTH_COLUMNS`) true of the earlier months' current runs now: they
+        are recomputed when an earlier month was scored, or re-scored, after this run."""
+        from scoring.history import MONTH_COLUMNS, refresh_month_columns
+
+        if columns is not None and not set(columns) & set(MONTH_COLUMNS):
+            return self.stored_people(run_id, columns)
+        meta = self.meta(run_id)
+        if not meta["history_changed"]:
+            return self.stored_people(run_id, columns)
+        people = refresh_month_columns(
+            self.stored_people(run_id),
+            meta,
+            self.previous_list(meta["month"]),
+            self.listed_before(meta["month"]),
+        )
+        return people if columns is None else people[columns]
+
+    def stored_people(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The run's per-person table as it was written (optionally only `columns`)."""
         path = self.runs_dir / run_id / PEOPLE_FILE
         if not path.is_file():
             raise StoreError(f"no stored run {run_id!r} in {self.root}")
@@ -269,10 +300,22 @@ class ScoreStore:
         return pd.read_parquet(self.runs_dir / run_id / FEATURES_FILE, columns=columns)
 
     def summary(self, run_id: str) -> str:
+        """The run summary; with a note when earlier months were scored (or re-scored) since,
+        so its month-on-month counts are out of date."""
         path = self.runs_dir / run_id / SUMMARY_FILE
         if not path.is_file():
             raise StoreError(f"no stored run {run_id!r} in {self.root}")
-        return path.read_text("utf-8")
+        text = path.read_text("utf-8")
+        meta = self.meta(run_id)
+        if meta["history_changed"]:
+            text += (
+                f"\n**Note:** earlier months were scored after this run, so the month-on-month "
+                f"counts above (new this month, on last month's list, risk risen, moved segment) "
+                f"are out of date; its lists show the flags as they are now. Score "
+                f"{meta['month']} again for a summary with them: `casefinder score "
+                f"<extract folder> --month {meta['month']}`.\n"
+            )
+        return text
 
     def months(self) -> list[str]:
         """Months with a current run, oldest first."""
@@ -299,7 +342,7 @@ class ScoreStore:
 
         names = pq.read_schema(self.runs_dir / run_id / PEOPLE_FILE).names
         columns = ["person_id", "probability", "listed"]
-        return self.people(run_id, columns=columns + [c for c in ("segment",) if c in names])
+        return self.stored_people(run_id, columns + [c for c in ("segment",) if c in names])
 
     def listed_before(self, month: str) -> set[str]:
         """Everyone listed in the current run of any month before `month`."""
@@ -308,6 +351,6 @@ class ScoreStore:
         for earlier in self.months():
             run_id = self.current_run_id(earlier) if earlier < month else None
             if run_id:
-                table = self.people(run_id, columns=["person_id", "listed"])
+                table = self.stored_people(run_id, columns=["person_id", "listed"])
                 ids.update(table.loc[table["listed"], "person_id"].astype(str))
         return ids

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.cohort import EXCLUSIONS, INELIGIBLE
+from features.cohort import EXCLUSIONS, INELIGIBLE, LIST_FLAGS
 
 
 def neighbourhood_counts(
@@ -67,8 +67,21 @@ def score_distribution(people: pd.DataFrame, bands: list[str]) -> dict[str, Any]
     }
 
 
+# Column headers in words (the flags in `LIST_FLAGS`' words, exclusions in `EXCLUSIONS`').
+HEADERS = {
+    "neighbourhood": "neighbourhood",
+    "not_eligible": "not eligible",
+    "expected_ppv": "expected PPV",
+    "name": "feature",
+    "psi": "PSI",
+    **LIST_FLAGS,
+    **EXCLUSIONS,
+}
+
+
 def _md_table(frame: pd.DataFrame, floats: str = "{:.3f}") -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    """`frame` as a Markdown table: headers in words, counts with thousands separators."""
+    header = "| " + " | ".join(HEADERS.get(str(c), str(c)) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     lines = [header, rule]
     for row in frame.itertuples(index=False):
@@ -76,6 +89,8 @@ def _md_table(frame: pd.DataFrame, floats: str = "{:.3f}") -> str:
         for value in row:
             if isinstance(value, float | np.floating):
                 cells.append("" if np.isnan(value) else floats.format(value))
+            elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+                cells.append(f"{int(value):,}")
             else:
                 cells.append(str(value))
         lines.append("| " + " | ".join(cells) + " |")
@@ -118,7 +133,7 @@ def render_summary(
         f"{totals['listed']:,} listed (expected PPV "
         + (f"{totals['expected_ppv']:.3f})." if totals["expected_ppv"] is not None else "n/a)."),
     ]
-    for warning in meta.get("warnings", []):
+    for warning in meta.get("warnings", []):  # drift warnings too: said once, here
         lines += ["", f"**Warning:** {warning}"]
 
     lines += ["", "## Not eligible", ""]
@@ -179,6 +194,4 @@ def render_summary(
             "",
             _md_table(drift.assign(warning=drift["warning"].map({True: "yes", False: ""}))),
         ]
-        for row in drift[drift["warning"]].itertuples():
-            lines += ["", f"**Warning:** {row.name} has drifted (PSI {row.psi:.3f})."]
     return "\n".join(lines) + "\n"

@@ -256,14 +256,22 @@ class Backend:
             raise NotFound(str(exc)) from None
 
     def people(self, run_id: str) -> pd.DataFrame:
-        """The run's per-person table, indexed by person_id (runs are never rewritten, so it is
-        read once per run and kept)."""
+        """The run's per-person table, indexed by person_id. Runs are never rewritten, but their
+        month-on-month flags follow the earlier months' current runs (`ScoreStore.people`), so
+        it is kept per run and per those runs: scoring an earlier month refreshes it."""
+        if run_id not in self._meta:
+            self._meta[run_id] = self.store.meta(run_id)
+        history = self.store.history(self._meta[run_id]["month"])
+        key = f"{run_id}|{sorted(history.items())}"
         with self._lock:
-            if run_id not in self._people:
+            if key not in self._people:
                 table = self.store.people(run_id)
                 table.index = pd.Index(table["person_id"].astype(str), name=None)
-                self._people[run_id] = table
-            return self._people[run_id]
+                stale = [k for k in self._people if k.startswith(f"{run_id}|")]
+                for old in stale:  # one version of a run's table at a time
+                    del self._people[old]
+                self._people[key] = table
+            return self._people[key]
 
     def _neighbourhood_people(
         self, neighbourhood: str, month: MonthRef, flag: str | None

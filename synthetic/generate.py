@@ -58,8 +58,16 @@ class SynthSummary:
             )
         if self.injected:
             total = sum(self.injected.values())
-            lines.append(f"Messy: {total:,} faulty rows injected")
-            lines += [f"  {t}: {r}: {n:,}" for (t, r), n in sorted(self.injected.items())]
+            lines.append(
+                f"Messy: {total:,} faulty rows injected, {len(self.injected)} kinds of fault "
+                f"(`casefinder validate {self.out_dir}` counts each rule's rejects):"
+            )
+            tables: dict[str, list[int]] = {}
+            for (table, _), n in sorted(self.injected.items()):
+                tables.setdefault(table, []).append(n)
+            lines += [
+                f"  {table:<26}{sum(ns):>12,} rows, {len(ns)} kinds" for table, ns in tables.items()
+            ]
         return "\n".join(lines)
 
 

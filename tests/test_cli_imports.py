@@ -55,3 +55,8 @@ def test_validate_and_features_do_not_import_heavy_packages(tmp_path: Path, comm
     if command == "features":
         args += ["--index-date", "2026-11-01", "--out", str(tmp_path / "features.parquet")]
     assert _imported(*args, home=tmp_path / "home") == []
+
+
+def test_reading_runs_does_not_import_heavy_packages(tmp_path: Path) -> None:
+    """`runs` (and the score store it reads, with its month-on-month flags) needs no ML library."""
+    assert _imported("runs", home=tmp_path / "home") == []

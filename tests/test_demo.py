@@ -35,8 +35,8 @@ def test_demo_runs_from_synthetic_records_to_exported_lists(
     listed = 0
     for sheet in workbook.worksheets:
         header = [cell.value for cell in sheet[1]]
-        if "person_id" in header:
-            assert {"rank", "probability", "band", "flags", "reasons"} <= set(header)
+        if "Person ID" in header:
+            assert {"Rank", "Risk", "Risk band", "Flags", "Main reasons"} <= set(header)
             listed += sheet.max_row - 1
     assert listed > 0
     assert (home / "demo" / "lists" / "lists-2026-11.csv").stat().st_size > 0

@@ -77,7 +77,7 @@ def test_lists_exports_the_current_run(stored: tuple[str, str], tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert new in result.output and "(current)" in result.output
     book = load_workbook(out)
-    assert book.sheetnames == ["East", "North", "South"]
+    assert book.sheetnames == ["About", "East", "North", "South"]
     assert [c.value for c in book["North"][1]] == FILE_COLUMNS
 
     csv_out = tmp_path / "north.csv"
@@ -89,8 +89,8 @@ def test_lists_exports_the_current_run(stored: tuple[str, str], tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "NOT the current run" in result.output
     frame = pd.read_csv(csv_out)
-    assert len(frame) == 3 and set(frame["neighbourhood"]) == {"North"}
-    assert (frame["run_id"] == old).all() and not frame["current_run"].any()
+    assert len(frame) == 3 and set(frame["Neighbourhood"]) == {"North"}
+    assert (frame["Run"] == old).all() and (frame["Run status"] == "superseded").all()
 
     json_out = tmp_path / "lists.json"
     result = runner.invoke(
@@ -113,8 +113,8 @@ def test_runs_and_summary(stored: tuple[str, str]) -> None:
     old, new = stored
     result = runner.invoke(app, ["runs"])
     assert result.exit_code == 0
-    lines = [line for line in result.output.splitlines() if line.startswith("2026-11")]
-    assert len(lines) == 2
+    lines = [line.strip() for line in result.output.splitlines() if "2026-11_" in line]
+    assert len(lines) == 2 and all(line.startswith("2026-11") for line in lines)
     assert any(new in line and line.endswith("current") for line in lines)
     assert any(old in line and line.endswith("superseded") for line in lines)
     result = runner.invoke(app, ["summary", "--month", "2026-11"], terminal_width=200)

@@ -132,6 +132,45 @@ def test_two_months_scored_listed_and_exported(
     )
     assert result.exit_code == 0, result.output
     book = load_workbook(out)
-    assert len(book.sheetnames) == hoods
-    sheets = pd.read_excel(out, sheet_name=None, dtype={"person_id": str})
+    assert book.sheetnames[0] == "About" and len(book.sheetnames) == hoods + 1
+    sheets = pd.read_excel(out, sheet_name=None, dtype={"Person ID": str})
+    del sheets["About"]
     assert all(list(s.columns) == FILE_COLUMNS and len(s) == 10 for s in sheets.values())
+
+
+def test_months_scored_out_of_order_keep_true_flags(
+    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site scores November, then backfills October: November's lists follow October's run at
+    once, and scoring November again makes a new run (not "reused") with counts to match."""
+    home = tmp_path / "home"
+    monkeypatch.delenv("CASEFINDER_CONFIG", raising=False)
+    monkeypatch.setenv("CASEFINDER_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["tracking_uri"])
+    monkeypatch.setenv("CASEFINDER_LISTS__CAPACITY", "10")
+    extract, version = str(trained["extract"]), trained["version"]
+    score = ["score", extract, "--model", version, "--month"]
+    assert runner.invoke(app, [*score, "2026-11"]).exit_code == 0
+    result = runner.invoke(app, [*score, "2026-10"])
+    assert result.exit_code == 0, result.output
+    assert "Later months scored before 2026-10 (2026-11)" in result.output
+
+    store = ScoreStore(home / "scores")
+    first = store.current_run_id("2026-11")
+    was = set(store.people(store.current_run_id("2026-10")).query("listed")["person_id"])
+    out = tmp_path / "nov.csv"
+    assert runner.invoke(app, ["lists", "--month", "2026-11", "--out", str(out)]).exit_code == 0
+    table = pd.read_csv(out, dtype={"Person ID": str}, keep_default_na=False)
+    on_both = table["Person ID"].isin(was)
+    assert on_both.any()
+    assert not table.loc[on_both, "Flags"].str.contains("new this month").any()
+    assert table.loc[on_both, "Flags"].str.contains("on last month's list").all()
+    assert "out of date" in store.summary(first)
+
+    result = runner.invoke(app, [*score, "2026-11"])
+    assert result.exit_code == 0 and "reused" not in result.output, result.output
+    again = store.current_run_id("2026-11")
+    assert again != first and "out of date" not in store.summary(again)
+    meta = store.meta(again)
+    assert meta["counts"]["on_last_month_list"] == int(on_both.sum())
+    assert meta["counts"]["new_this_month"] == int((~on_both).sum())

@@ -10,11 +10,18 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
-from test_scoring_support import feature_frame, run_for, train_model
+from test_scoring_support import INDEX_DATE, feature_frame, run_for, train_model
 
 from config.settings import ListSettings
 from features.cohort import LIST_FLAGS
-from scoring.exports import FILE_COLUMNS, LIST_COLUMNS, flag_text, list_table, write_export
+from scoring.exports import (
+    FILE_COLUMNS,
+    FILE_HEADERS,
+    LIST_COLUMNS,
+    flag_text,
+    list_table,
+    write_export,
+)
 from scoring.store import ScoreStore
 
 
@@ -81,13 +88,22 @@ def test_flag_words_are_the_cohorts_in_its_order() -> None:
 
 
 def test_csv_export(stored: tuple[ScoreStore, str], tmp_path: Path) -> None:
+    """Headers in words, risk as the pages show it, the month, index date, model and run on every
+    row, flags once (no Boolean columns) and no comment line."""
     store, run_id = stored
     meta = store.meta(run_id)
-    path = write_export(list_table(store.people(run_id)), "csv", tmp_path / "l.csv", meta)
-    frame = pd.read_csv(path, dtype={"person_id": str, "model_version": str})
-    assert list(frame.columns) == FILE_COLUMNS == ["month", *LIST_COLUMNS, *FILE_COLUMNS[-3:]]
-    assert len(frame) == 12 and (frame["run_id"] == run_id).all() and frame["current_run"].all()
-    assert (frame["model_version"] == str(meta["model"]["version"])).all()
+    table = list_table(store.people(run_id))
+    path = write_export(table, "csv", tmp_path / "l.csv", meta)
+    assert path.read_text().splitlines()[0] == ",".join(FILE_COLUMNS)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(frame.columns) == FILE_COLUMNS
+    assert FILE_COLUMNS[:3] == ["Month", "Index date", "Neighbourhood"]
+    assert not set(LIST_FLAGS) & set(frame.columns) and "Flags" in frame.columns
+    assert len(frame) == 12 and (frame["Run"] == run_id).all()
+    assert (frame["Run status"] == "current").all() and (frame["Index date"] == INDEX_DATE).all()
+    assert (frame["Model version"] == str(meta["model"]["version"])).all()
+    assert frame["Risk"].tolist() == [f"{100 * p:.1f}%" for p in table["probability"]]
+    assert frame["Risk"].str.fullmatch(r"\d{1,3}\.\d%").all()
 
 
 def test_json_export_carries_structured_reasons(
@@ -105,37 +121,74 @@ def test_json_export_carries_structured_reasons(
     )
 
 
-def test_xlsx_has_one_filterable_sheet_per_neighbourhood(
+def test_xlsx_has_an_about_sheet_and_one_printable_sheet_per_neighbourhood(
     stored: tuple[ScoreStore, str], tmp_path: Path
 ) -> None:
     store, run_id = stored
     meta = store.meta(run_id)
-    path = write_export(list_table(store.people(run_id)), "xlsx", tmp_path / "l.xlsx", meta)
+    table = list_table(store.people(run_id))
+    path = write_export(table, "xlsx", tmp_path / "l.xlsx", meta)
     book = load_workbook(path)
     # Sheet names cannot hold []:*?/\ and are at most 31 characters.
-    assert book.sheetnames == ["East-Central- -A-", "North", "South"]
+    assert book.sheetnames == ["About", "East-Central- -A-", "North", "South"]
     last = get_column_letter(len(FILE_COLUMNS))
-    reasons = get_column_letter(FILE_COLUMNS.index("reasons") + 1)
-    for sheet in book.worksheets:
+    column = {key: get_column_letter(i) for i, key in enumerate(FILE_HEADERS, start=1)}
+    for sheet in book.worksheets[1:]:
         assert [c.value for c in sheet[1]] == FILE_COLUMNS
         assert sheet.max_row == 5
         assert sheet.auto_filter.ref == f"A1:{last}{sheet.max_row}"
         assert sheet.freeze_panes == "A2"
-        assert sheet.column_dimensions[reasons].width >= 60
+        assert sheet.column_dimensions[column["reasons"]].width >= 60
+        # print setup: landscape, one page wide, header row on every page, reasons wrapped
+        assert sheet.page_setup.orientation == "landscape"
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert sheet.page_setup.fitToWidth == 1 and sheet.page_setup.fitToHeight == 0
+        assert sheet.print_title_rows == "$1:$1"
+        assert run_id in sheet.oddHeader.center.text
+        for row in range(2, sheet.max_row + 1):
+            risk = sheet[f"{column['probability']}{row}"]
+            assert isinstance(risk.value, float) and risk.number_format == "0.0%"
+            day = sheet[f"{column['index_date']}{row}"]
+            assert day.is_date and day.value.date().isoformat() == INDEX_DATE
+            assert sheet[f"{column['reasons']}{row}"].alignment.wrap_text
+            assert sheet[f"{column['month']}{row}"].value == meta["month"]
+            assert sheet[f"{column['run_id']}{row}"].value == run_id
+    about = {r[0].value: r[1].value for r in book["About"].iter_rows() if len(r) > 1}
+    assert about["Month"] == meta["month"] and about["Run"] == run_id
+    assert about["Index date"].date().isoformat() == INDEX_DATE
+    assert about["Model"] == f"{meta['model']['name']} version {meta['model']['version']}"
+    for key, word in LIST_FLAGS.items():
+        assert about[word], key  # the legend explains every flag
+    assert "10 percentage points" in about[LIST_FLAGS["risk_risen"]]
+    assert about["low"] == 0.0 and about["high"] == 0.30  # band legend, from the run
+    assert book["About"].page_setup.orientation == "landscape"
     assert run_id in book.properties.subject
-    sheets = pd.read_excel(path, sheet_name=None, dtype={"person_id": str})
-    assert sorted(sheets) == ["East-Central- -A-", "North", "South"]
-    assert all(list(s.columns) == FILE_COLUMNS for s in sheets.values())
+    sheets = pd.read_excel(path, sheet_name=None, dtype={"Person ID": str})
+    assert all(list(s.columns) == FILE_COLUMNS for k, s in sheets.items() if k != "About")
 
 
 def test_csv_and_xlsx_hold_the_same_table(stored: tuple[ScoreStore, str], tmp_path: Path) -> None:
+    """Cell for cell, the XLSX shown as its number formats say is the CSV."""
     store, run_id = stored
     meta = store.meta(run_id)
     table = list_table(store.people(run_id), "North")
-    kinds = {"person_id": str, "model_version": str, "practice": str}
-    csv = pd.read_csv(write_export(table, "csv", tmp_path / "n.csv", meta), dtype=kinds)
-    xlsx = pd.read_excel(write_export(table, "xlsx", tmp_path / "n.xlsx", meta), dtype=kinds)
-    pd.testing.assert_frame_equal(csv, xlsx, check_dtype=False, atol=5e-4)
+    csv = pd.read_csv(write_export(table, "csv", tmp_path / "n.csv", meta), dtype=str,
+                      keep_default_na=False)  # fmt: skip
+    book = load_workbook(write_export(table, "xlsx", tmp_path / "n.xlsx", meta))
+    shown = []
+    for row in book["North"].iter_rows(min_row=2):
+        cells = []
+        for cell in row:
+            if cell.value is None:
+                cells.append("")
+            elif cell.number_format == "0.0%":
+                cells.append(f"{100 * cell.value:.1f}%")
+            elif cell.is_date:
+                cells.append(cell.value.date().isoformat())
+            else:
+                cells.append(str(cell.value))
+        shown.append(cells)
+    assert shown == csv.to_numpy().tolist()
 
 
 def test_unknown_format_is_refused(stored: tuple[ScoreStore, str], tmp_path: Path) -> None:
@@ -168,7 +221,7 @@ def test_cells_a_spreadsheet_would_run_are_written_as_text(
     if fmt == "csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         cells = frame.to_numpy().ravel().tolist()
-        assert float(frame.loc[0, "previous_probability"]) == -0.25
+        assert frame.loc[0, "Risk last month"] == "-25.0%"  # a number, as a percentage
     else:
         book = load_workbook(path)
         cells = [c.value for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
@@ -182,7 +235,7 @@ def test_cells_a_spreadsheet_would_run_are_written_as_text(
 
 def _number(text: str) -> bool:
     try:
-        float(text)
+        float(text.removesuffix("%"))
     except ValueError:
         return False
     return True

@@ -106,11 +106,11 @@ def test_list_page_loads_sorts_filters_and_downloads(browser, server, tmp_path):
         download.save_as(target)
         # the list table `casefinder lists` writes, with the page's flag filter, in rank order
         assert download.suggested_filename == f"casefinder-lists-{MONTH}-North.csv"
-        frame = pd.read_csv(target, dtype={"person_id": str, "model_version": str})
+        frame = pd.read_csv(target, dtype={"Person ID": str, "Model version": str})
         assert list(frame.columns) == FILE_COLUMNS
-        assert frame["person_id"].tolist() == flagged
-        assert (frame["model_version"] == "1").all()
-        assert frame["flags"].str.contains(LIST_FLAGS["new_this_month"]).all()
+        assert frame["Person ID"].tolist() == flagged
+        assert (frame["Model version"] == "1").all()
+        assert frame["Flags"].str.contains(LIST_FLAGS["new_this_month"]).all()
 
         with page.expect_download() as info:
             page.locator("#download-xlsx").click()

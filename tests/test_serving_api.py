@@ -484,12 +484,12 @@ def test_downloads_are_the_file_casefinder_lists_writes(server):
     assert csv.headers["content-type"].startswith("text/csv")
     assert export_filename(MONTH, "North", "csv") in csv.headers["content-disposition"]
     assert csv.content == export_bytes(table, "csv", store.meta(run_id))
-    frame = pd.read_csv(io.BytesIO(csv.content), dtype={"model_version": str})
+    frame = pd.read_csv(io.BytesIO(csv.content), dtype={"Model version": str})
     assert list(frame.columns) == FILE_COLUMNS and len(frame) == len(table) > 0
-    assert (frame["model_version"] == "1").all() and (frame["month"] == MONTH).all()
+    assert (frame["Model version"] == "1").all() and (frame["Month"] == MONTH).all()
     xlsx = httpx.get(server.url + "/ui/list.xlsx" + query, headers=head, timeout=30)
     book = load_workbook(io.BytesIO(xlsx.content))
-    assert book.sheetnames == ["North"]
+    assert book.sheetnames == ["About", "North"]
     assert [c.value for c in book["North"][1]] == FILE_COLUMNS
     assert book["North"].max_row == len(frame) + 1
     assert audit(server)[-1]["action"] == "download.xlsx"

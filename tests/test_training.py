@@ -255,3 +255,60 @@ def test_loading_without_a_champion_says_so(tmp_path: Path) -> None:
     assert "casefinder promote" in str(err.value)
     with pytest.raises(RegistryError, match="no version or alias '7'"):
         load_risk_model(settings, "7")
+
+
+def test_mlflow_shows_training_runs_named_described_and_timed(
+    run: dict[str, Any], store: MlflowClient
+) -> None:
+    """Issue 13, item 6: the experiment opens on training runs (MLflow 3's experiment kind), the
+    run is named from the extract and settings, described, and timed from the start of
+    training; the version's description starts with a one-line summary above the model card."""
+    from datetime import datetime
+
+    result, settings = run["result"], run["settings"]
+    mlflow_run = store.get_run(result.run_id)
+    experiment = store.get_experiment(mlflow_run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "test_auroc" in experiment.tags["mlflow.note.content"]
+    name = mlflow_run.info.run_name
+    assert name.startswith("synthetic extract 2026-10-31, ") and "list size" in name
+    note = mlflow_run.data.tags["mlflow.note.content"]
+    assert f"test AUROC {result.metrics['auroc']:.3f}" in note
+    trained_at = datetime.fromisoformat(result.model.metadata["trained_at"]).timestamp()
+    assert mlflow_run.info.start_time < 1000 * trained_at  # before the booster was fitted
+    assert mlflow_run.info.end_time > mlflow_run.info.start_time
+    version = store.get_model_version(settings.mlflow.registered_model, result.version)
+    first, _, rest = version.description.partition("\n")
+    assert first.startswith(f"**{settings.mlflow.registered_model} version {result.version}**")
+    assert "# Model card" not in first and rest.strip().startswith("# Model card")
+    table = json.loads(
+        mlflow.artifacts.load_text(f"runs:/{result.run_id}/{artifacts.FAIRNESS_TABLE}")
+    )
+    numbers = [v for row in table["data"] for v in row if isinstance(v, float)]
+    assert numbers and all(round(v, 4) == v for v in numbers)
+
+
+def test_versions_are_logged_from_code_and_cached_on_disk_by_version(
+    run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model is logged as MLflow's models-from-code (no pickled object) and scoring reads
+    the version from disk once it has been downloaded."""
+    from models import registry
+
+    result, settings = run["result"], run["settings"]
+    uri = f"models:/{settings.mlflow.registered_model}/{result.version}"
+    pyfunc = mlflow.models.get_model_info(uri).flavors["python_function"]
+    assert "model_code_path" in pyfunc and "python_model" not in pyfunc
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    assert not list(local.rglob("*.pkl"))
+    registry.load_risk_model(settings, result.version)
+    cached = registry.model_cache_dir(settings, result.version)
+    assert (cached / "booster.txt").is_file()
+
+    def no_download(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("downloaded again")
+
+    monkeypatch.setattr(registry.mlflow.artifacts, "download_artifacts", no_download)
+    again, _ = registry.load_risk_model(settings, result.version)
+    assert again.feature_names == result.model.feature_names
+    assert again.booster.model_to_string() == result.model.booster.model_to_string()

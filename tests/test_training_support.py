@@ -145,7 +145,11 @@ def real_run(root: Path) -> dict[str, Any]:
         extract = real_extract(root)
         settings = isolated_settings(root / "home", **REAL_TRAINING)
         _RUN["settings"] = settings
-        _RUN["result"] = train(extract, settings)
+        seen: dict[str, list[float]] = {}
+        _RUN["progress"] = seen
+        _RUN["result"] = train(
+            extract, settings, progress=lambda task, f: seen.setdefault(task, []).append(f)
+        )
     return _RUN
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from config.settings import OutcomeSettings, Settings
 from features.cohort import population_differences, population_rules
 from models.card import render_model_card
+from training.evaluation import baseline_verdict
 
 if TYPE_CHECKING:
     from training.record import RunRecord
@@ -79,6 +80,7 @@ def card_context(
         "calibrator_slope": record.model.calibrator.slope,
         "calibrator_intercept": record.model.calibrator.intercept,
         "comparison": evaluated.comparison.to_dict("records"),
+        "baseline_verdict": baseline_verdict(evaluated.comparison),
         "oracle": evaluated.oracle,
         "top_shares": {
             k.replace("_", " "): v
@@ -103,3 +105,61 @@ def card_context(
 def model_card(record: RunRecord, settings: Settings, *, version: str, run_id: str) -> str:
     """The model card (Markdown) of the run that registered `version`."""
     return render_model_card(card_context(record, settings, version=version, run_id=run_id))
+
+
+def _kind(record: RunRecord) -> str:
+    return "synthetic" if record.extract_info.get("data_kind") == "synthetic" else "records"
+
+
+def run_name(record: RunRecord, settings: Settings) -> str:
+    """The MLflow run's name, from the extract and settings: e.g. "synthetic extract 2026-10-31,
+    63 features, 30 tuning trials, list size 20"."""
+    trials = record.params.get("tune_trials") or 0
+    tuning = f"{trials} tuning trials" if trials else "no tuning"
+    return (
+        f"{_kind(record)} extract {record.extract_info.get('extract_date', 'unknown')}, "
+        f"{len(record.feature_names)} features, {tuning}, list size {settings.lists.capacity}"
+    )
+
+
+def _headline(record: RunRecord) -> str:
+    metrics = record.evaluation.metrics
+    text = f"test AUROC {metrics['auroc']:.3f}"
+    if "ppv_list" in metrics:
+        text += f", PPV at list size {metrics['ppv_list']:.3f}"
+    oracle = record.evaluation.oracle
+    if oracle:
+        text += f" (oracle AUROC {oracle['auroc']:.3f})"
+    return text
+
+
+def run_description(record: RunRecord) -> str:
+    """The MLflow run's description (Markdown): what was trained on what, its headline numbers
+    and whether a simple baseline matches it."""
+    info, counts = record.extract_info, record.counts
+    lines = [
+        f"LightGBM risk model of complex multi-agency need within 12 months, trained on the "
+        f"{_kind(record)} extract of {info.get('extract_date', 'unknown')}: "
+        f"{_headline(record)}.",
+        "",
+        f"Rows: train {counts.get('train_rows', 0):,}, validation "
+        f"{counts.get('validation_rows', 0):,}, test {counts.get('test_rows', 0):,}. "
+        "The model card (`model_card.md`) has the population, outcome, metrics and fairness.",
+    ]
+    verdict = baseline_verdict(record.evaluation.comparison)
+    if verdict:
+        lines += ["", f"**{verdict}**"]
+    return "\n".join(lines)
+
+
+def version_summary(record: RunRecord, settings: Settings, version: str) -> str:
+    """The first line of the registered version's description (the registry's Description
+    column shows it), above the model card."""
+    text = (
+        f"**{settings.mlflow.registered_model} version {version}**: {_headline(record)}; "
+        f"trained {record.trained_at} on the {_kind(record)} extract of "
+        f"{record.extract_info.get('extract_date', 'unknown')}."
+    )
+    if baseline_verdict(record.evaluation.comparison):
+        text += " A simple baseline matches it (see Metrics)."
+    return text

@@ -127,6 +127,33 @@ def with_auroc_gains(
     return out
 
 
+def matching_baselines(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The baseline rows the model does not beat: DeLong's 95% interval of the model's AUROC
+    gain over them includes 0 (or the gain is not positive)."""
+    rows = comparison[comparison["name"] != MODEL]
+    low, gain = rows["auroc_gain_ci_low"], rows["auroc_gain"]
+    return rows[(low <= 0) | (gain <= 0)]
+
+
+def baseline_verdict(comparison: pd.DataFrame) -> str | None:
+    """In plain words, when a simple baseline scores as well as the booster on the test period
+    (see `matching_baselines`); None when the booster beats every baseline."""
+    matched = matching_baselines(comparison)
+    if matched.empty:
+        return None
+    parts = [
+        f"{r.name} (booster's AUROC gain {r.auroc_gain:+.4f}, 95% CI {r.auroc_gain_ci_low:+.4f} "
+        f"to {r.auroc_gain_ci_high:+.4f})"
+        for r in matched.itertuples()
+    ]
+    which = "this baseline" if len(parts) == 1 else "these baselines"
+    return (
+        f"A simple baseline matches the booster on the test period: {'; '.join(parts)}. The "
+        f"interval includes 0, so the booster is not shown to rank people better than "
+        f"{which}; consider the simpler model, or more data."
+    )
+
+
 def evaluate_model(
     model: RiskModel,
     split: Split,

@@ -123,4 +123,7 @@ def fit_booster(
     study.enqueue_trial({name: params[name] for name in TUNED})
     study.optimize(objective, n_trials=tune_trials, timeout=settings.tune_timeout_seconds)
     best[0].trials = len(study.trials)
+    if progress:  # a timeout can end the trials early: both bars finish
+        progress("tune booster", 1.0)
+        progress("fit booster", 1.0)
     return best[0]

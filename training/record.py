@@ -22,3 +22,4 @@ class RunRecord:
     params: dict[str, Any]
     counts: dict[str, int]
     trained_at: str
+    started: float | None = None  # epoch seconds when training began (the MLflow run's start)

@@ -8,6 +8,7 @@ Each step is its own module: the index dates and the split (`training.data`), th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +120,7 @@ def train(
 ) -> TrainResult:
     """Load the extract, build the training panel on complete index dates, and train, evaluate,
     log and register a model. Raises `TrainingError` (or the loader's `ExtractError`)."""
+    started = time.time()
     settings = settings or load_settings()
     built = build_training_panel(Path(extract_dir), settings, progress)
     return train_on_panel(
@@ -130,6 +132,7 @@ def train(
         experiment=experiment,
         tune=tune,
         progress=progress,
+        started=started,
     )
 
 
@@ -182,8 +185,11 @@ def train_on_panel(
     experiment: str | None = None,
     tune: int = 0,
     progress: ProgressFn | None = None,
+    started: float | None = None,
 ) -> TrainResult:
-    """Train, evaluate, log and register a model from a built panel (see `train`)."""
+    """Train, evaluate, log and register a model from a built panel (see `train`); `started`
+    (epoch seconds, default now) is when training began, the MLflow run's start time."""
+    started = started or time.time()
     progress = progress or no_progress
     cfg = settings.training
     missing = [c for c in ["person_id", "index_date", "outcome", *feature_names] if c not in panel]
@@ -236,6 +242,7 @@ def train_on_panel(
             "panel_rows": len(panel),
         },
         trained_at=trained_at,
+        started=started,
     )
     logged = log_run(record, settings, experiment, progress)
     return TrainResult(

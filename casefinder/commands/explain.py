@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from casefinder.commands.common import console, fail, parse_date
 from casefinder.progress import progress_bar
@@ -37,6 +36,7 @@ def _parse_what_if(items: list[str]) -> dict[str, float | None]:
 
 
 def _print_explanation(e: Any, version: str) -> None:
+    from casefinder.tables import print_table
     from models.reasons import format_points
 
     console.print(
@@ -44,17 +44,14 @@ def _print_explanation(e: Any, version: str) -> None:
         f"against {100 * e.reference_probability:.1f}%, the average for {e.reference} "
         f"(model v{version})"
     )
-    table = Table(show_header=True, header_style="bold")
-    table.add_column("")
-    table.add_column("domain")
-    table.add_column("reason")
-    table.add_column("size", justify="right")
-    for label, reasons in (("raises", e.raising), ("lowers", e.lowering)):
-        for r in reasons:
-            note = f" ({r.note})" if r.note else ""
-            table.add_row(label, r.domain, r.sentence + note, format_points(r.probability_change))
-    table.add_row("", "", "all other factors", format_points(e.other_probability_change))
-    console.print(table)
+    rows = [
+        [label, r.domain, r.sentence + (f" ({r.note})" if r.note else ""),
+         format_points(r.probability_change)]
+        for label, reasons in (("raises", e.raising), ("lowers", e.lowering))
+        for r in reasons
+    ]  # fmt: skip
+    rows.append(["", "", "all other factors", format_points(e.other_probability_change)])
+    print_table(console, ["", "Domain", "Reason", "Size"], rows)
 
 
 def _feature_rows(extract: Any, day: Any, progress: Any) -> Any:

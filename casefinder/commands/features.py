@@ -139,8 +139,7 @@ def describe_command(
     ] = None,
 ) -> None:
     """Print the outcome rate and feature distributions by domain at an index date."""
-    from rich.table import Table
-
+    from casefinder.tables import print_table
     from config.settings import load_settings
     from features import build_features, build_outcome
     from features.dates import check_extract_index_date
@@ -173,21 +172,22 @@ def describe_command(
         shown = ", ".join(f"{k} {v:.1%}" for k, v in rates.items() if k != "outcome")
         console.print(f"Outcome rate {rates['outcome']:.2%}; agencies involved: {shown}")
     for domain, summary in feature_summary(frame).items():
-        table = Table(title=domain, title_justify="left")
-        for column in ("feature", "missing", "non-zero", "mean", "p50", "p90", "max", "top"):
-            table.add_column(column, justify="left" if column in ("feature", "top") else "right")
-        for row in summary.itertuples(index=False):
-            table.add_row(
+        rows = [
+            [
                 row.feature,
                 f"{row.missing:.0%}",
                 f"{row.non_zero:.0%}",
-                f"{row.mean:.3g}",
-                f"{row.p50:.3g}",
-                f"{row.p90:.3g}",
-                f"{row.max:.3g}",
+                f"{row.mean:,.3g}",
+                f"{row.p50:,.3g}",
+                f"{row.p90:,.3g}",
+                f"{row.max:,.3g}",
                 row.top,
-            )
-        console.print(table)
+            ]
+            for row in summary.itertuples(index=False)
+        ]
+        headers = ["Feature", "Missing", "Non-zero", "Mean", "Median", "90th centile", "Max",
+                   "Most common"]  # fmt: skip
+        print_table(console, headers, rows, title=domain)
 
 
 def register(app: typer.Typer) -> None:

@@ -58,6 +58,12 @@ def score(
     )
     for warning in meta.get("warnings", []):
         err_console.print(f"[bold yellow]Warning:[/] {warning}")
+    if result.later_months:
+        later = ", ".join(result.later_months)
+        console.print(
+            f"Later months scored before {chosen} ({later}): their lists' flags now follow this "
+            "run; score them again to bring their summaries' counts up to date."
+        )
     console.print(
         f"Summary: casefinder summary --month {chosen}   Lists: casefinder lists --month {chosen}"
     )
@@ -69,16 +75,23 @@ def lists(
     neighbourhood: Annotated[
         str | None, typer.Option("--neighbourhood", help="Only this neighbourhood's list.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="File to write (default: csv and json to stdout)."),
+    ] = None,
     run: RunOption = None,
 ) -> None:
-    """Export a month's MDT lists (person_id, practice, rank, probability, band, flags, reasons):
-    the same table the list pages download."""
-    from scoring.exports import FORMATS, export_filename, list_table, write_export
+    """Export a month's MDT lists (month, index date, rank, person, practice, risk, band, flags,
+    reasons, model and run): the same file the list pages download."""
+    import sys
+
+    from scoring.exports import FORMATS, export_bytes, list_table, write_export
     from scoring.store import ScoreStore, StoreError
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    if out is None and fmt == "xlsx":
+        raise typer.BadParameter("an xlsx file needs --out FILE", param_hint="--out")
     chosen = parse_month(month)
     store = ScoreStore(load_settings().score_store)
     try:
@@ -87,10 +100,19 @@ def lists(
         table = list_table(store.people(run_id), neighbourhood)
     except (StoreError, ValueError) as exc:
         raise fail(str(exc)) from None
-    if out is None:
-        out = Path(export_filename(meta["month"], neighbourhood, fmt))
-    path = write_export(table, fmt, out, meta)
     status = "current" if meta["current"] else "NOT the current run for the month"
+    if out is None:  # the file on stdout, the words on stderr
+        data = export_bytes(table, fmt, meta)
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is not None:
+            sys.stdout.flush()
+            binary.write(data)
+            binary.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8"))
+        err_console.print(f"{len(table):,} people from run {run_id} ({status})")
+        return
+    path = write_export(table, fmt, out, meta)
     console.print(f"{len(table):,} people from run {run_id} ({status}) written to {path}")
 
 
@@ -98,6 +120,7 @@ def runs(
     month: Annotated[str | None, typer.Option("--month", help="Only this month.")] = None,
 ) -> None:
     """List stored scoring runs, marking each month's current run."""
+    from casefinder.tables import print_table
     from scoring.store import ScoreStore
 
     store = ScoreStore(load_settings().score_store)
@@ -108,19 +131,21 @@ def runs(
     if not metas:
         console.print("No scoring runs stored" + (f" for {month}" if month else "") + ".")
         return
-    for m in metas:
-        current = "[bold green]current[/]" if m["current"] else "superseded"
-        console.print(
-            f"{m['month']}  {m['run_id']}  {m['model']['name']} v{m['model']['version']}  "
-            f"created {m['created'][:19]}  listed {m['counts']['listed']:,}  {current}",
-            soft_wrap=True,
-        )
+    rows = [
+        [
+            m["run_id"],  # month, model and version, fingerprint
+            m["created"][:16].replace("T", " "),
+            m["counts"]["listed"],
+            "current" if m["current"] else "superseded",
+        ]
+        for m in metas
+    ]
+    print_table(console, ["Run", "Scored (UTC)", "Listed", "Status"], rows)
 
 
 def summary(month: MonthOption, run: RunOption = None) -> None:
     """Print the run summary of a month (counts, exclusions, scores, expected PPV, drift)."""
-    from rich.markdown import Markdown
-
+    from casefinder.tables import print_markdown
     from scoring.store import ScoreStore, StoreError
 
     store = ScoreStore(load_settings().score_store)
@@ -130,7 +155,7 @@ def summary(month: MonthOption, run: RunOption = None) -> None:
         text = store.summary(run_id)
     except (StoreError, ValueError) as exc:
         raise fail(str(exc)) from None
-    console.print(Markdown(text))
+    print_markdown(console, text)
     if not meta["current"]:
         err_console.print(
             f"[bold yellow]Note:[/] {run_id} is not the current run for {meta['month']}"

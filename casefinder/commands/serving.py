@@ -7,7 +7,6 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from casefinder.commands.common import console, fail
 
@@ -73,12 +72,17 @@ def _check_neighbourhood(neighbourhood: str) -> None:
 @users_app.command("list")
 def users_list() -> None:
     """List users (never their tokens)."""
-    table = Table("name", "role", "neighbourhood", "created", "revoked")
-    for user in _store().users():
-        table.add_row(
-            user.name, user.role, user.neighbourhood or "-", user.created, user.revoked or "-"
-        )
-    console.print(table)
+    from casefinder.tables import print_table
+
+    rows = [
+        [u.name, u.role, u.neighbourhood or "-", _when(u.created), _when(u.revoked) or "-"]
+        for u in _store().users()
+    ]
+    print_table(console, ["Name", "Role", "Neighbourhood", "Created (UTC)", "Revoked"], rows)
+
+
+def _when(stamp: str | None) -> str:
+    return str(stamp)[:16].replace("T", " ") if stamp else ""
 
 
 @users_app.command("revoke")
@@ -126,6 +130,7 @@ def serve(
     settings = load_settings()
     host, port = host or settings.serving.host, port or settings.serving.port
     args = bentoml_serve_command(host, port)
+    os.environ.pop("MLFLOW_CONFIGURE_LOGGING", None)  # the service logs as MLflow sets it up
     console.print(
         f"Sign in at http://{_url_host(host)}:{port}/ui/login with a token from "
         "`casefinder users add`; the API is described at /docs (data scientists)."

@@ -3,19 +3,68 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from casefinder.commands.common import console, fail, parse_date
 from casefinder.progress import progress_bar
 
+# The test-period comparison `train` prints: (column, header, decimals).
+COMPARISON = [
+    ("auroc", "AUROC", 3),
+    ("auroc_gain", "AUROC gain", 4),
+    ("auroc_gain_ci", "Gain 95% CI", 3),
+    ("auprc", "AUPRC", 3),
+    ("brier", "Brier", 3),
+    ("calibration_slope", "Calibration slope", 2),
+    ("ppv_list", "PPV at list size", 3),
+    ("sensitivity_list", "Sensitivity at list size", 3),
+]
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.3f}"
-    return str(value)
+
+def _gain(row: dict, column: str) -> str:
+    gain = row.get("auroc_gain")
+    if gain is None or gain != gain:
+        return ""
+    if column == "auroc_gain":
+        return f"{gain:+.4f}"
+    return f"{row['auroc_gain_ci_low']:+.3f} to {row['auroc_gain_ci_high']:+.3f}"
+
+
+def print_training_result(result: Any) -> None:
+    """The test-period comparison of a `training.TrainResult` as a table, the oracle, whether a
+    simple baseline matches the booster, and the fairness flags."""
+    from casefinder.tables import print_table
+    from training.evaluation import baseline_verdict
+
+    rows = []
+    for row in result.comparison.to_dict("records"):
+        cells = [row["name"]]
+        for column, _, digits in COMPARISON:
+            if column.startswith("auroc_gain"):
+                cells.append(_gain(row, column))
+            else:
+                value = row[column]
+                cells.append("" if value != value else f"{value:.{digits}f}")
+        rows.append(cells)
+    print_table(
+        console,
+        ["Model", *(header for _, header, _ in COMPARISON)],
+        rows,
+        title=f"Test period ({result.counts['test_rows']:,} rows)",
+    )
+    if result.oracle:
+        console.print(
+            f"Oracle AUROC on the same rows {result.oracle['auroc']:.3f}; "
+            f"model/oracle {result.oracle['ratio']:.3f}"
+        )
+    verdict = baseline_verdict(result.comparison)
+    if verdict:
+        console.print(f"[bold yellow]Note:[/] {verdict}")
+    flagged = result.fairness[result.fairness["flag"] != ""]
+    for row in flagged.itertuples():
+        console.print(f"[yellow]Fairness flag[/] {row.attribute} = {row.group}: {row.flag}")
 
 
 def train(
@@ -28,36 +77,25 @@ def train(
     ] = 0,
 ) -> None:
     """Train, evaluate and register a model on an extract's complete index dates."""
+    from casefinder.logs import mlflow_prints_to_log
     from config.settings import load_settings
     from records import ExtractError
     from training import TrainingError, train
 
+    mlflow_prints_to_log()
     settings = load_settings()
     try:
         with progress_bar(console) as progress:
             result = train(extract, settings, experiment=experiment, tune=tune, progress=progress)
     except (TrainingError, ExtractError) as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"Test period ({result.counts['test_rows']} rows)")
-    columns = ["auroc", "auprc", "brier", "calibration_slope", "ppv_list", "sensitivity_list"]
-    table.add_column("model")
-    for column in columns:
-        table.add_column(column.replace("_", " "), justify="right")
-    for row in result.comparison.to_dict("records"):
-        table.add_row(str(row["name"]), *(_fmt(row[c]) for c in columns))
-    console.print(table)
-    if result.oracle:
-        console.print(
-            f"Oracle AUROC on the same rows {result.oracle['auroc']:.3f}; "
-            f"model/oracle {result.oracle['ratio']:.3f}"
-        )
-    flagged = result.fairness[result.fairness["flag"] != ""]
-    for row in flagged.itertuples():
-        console.print(f"[yellow]Fairness flag[/] {row.attribute} = {row.group}: {row.flag}")
+    print_training_result(result)
     console.print(
         f"Registered [bold]{settings.mlflow.registered_model}[/] version {result.version} "
-        f"(run {result.run_id}). Promote it with: casefinder promote --version {result.version}"
+        f"(MLflow run {result.run_id})."
     )
+    console.print("Promote it with:")
+    console.print(f"  casefinder promote --version {result.version}", soft_wrap=True)
 
 
 def promote(
@@ -150,18 +188,28 @@ def rollback(
 
 def models() -> None:
     """List registered model versions, their aliases and promotion records."""
+    from casefinder.tables import print_table
     from config.settings import load_settings
     from models.registry import list_versions
 
     settings = load_settings()
     versions = list_versions(settings)
-    columns = ["version", "aliases", "test_auroc", "promotion", "force_reason", "created"]
-    table = Table(title=f"{settings.mlflow.registered_model} ({settings.tracking_uri})")
-    for column in columns:
-        table.add_column(column.replace("_", " "), overflow="fold")
-    for row in versions[columns].itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    columns = {
+        "version": "Version",
+        "aliases": "Aliases",
+        "test_auroc": "Test AUROC",
+        "promotion": "Promotion",
+        "force_reason": "Forced because",
+        "created": "Created (UTC)",
+    }
+    rows = []
+    for row in versions[list(columns)].to_dict("records"):
+        row["created"] = str(row["created"])[:16].replace("T", " ")
+        row["aliases"] = str(row["aliases"]).replace(",", ", ")
+        rows.append([row[c] for c in columns])
+    console.print(f"[bold]{settings.mlflow.registered_model}[/] at {settings.tracking_uri}",
+                  soft_wrap=True)  # fmt: skip
+    print_table(console, list(columns.values()), rows)
 
 
 def predict(
@@ -190,7 +238,40 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     scores.to_parquet(out, index=False)
     version = scores["model_version"].iloc[0] if len(scores) else "?"
-    console.print(f"Scored {len(scores)} people at {day} with model version {version}: {out}")
+    console.print(f"Scored {len(scores):,} people at {day} with model version {version}: {out}")
+
+
+def mlflow_ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """The `mlflow ui` command line for the tracking store at `tracking_uri`, run with this
+    Python (so it works for any CASEFINDER_HOME)."""
+    import sys
+
+    return [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+def mlflow_ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5000,
+) -> None:
+    """Open the MLflow UI on this home's tracking store: training runs, metrics, the registry."""
+    import os
+    import sys
+
+    from config.settings import load_settings
+
+    settings = load_settings()
+    uri = settings.tracking_uri
+    if not uri.startswith("sqlite:"):
+        console.print(f"Tracking goes to an MLflow server: open {uri}", soft_wrap=True)
+        return
+    console.print(f"MLflow UI on {uri}", soft_wrap=True)
+    console.print(f"Open http://{host}:{port} (Ctrl-C stops it).", soft_wrap=True)
+    sys.stdout.flush()
+    os.environ.pop("MLFLOW_CONFIGURE_LOGGING", None)
+    os.execv(sys.executable, mlflow_ui_command(uri, host, port))
 
 
 def register(app: typer.Typer) -> None:
@@ -200,3 +281,4 @@ def register(app: typer.Typer) -> None:
     app.command(name="rollback")(rollback)
     app.command(name="models")(models)
     app.command(name="predict")(predict)
+    app.command(name="mlflow-ui")(mlflow_ui)
