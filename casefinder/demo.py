@@ -10,6 +10,7 @@ Everything it writes goes under the working-state folder (`CASEFINDER_HOME`, def
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -115,7 +116,7 @@ def _demo_tokens(settings: Settings, neighbourhood: str) -> list[tuple[str, str,
     """(user, role, token) for one demo user per role, replacing earlier demo users."""
     from serving.users import UserError, UserStore
 
-    store = UserStore(settings.serving.users_path(settings.home))
+    store = UserStore.of(settings)
     tokens = []
     for name, role in DEMO_USERS:
         with contextlib.suppress(UserError):  # first demo run: nothing to replace
@@ -143,4 +144,6 @@ def _done(
     for name, role, token in _demo_tokens(settings, neighbourhood):
         console.print(f"  {role:<28} token for {name}: {token}", soft_wrap=True)
     console.print("Stop it with Ctrl-C.")
+    if settings.serving.host in ("127.0.0.1", "localhost", "::1"):  # plain HTTP on loopback only
+        os.environ.setdefault("CASEFINDER_SERVING__INSECURE_COOKIES", "true")
     start_service()

@@ -26,12 +26,12 @@ from features.cohort import LIST_FLAGS
 from features.dates import Month
 from models.reasons import format_points
 from scoring.exports import export_bytes, export_filename
-from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood
+from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood, session_from
 from serving.backend import NotFound
 from serving.html import render
 from serving.responses import chart_svg, listed_person, person_response, public_message
 from serving.schemas import PERSON_ID_PATTERN
-from serving.users import User, UserStore
+from serving.users import User
 
 HERE = Path(__file__).parent
 COLUMNS = {"rank": "Rank", "person_id": "Person", "probability": "Risk", "band": "Band"}
@@ -79,10 +79,12 @@ async def login_form(request: Request) -> HTMLResponse:
 
 
 async def login(request: Request) -> Response:
+    """Exchange a bearer token for a server-side session (`serving.sessions`): the cookie holds
+    only the opaque session id. (A cross-site Origin was refused by the access middleware.)"""
     form = await request.form()
     token = str(form.get("token", "")).strip()
     svc = _service()
-    user = UserStore(svc.settings.serving.users_path(svc.settings.home)).authenticate(token)
+    user = svc.users.authenticate(token)
     if user is None:
         return _render("login.html", request, 401, message="That token is not valid.")
     target = "/ui/list" if user.role != "data_scientist" else "/ui/login"
@@ -90,13 +92,18 @@ async def login(request: Request) -> Response:
         target += "?" + urlencode({"neighbourhood": user.neighbourhood})
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        COOKIE, token, httponly=True, samesite="strict", secure=svc.settings.serving.secure_cookie,
-        path="/",
+        COOKIE, svc.sessions.start(user), httponly=True, samesite="strict",
+        secure=not svc.settings.serving.insecure_cookies, path="/",
+        max_age=int(svc.settings.serving.session_hours * 3600),
     )  # fmt: skip
     return response
 
 
 async def logout(request: Request) -> Response:
+    """End the session on the server (the cookie stops working everywhere) and clear it."""
+    session = session_from(request.scope)
+    if session:
+        _service().sessions.end(session)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -62,6 +62,7 @@ from serving.schemas import (
     WhatIfResponse,
     score_requests,
 )
+from serving.sessions import SessionStore
 from serving.users import User, UserStore
 
 SETTINGS = load_settings()
@@ -98,7 +99,11 @@ def _model_version() -> str | None:
 
 
 def _users() -> UserStore:
-    return UserStore(SETTINGS.serving.users_path(SETTINGS.home))
+    return UserStore.of(SETTINGS)
+
+
+def _sessions(users: UserStore) -> SessionStore:
+    return SessionStore(users.db, SETTINGS.serving.session_hours)
 
 
 @bentoml.service(
@@ -113,7 +118,9 @@ class CaseFinder:
     def __init__(self) -> None:
         self.settings = load_settings()
         self.backend = Backend.start(self.settings)
-        self.audit = AuditLog(self.settings.audit_log)
+        self.audit = AuditLog.of(self.settings)
+        self.users = UserStore(self.audit.db)
+        self.sessions = _sessions(self.users)
 
     def __is_ready__(self) -> bool:
         return self.backend is not None
@@ -141,20 +148,29 @@ class CaseFinder:
     ) -> str:
         """`Backend.check_person_access`, with one answer (`NO_SUCH_PERSON`, 404) for a person
         outside the user's neighbourhood and one not in the run, audited as `<action>.refused`;
-        an in-scope person who opted out is refused as `<action>.refused_opted_out`."""
-        resolved, _, _ = self.backend.run(month)  # NotFound for a month never scored
+        an in-scope person who opted out is refused as `<action>.refused_opted_out`; a month never
+        scored as `<action>.refused` too. Each refusal names the user, the target and the month
+        resolved (never "latest"), with outcome "refused"."""
+        try:
+            resolved, _, _ = self.backend.run(month)
+        except NotFound:
+            self.record(
+                user, f"{action}.refused", [person_id], neighbourhood=user.neighbourhood,
+                month=month, outcome="refused",
+            )  # fmt: skip
+            raise
         try:
             return self.backend.check_person_access(user, person_id, resolved)
         except OptedOut as exc:
             self.record(
                 user, f"{action}.refused_opted_out", [person_id],
-                neighbourhood=exc.neighbourhood, month=resolved,
+                neighbourhood=exc.neighbourhood, month=resolved, outcome="refused",
             )  # fmt: skip
             raise
         except (Denied, NotFound):
             self.record(
                 user, f"{action}.refused", [person_id], neighbourhood=user.neighbourhood,
-                month=resolved,
+                month=resolved, outcome="refused",
             )  # fmt: skip
             raise NotFound(NO_SUCH_PERSON.format(person_id=person_id, month=resolved)) from None
 
@@ -401,6 +417,17 @@ class CaseFinder:
         )
 
 
+def _refused(user: User, path: str, target: list[str]) -> None:
+    """Audit a person-level request the user's role may not make (403 by the middleware)."""
+    if path.startswith("/ui/person/"):
+        action = "page.chart" if path.endswith("/chart.svg") else "page.person"
+    else:
+        action = "api." + path.strip("/")
+    bentoml.get_current_service().record(
+        user, f"{action}.refused", target, neighbourhood=user.neighbourhood, outcome="refused"
+    )
+
+
 def _registry_state() -> str | None:
     try:
         ok, _ = bentoml.get_current_service().backend.registry()
@@ -419,7 +446,7 @@ def _route_templates() -> list[str]:
 
 label_metrics_by_route(_route_templates)  # /metrics names routes, never paths (people)
 CaseFinder.add_asgi_middleware(
-    AccessMiddleware, store=_users, model_version=_model_version, registry=_registry_state,
-    body_limits=BODY_LIMITS,
+    AccessMiddleware, store=_users, sessions=_sessions, model_version=_model_version,
+    registry=_registry_state, body_limits=BODY_LIMITS, refused=_refused,
 )  # fmt: skip
 CaseFinder.mount_asgi_app(pages_app, path="/ui")
