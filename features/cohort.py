@@ -253,6 +253,13 @@ def accepted_from(reviews: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["person_id", "start", "end"])
 
 
+def exclusion_sentence(key: str, since: str | None = None) -> str:
+    """An exclusion in words, with the episode's date for `mdt_accepted` ("accepted onto the
+    MDT caseload on 2026-08-20")."""
+    words = EXCLUSIONS[key]
+    return f"{words} on {since}" if key == "mdt_accepted" and since else words
+
+
 def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
     """A 0/1/bool/missing column as a bool array (missing counts as false)."""
     if column not in frame.columns:

@@ -65,6 +65,9 @@ EXACT: dict[str, tuple[Role, ...] | str] = {
     "/list": ("team", "clinician"),
     "/person": ("clinician",),
     "/what_if": ("clinician",),
+    "/review": ("team", "clinician"),
+    "/reviews": ("team", "clinician"),
+    "/ui/review": ("team", "clinician"),
     "/ui": ("team", "clinician"),
     "/ui/": ("team", "clinician"),
     "/ui/list": ("team", "clinician"),
@@ -333,7 +336,7 @@ async def _bounded_body(receive: Receive, limit: int) -> list[Message] | None:
 
 
 # API paths that read or write one person's record: a role refused there is audited with its target.
-PERSON_PATHS = ("/person", "/what_if", "/review")
+PERSON_PATHS = ("/person", "/what_if", "/review", "/ui/review")
 
 
 async def _target(scope: Scope, receive: Receive, limit: int) -> tuple[list[str], Receive]:

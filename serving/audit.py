@@ -110,16 +110,19 @@ class AuditLog:
         time: str | None = None,
     ) -> dict[str, Any]:
         """Write one entry, chained to the last one, and return it."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}")
         with self.db.write() as con:
-            return self._append(
+            return self.append_in(
                 con, user=user, role=role, action=action, person_ids=person_ids,
                 neighbourhood=neighbourhood, month=month, model_version=model_version,
                 outcome=outcome, time=time,
             )  # fmt: skip
 
-    def _append(self, con: Any, **fields: Any) -> dict[str, Any]:
+    def append_in(self, con: Any, **fields: Any) -> dict[str, Any]:
+        """`append` inside the caller's transaction (a review and its entry commit together)."""
+        fields = {"neighbourhood": None, "month": None, "model_version": None,
+                  "outcome": "allowed", "time": None, **fields}  # fmt: skip
+        if fields["outcome"] not in OUTCOMES:
+            raise ValueError(f"audit outcome must be one of {', '.join(OUTCOMES)}")
         head = con.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update()).one()
         seq, prev = int(head.seq), str(head.hash)
         entry: dict[str, Any] = {

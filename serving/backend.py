@@ -209,9 +209,13 @@ class Backend:
         self, neighbourhood: str, month: str | None, flag: str | None = None
     ) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """The neighbourhood's list in the month's current run as `scoring.exports.list_table`
-        builds it for `casefinder lists` (the page downloads write this table)."""
+        builds it for `casefinder lists`, with the MDT's latest decisions (the page downloads
+        write this table)."""
+        from config.db.reviews import read_reviews
+
         month, run_id, meta, people = self._neighbourhood_people(neighbourhood, month, flag)
-        return month, run_id, meta, list_table(people, neighbourhood, flag)
+        reviews = read_reviews(self.settings, neighbourhood)
+        return month, run_id, meta, list_table(people, neighbourhood, flag, reviews)
 
     def neighbourhood_list(
         self, neighbourhood: str, month: str | None, flag: str | None = None

@@ -30,6 +30,8 @@ from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood, sessio
 from serving.backend import NotFound
 from serving.html import render
 from serving.responses import chart_svg, listed_person, person_response, public_message
+from serving.review_pages import review_submit, review_words
+from serving.reviews import ReviewError
 from serving.schemas import PERSON_ID_PATTERN
 from serving.users import User
 
@@ -195,6 +197,8 @@ async def list_page(request: Request) -> Response:
         "list.html", request, people=people, columns=COLUMNS, flag_labels=LIST_FLAGS,
         sort_links=sort_links, download=urlencode(base), model_version=svc.backend.version,
         can_open_person=user.role == "clinician", **view,
+        # MDT reviews (serving.review_pages)
+        latest_reviews=svc.reviews.latest(view["neighbourhood"]), **review_words(),
     )  # fmt: skip
 
 
@@ -295,7 +299,7 @@ async def person_page(request: Request) -> Response:
     backend, user = svc.backend, _user(request)
     svc.check_person_access(user, person_id, _month(request), "page.person")
     view = backend.person(person_id, _month(request))
-    p = person_response(backend.version, view, None)
+    p = person_response(backend.version, view, None, svc.reviews.of_person(person_id))
     adjustable = _adjustable(backend, view.features.iloc[0])
     what_if, what_if_error, action = None, None, "page.person"
     try:
@@ -313,7 +317,7 @@ async def person_page(request: Request) -> Response:
     return _render(
         "person.html", request, p=p, adjustable=adjustable, what_if=what_if,
         what_if_error=what_if_error, model_version=backend.version, month=p.month,
-        index_date=p.index_date, previous_month=view.previous_month,
+        index_date=p.index_date, previous_month=view.previous_month, **review_words(),
     )  # fmt: skip
 
 
@@ -357,6 +361,17 @@ async def segments_page(request: Request) -> Response:
     )  # fmt: skip
 
 
+# --- MDT reviews (serving.review_pages) ----------------------------------------------------
+
+
+@_guard
+async def review_page(request: Request) -> Response:
+    try:
+        return await review_submit(request, _service(), _user(request))
+    except ReviewError as exc:
+        return _problem(request, 422, str(exc))
+
+
 async def style(request: Request) -> Response:
     return FileResponse(HERE / "templates" / "style.css", media_type="text/css")
 
@@ -374,5 +389,6 @@ pages_app = Starlette(
         Route("/segments", segments_page),
         Route("/person/{person_id}", person_page),
         Route("/person/{person_id}/chart.svg", person_chart),
+        Route("/review", review_page, methods=["POST"]),
     ]
 )

@@ -40,6 +40,7 @@ from serving.responses import (
     reasons,
     what_if_response,
 )
+from serving.reviews import ReviewError, ReviewStore, check_fields
 from serving.schemas import (
     FeatureRow,
     ListRequest,
@@ -49,6 +50,10 @@ from serving.schemas import (
     NeighbourhoodSummary,
     PersonRequest,
     PersonResponse,
+    Review,
+    ReviewRequest,
+    ReviewsRequest,
+    ReviewsResponse,
     ScoredRow,
     SegmentCounts,
     SegmentFlow,
@@ -121,6 +126,7 @@ class CaseFinder:
         self.audit = AuditLog.of(self.settings)
         self.users = UserStore(self.audit.db)
         self.sessions = _sessions(self.users)
+        self.reviews = ReviewStore(self.audit.db)
 
     def __is_ready__(self) -> bool:
         return self.backend is not None
@@ -274,7 +280,7 @@ class CaseFinder:
             return error(404, str(exc), ctx)
         self.record(user, "api.person", [person_id], neighbourhood=neighbourhood, month=view.month)
         svg = chart_svg(view.explanation) if include_chart else None
-        return person_response(self.backend.version, view, svg)
+        return person_response(self.backend.version, view, svg, self.reviews.of_person(person_id))
 
     @bentoml.api(route="/what_if", input_spec=WhatIfRequest)
     def what_if(
@@ -302,6 +308,78 @@ class CaseFinder:
             user, "api.what_if", [person_id], neighbourhood=row["neighbourhood"], month=month
         )
         return what_if_response(self.backend.version, month, person_id, result)
+
+    def record_review(self, user: User, request: ReviewRequest, action: str) -> Review:
+        """Store the MDT's decision for a person and month, with its audit entry in the same
+        transaction. Refusals are audited as `<action>.refused`: out of scope, unknown person
+        or month (`NotFound`, one answer), opted out (`OptedOut`), and fields that do not fit
+        the outcome (`ReviewError`, naming the field)."""
+        try:
+            check_fields(request)
+        except ReviewError:
+            self.record(
+                user, f"{action}.refused", [request.person_id], neighbourhood=user.neighbourhood,
+                month=request.month, outcome="refused",
+            )  # fmt: skip
+            raise
+        neighbourhood = self.check_person_access(user, request.person_id, request.month, action)
+        month, _, meta, row = self.backend.person_row(request.person_id, request.month)
+        with self.audit.db.write() as con:
+            review = self.reviews.add(
+                con, request, neighbourhood=neighbourhood, probability=row.get("probability"),
+                listed_on=str(meta["index_date"]), user=user.name, role=user.role,
+            )  # fmt: skip
+            self.audit.append_in(
+                con, user=user.name, role=user.role, action=action,
+                person_ids=[request.person_id], neighbourhood=neighbourhood, month=month,
+                model_version=self.backend.version,
+            )  # fmt: skip
+        return review
+
+    @bentoml.api(route="/review", input_spec=ReviewRequest)
+    def review(
+        self,
+        person_id: str,
+        month: str,
+        outcome: str,
+        care_coordinator: str | None,
+        care_plan_started: Any,
+        reason: str | None,
+        review_month: str | None,
+        note: str | None,
+        ctx: bentoml.Context,
+    ) -> Review:
+        """Record the MDT's decision for a person listed in a month (team and clinicians of the
+        person's neighbourhood); returns the stored review with its id."""
+        user = self.user(ctx)
+        request = ReviewRequest(
+            person_id=person_id, month=month, outcome=outcome, care_coordinator=care_coordinator,
+            care_plan_started=care_plan_started, reason=reason, review_month=review_month,
+            note=note,
+        )  # fmt: skip
+        try:
+            return self.record_review(user, request, "api.review")
+        except ReviewError as exc:
+            return error(422, str(exc), ctx)
+        except NotFound as exc:
+            return error(404, str(exc), ctx)
+
+    @bentoml.api(route="/reviews", input_spec=ReviewsRequest)
+    def list_reviews(
+        self, neighbourhood: str, month: str | None, ctx: bentoml.Context
+    ) -> ReviewsResponse:
+        """A neighbourhood's MDT reviews, newest first (team and clinicians there); audited."""
+        user = self.user(ctx)
+        try:
+            check_neighbourhood(user, neighbourhood)
+        except Denied as exc:
+            return error(exc.status, exc.message, ctx)
+        found = self.reviews.of_neighbourhood(neighbourhood, month)
+        self.record(
+            user, "api.reviews", sorted({r.person_id for r in found}), neighbourhood=neighbourhood,
+            month=month,
+        )  # fmt: skip
+        return ReviewsResponse(neighbourhood=neighbourhood, month=month, reviews=found)
 
     @bentoml.api(route="/summary", input_spec=SummaryRequest)
     def summary(self, month: str | None) -> SummaryResponse:

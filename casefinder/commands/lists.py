@@ -92,12 +92,16 @@ def lists(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    from config.db.reviews import read_reviews
+
     chosen = _month(month)
-    store = ScoreStore(load_settings().score_store)
+    settings = load_settings()
+    store = ScoreStore(settings.score_store)
     try:
         run_id = store.resolve(month=chosen, run_id=run)
         meta = store.meta(run_id)
-        table = list_table(store.people(run_id), neighbourhood)
+        reviews = read_reviews(settings, neighbourhood)
+        table = list_table(store.people(run_id), neighbourhood, reviews=reviews)
     except (StoreError, ValueError) as exc:
         raise fail(str(exc)) from None
     if out is None:
