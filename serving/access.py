@@ -68,6 +68,7 @@ EXACT: dict[str, tuple[Role, ...] | str] = {
     "/review": ("team", "clinician"),
     "/reviews": ("team", "clinician"),
     "/ui/review": ("team", "clinician"),
+    "/ui/performance": ("team", "clinician"),
     "/ui": ("team", "clinician"),
     "/ui/": ("team", "clinician"),
     "/ui/list": ("team", "clinician"),

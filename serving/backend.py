@@ -340,6 +340,18 @@ class Backend:
         bands = pd.crosstab(people["neighbourhood"], people["band"])
         return month, run_id, meta, table.join(bands).fillna(0)
 
+    def performance(
+        self, month: str, run_id: str, neighbourhood: str | None = None
+    ) -> pd.DataFrame:
+        """How the month's list is doing per neighbourhood (`scoring.performance`)."""
+        from config.db.reviews import read_reviews
+        from scoring.performance import list_performance
+
+        people = self.people(run_id)
+        if neighbourhood is not None:
+            people = people[people["neighbourhood"] == neighbourhood]
+        return list_performance(people, read_reviews(self.settings, neighbourhood), month)
+
     # --- population segments -------------------------------------------------------------
 
     def segments(self, month: str | None) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:

@@ -30,7 +30,7 @@ from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood, sessio
 from serving.backend import NotFound
 from serving.html import render
 from serving.responses import chart_svg, listed_person, person_response, public_message
-from serving.review_pages import review_submit, review_words
+from serving.review_pages import performance_view, review_submit, review_words
 from serving.reviews import ReviewError
 from serving.schemas import PERSON_ID_PATTERN
 from serving.users import User
@@ -372,6 +372,18 @@ async def review_page(request: Request) -> Response:
         return _problem(request, 422, str(exc))
 
 
+@_guard
+async def performance_page(request: Request) -> Response:
+    """How a neighbourhood's list is doing, month by month (aggregates only, not audited)."""
+    user = _user(request)
+    neighbourhood = request.query_params.get("neighbourhood") or user.neighbourhood or ""
+    if not neighbourhood:
+        raise ValueError("choose a neighbourhood")
+    check_neighbourhood(user, neighbourhood)
+    months = performance_view(_service(), neighbourhood)
+    return _render("performance.html", request, neighbourhood=neighbourhood, months=months)
+
+
 async def style(request: Request) -> Response:
     return FileResponse(HERE / "templates" / "style.css", media_type="text/css")
 
@@ -390,5 +402,6 @@ pages_app = Starlette(
         Route("/person/{person_id}", person_page),
         Route("/person/{person_id}/chart.svg", person_chart),
         Route("/review", review_page, methods=["POST"]),
+        Route("/performance", performance_page),
     ]
 )

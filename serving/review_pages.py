@@ -60,3 +60,16 @@ def review_words() -> dict[str, Any]:
     """What the templates show of the review vocabulary."""
     return {"review_outcomes": REVIEW_OUTCOMES, "review_reasons": NOT_APPROPRIATE_REASONS,
             "quick_actions": QUICK}  # fmt: skip
+
+
+def performance_view(service: Any, neighbourhood: str) -> list[dict[str, Any]]:
+    """How the neighbourhood's list did in each scored month, newest first (aggregates only)."""
+    backend, months = service.backend, []
+    for month in reversed(backend.store.months()):
+        run_id = backend.store.current_run_id(month)
+        if run_id is None:
+            continue
+        table = backend.performance(month, run_id, neighbourhood)
+        if neighbourhood in table.index:
+            months.append({"month": month, **table.loc[neighbourhood].to_dict()})
+    return months

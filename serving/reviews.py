@@ -14,6 +14,7 @@ from sqlalchemy import Connection, insert, select
 from config.db import Database
 from config.db.schema import reviews
 from features.cohort import REVIEW_OUTCOMES, REVIEW_REQUIRES
+from serving.audit import AuditLog
 from serving.schemas import Review, ReviewRequest
 
 # Optional fields and the outcomes they belong to (any other outcome refuses them).
@@ -54,6 +55,24 @@ def as_review(row: Any) -> Review:
     data.pop("listed_on", None)
     data.pop("role", None)
     return Review(**data, outcome_words=REVIEW_OUTCOMES[data["outcome"]])
+
+
+def store_review(
+    reviews: ReviewStore, audit: AuditLog, request: ReviewRequest, *, neighbourhood: str,
+    probability: float | None, listed_on: str, user: str, role: str, action: str,
+    model_version: str | None,
+) -> Review:  # fmt: skip
+    """Store a checked review and its audit entry in one transaction (after the access check)."""
+    with reviews.db.write() as con:
+        review = reviews.add(
+            con, request, neighbourhood=neighbourhood, probability=probability,
+            listed_on=listed_on, user=user, role=role,
+        )  # fmt: skip
+        audit.append_in(
+            con, user=user, role=role, action=action, person_ids=[request.person_id],
+            neighbourhood=neighbourhood, month=request.month, model_version=model_version,
+        )  # fmt: skip
+    return review
 
 
 class ReviewStore:

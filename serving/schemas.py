@@ -314,12 +314,26 @@ class NeighbourhoodSummary(Strict):
     bands: dict[str, int]
 
 
+class ListPerformance(Strict):
+    """How a neighbourhood's list of the month is doing (scoring.performance)."""
+
+    neighbourhood: str
+    listed: int
+    reviewed: int
+    accepted: int
+    share_accepted: float | None = Field(description="Accepted / reviewed: team-judged PPV")
+    median_days_to_review: float | None
+
+
 class SummaryResponse(Strict):
     model_version: str
     run_model_version: str
     run_id: str
     month: str
     neighbourhoods: list[NeighbourhoodSummary]
+    performance: list[ListPerformance] = Field(
+        default_factory=list, description="How each neighbourhood's list is doing"
+    )
 
 
 class Status(Strict):

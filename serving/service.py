@@ -40,9 +40,10 @@ from serving.responses import (
     reasons,
     what_if_response,
 )
-from serving.reviews import ReviewError, ReviewStore, check_fields
+from serving.reviews import ReviewError, ReviewStore, check_fields, store_review
 from serving.schemas import (
     FeatureRow,
+    ListPerformance,
     ListRequest,
     ListResponse,
     ModelRef,
@@ -323,18 +324,12 @@ class CaseFinder:
             )  # fmt: skip
             raise
         neighbourhood = self.check_person_access(user, request.person_id, request.month, action)
-        month, _, meta, row = self.backend.person_row(request.person_id, request.month)
-        with self.audit.db.write() as con:
-            review = self.reviews.add(
-                con, request, neighbourhood=neighbourhood, probability=row.get("probability"),
-                listed_on=str(meta["index_date"]), user=user.name, role=user.role,
-            )  # fmt: skip
-            self.audit.append_in(
-                con, user=user.name, role=user.role, action=action,
-                person_ids=[request.person_id], neighbourhood=neighbourhood, month=month,
-                model_version=self.backend.version,
-            )  # fmt: skip
-        return review
+        _, _, meta, row = self.backend.person_row(request.person_id, request.month)
+        return store_review(
+            self.reviews, self.audit, request, neighbourhood=neighbourhood,
+            probability=row.get("probability"), listed_on=str(meta["index_date"]),
+            user=user.name, role=user.role, action=action, model_version=self.backend.version,
+        )  # fmt: skip
 
     @bentoml.api(route="/review", input_spec=ReviewRequest)
     def review(
@@ -389,6 +384,7 @@ class CaseFinder:
         except NotFound as exc:
             return error(404, str(exc))
         band_names = [name for name, _ in self.backend.model.bands]
+        performance = self.backend.performance(month, run_id)
         return SummaryResponse(
             model_version=self.backend.version,
             run_model_version=str(meta["model"]["version"]),
@@ -403,6 +399,12 @@ class CaseFinder:
                     bands={b: int(r[b]) if b in r else 0 for b in band_names},
                 )
                 for hood, r in table.iterrows()
+            ],
+            performance=[
+                ListPerformance(
+                    neighbourhood=str(hood), **{k: _plain_value(v) for k, v in r.items()}
+                )
+                for hood, r in performance.iterrows()
             ],
         )
 

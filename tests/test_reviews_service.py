@@ -205,3 +205,27 @@ def _extract_of(server) -> Path:
     )
     assert moved.is_dir()
     return moved
+
+
+def test_how_the_list_is_doing_in_the_summary_the_page_and_the_cli(server, north):
+    """After the reviews above (an accepted and a declined person of the 2026-09 North list, and
+    a deferred one), the month's figures count them."""
+    from typer.testing import CliRunner
+
+    from casefinder.cli import app as cli
+
+    body = post(server, "/summary", {"month": LAST_MONTH}, "scientist").json()
+    north_row = next(p for p in body["performance"] if p["neighbourhood"] == "North")
+    reviewed = len({r["person_id"] for r in post(
+        server, "/reviews", {"neighbourhood": "North", "month": LAST_MONTH}, "north_team"
+    ).json()["reviews"]} & set(north))  # fmt: skip
+    assert north_row["reviewed"] == reviewed >= 3 and north_row["accepted"] == 1
+    assert north_row["share_accepted"] == pytest.approx(1 / reviewed)
+    assert north_row["median_days_to_review"] > 0
+    page = _signed_in(server, "north_team").get("/ui/performance?neighbourhood=North")
+    assert page.status_code == 200 and f">{LAST_MONTH}</a>" in page.text
+    env = {"CASEFINDER_HOME": str(server.home)}
+    printed = CliRunner().invoke(cli, ["summary", "--month", LAST_MONTH], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert f"How the {LAST_MONTH} list is doing" in printed.output
+    assert "Outcomes: not known yet" in printed.output
