@@ -267,13 +267,17 @@ def session_from(scope: Scope) -> str | None:
 
 
 def same_origin(scope: Scope) -> bool:
-    """Whether the request's `Origin` header names the host it was sent to (False without one:
-    every browser sends Origin on a POST)."""
+    """Whether the request comes from our own pages: its `Origin` header names the host it was
+    sent to, or, when the browser sends `Origin: null` (our `Referrer-Policy: no-referrer` makes
+    it do so on a form POST) or none, its `Sec-Fetch-Site` (set by the browser, never by a page's
+    script) says same-origin. False with neither."""
     from urllib.parse import urlsplit
 
     origin = (_header(scope, b"origin") or b"").decode("latin-1")
     host = (_header(scope, b"host") or b"").decode("latin-1").lower()
-    return bool(origin) and bool(host) and urlsplit(origin).netloc.lower() == host
+    if origin and origin != "null":
+        return bool(host) and urlsplit(origin).netloc.lower() == host
+    return _header(scope, b"sec-fetch-site") == b"same-origin"
 
 
 def cross_site(scope: Scope) -> bool:

@@ -501,6 +501,8 @@ def _refused(user: User, path: str, target: list[str]) -> None:
     """Audit a person-level request the user's role may not make (403 by the middleware)."""
     if path.startswith("/ui/person/"):
         action = "page.chart" if path.endswith("/chart.svg") else "page.person"
+    elif path.startswith("/ui/"):
+        action = "page." + path.removeprefix("/ui/")
     else:
         action = "api." + path.strip("/")
     bentoml.get_current_service().record(

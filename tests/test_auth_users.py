@@ -174,11 +174,15 @@ def test_middleware_status_codes(client):
         posted = http.post("/list")  # a cookie POST without our Origin
         cross = http.post("/list", headers={"Origin": "https://evil.example"})
         own = http.post("/list", headers={"Origin": "http://testserver"})
+        # A browser under Referrer-Policy no-referrer sends Origin: null; Sec-Fetch-Site decides.
+        null_own = http.post("/list", headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+        null_cross = http.post("/list", headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
         http.cookies.set(COOKIE, tokens["team"])
         raw = http.get("/ui/list")
         http.cookies.clear()
         assert page.status_code == 200
-        assert posted.status_code == cross.status_code == 403 and own.status_code == 200
+        assert posted.status_code == cross.status_code == null_cross.status_code == 403
+        assert own.status_code == null_own.status_code == 200
         assert raw.status_code == 401
         anon_page = http.get("/ui/list")
         assert anon_page.status_code == 401
