@@ -23,6 +23,7 @@ def list_performance(
     neighbourhood, listed); `reviews`: the reviews table; `outcomes`: person_id, outcome (0/1)
     at the month's index date (adds outcome_rate_accepted / _declined / _never_reviewed)."""
     listed = people[people["listed"].fillna(False).astype(bool)][["person_id", "neighbourhood"]]
+    listed = listed.reset_index(drop=True)  # a run's table is indexed by person_id too
     listed = listed.assign(person_id=listed["person_id"].astype(str))
     index_date = pd.Timestamp(f"{month}-01")
     mine = pd.DataFrame(columns=["person_id", "outcome", "reviewed_on"])

@@ -18,6 +18,7 @@ def test_the_figures_of_a_months_list():
          "outcome": ["accepted", "declined", "accepted", "deferred", "accepted"],
          "reviewed_on": ["2026-09-08", "2026-09-15", "2026-09-03", "2026-08-20", "2026-09-01"]}
     )  # fmt: skip
+    people.index = pd.Index(people["person_id"])  # as a run's table is held by the service
     outcomes = pd.DataFrame({"person_id": list("abcdef"), "outcome": [1, 0, 1, 0, 0, 1]})
     table = list_performance(people, reviews, "2026-09", outcomes)
     north, south = table.loc["N"], table.loc["S"]

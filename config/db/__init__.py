@@ -121,11 +121,3 @@ class Database:
 
     def tables(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
-
-
-def forget_engines() -> None:
-    """Dispose of every engine this process opened (tests, forks)."""
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()

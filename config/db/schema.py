@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -86,5 +86,4 @@ imports = Table(
     Column("source", Text, nullable=False),
     Column("rows", Integer, nullable=False),
     Column("done", String(40), nullable=False),
-    UniqueConstraint("kind"),
 )
