@@ -10,9 +10,10 @@ Everything it writes goes under the working-state folder (`CASEFINDER_HOME`, def
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -109,14 +110,69 @@ def demo(
         path = write_export(table, fmt, home / "demo" / "lists" / f"lists-{month}.{fmt}", meta)
         console.print(f"{len(table):,} listed people: {path}")
 
-    _done(home, extract_dir, settings, str(table["neighbourhood"].iloc[0]), serve)
+    neighbourhood = str(table["neighbourhood"].iloc[0])
+    console.rule(f"7. The {neighbourhood} MDT records its decisions")
+    _demo_reviews(settings, store, run.run_id, month, neighbourhood)
+
+    _done(home, extract_dir, settings, neighbourhood, serve)
+
+
+# What the demo MDT decides for the top three of its list: the loop a newcomer should see.
+DEMO_DECISIONS = (
+    {"outcome": "accepted", "care_coordinator": "community matron"},
+    {"outcome": "declined", "note": "Prefers to manage with family support."},
+    {"outcome": "deferred"},
+)
+
+
+def _demo_reviews(settings: Settings, store: Any, run_id: str, month: str, hood: str) -> None:
+    """Record `DEMO_DECISIONS` for the top of `hood`'s list (once per month), as the service
+    does (stored with their audit entries), and say what next month's list will do."""
+    from config.db import Database
+    from config.db.reviews import read_reviews
+    from features.dates import Month, add_months
+    from scoring.performance import list_performance
+    from serving.audit import AuditLog
+    from serving.reviews import ReviewStore, check_fields, store_review
+    from serving.schemas import ReviewRequest
+
+    people = store.people(run_id)
+    listed = people[(people["neighbourhood"] == hood) & people["listed"]].sort_values("rank")
+    earlier = read_reviews(settings, hood)
+    if len(earlier) and (earlier["month"] == month).any():
+        console.print(f"Decisions for the {month} list were recorded by an earlier demo run.")
+    else:
+        reviews, audit = ReviewStore(Database.of(settings)), AuditLog.of(settings)
+        index_date = Month(month).index_date
+        for decision, row in zip(DEMO_DECISIONS, listed.itertuples(), strict=False):
+            extra = {"review_month": Month.of(add_months(index_date, 1))}
+            request = ReviewRequest(
+                person_id=str(row.person_id), month=month,
+                **decision, **(extra if decision["outcome"] == "deferred" else {}),
+            )  # fmt: skip
+            check_fields(request)
+            stored = store_review(
+                reviews, audit, request, neighbourhood=hood, probability=float(row.probability),
+                listed_on=index_date.isoformat(), user="demo_team", role="team",
+                action="demo.review", model_version=str(store.meta(run_id)["model"]["version"]),
+            )  # fmt: skip
+            console.print(f"  {stored.person_id}: {stored.outcome_words}")
+    console.print(
+        "Next month's list leaves the accepted person off (on the MDT caseload) and the declined "
+        "one for [reviews] suppress_months, and flags the deferred one 'MDT review due'."
+    )
+    figures = list_performance(people, read_reviews(settings, hood), month).loc[hood]
+    console.print(
+        f"How the {month} list is doing: {int(figures['listed'])} listed, "
+        f"{int(figures['reviewed'])} reviewed, {int(figures['accepted'])} accepted."
+    )
 
 
 def _demo_tokens(settings: Settings, neighbourhood: str) -> list[tuple[str, str, str]]:
     """(user, role, token) for one demo user per role, replacing earlier demo users."""
     from serving.users import UserError, UserStore
 
-    store = UserStore(settings.serving.users_path(settings.home))
+    store = UserStore.of(settings)
     tokens = []
     for name, role in DEMO_USERS:
         with contextlib.suppress(UserError):  # first demo run: nothing to replace
@@ -138,10 +194,12 @@ def _done(
     from casefinder.commands.serving import serve as start_service
 
     url = f"http://{settings.serving.host}:{settings.serving.port}"
-    console.rule("7. Service")
+    console.rule("8. Service")
     console.print(f"Service: {url}  (sign in: {url}/ui/login, API schema: {url}/docs.json)")
     console.print("Demo tokens (sign in on the pages, or send 'Authorization: Bearer TOKEN'):")
     for name, role, token in _demo_tokens(settings, neighbourhood):
         console.print(f"  {role:<28} token for {name}: {token}", soft_wrap=True)
     console.print("Stop it with Ctrl-C.")
+    if settings.serving.host in ("127.0.0.1", "localhost", "::1"):  # plain HTTP on loopback only
+        os.environ.setdefault("CASEFINDER_SERVING__INSECURE_COOKIES", "true")
     start_service()

@@ -233,6 +233,9 @@ class TrainingSettings(BaseModel):
     gate_slope_max: float = 1.2
     # Rows of training features kept with each run for drift checks.
     training_sample_rows: int = Field(20_000, ge=100)
+    # Person-time after an MDT `accepted` review is labelled by the intervention, not the risk
+    # (the naive-updating problem: Liley et al., arXiv 2010.11530): left out unless false.
+    exclude_after_mdt_acceptance: bool = True
 
 
 class RecordsSettings(BaseModel):
@@ -330,8 +333,11 @@ class ServingSettings(BaseModel):
     batch_max_latency_ms: int = Field(default=2000, ge=10)
     # How long a registry reachability check is trusted before the next one.
     registry_check_seconds: float = Field(default=5.0, ge=0)
-    # Mark the login cookie Secure (set true behind HTTPS).
-    secure_cookie: bool = False
+    # The page session cookie is marked Secure (sent over HTTPS only) unless this is true: set it
+    # only for plain HTTP on loopback (the tests, `casefinder demo`).
+    insecure_cookies: bool = False
+    # A page session ends after this many hours, at sign-out, or when its user is revoked.
+    session_hours: float = Field(default=12.0, gt=0)
     # Aggregate outputs (/summary, /segments counts) show counts from 1 to suppress_below - 1 as
     # "<suppress_below" (scoring/disclosure.py gives the source); 0 shows every count.
     suppress_below: int = Field(default=5, ge=0, le=100)
@@ -343,6 +349,37 @@ class ServingSettings(BaseModel):
     def users_path(self, home: Path) -> Path:
         """The users store: `users_file`, else `<home>/users.json`."""
         return self.users_file if self.users_file is not None else home / "users.json"
+
+
+class DatabaseSettings(BaseModel):
+    """The service's state database (users, page sessions, audit log, MDT reviews)."""
+
+    model_config = {"extra": "forbid"}
+
+    # A SQLAlchemy URL, e.g. postgresql+psycopg://casefinder@db.internal/casefinder. None means a
+    # SQLite file, <home>/casefinder.db (embedded, nothing to start).
+    url: str | None = None
+
+
+class AuditSettings(BaseModel):
+    """The audit log's key: its chain is HMAC-SHA256 keyed, the key kept apart from the log."""
+
+    model_config = {"extra": "forbid"}
+
+    # None means <home>/audit.key (created 0600 on first use). Keep it off the database host.
+    key_path: Path | None = None
+
+
+class ReviewSettings(BaseModel):
+    """How the next month's list follows the MDT's decisions (features.cohort, docs/lists.md).
+    Project defaults, to be set by each site with its MDTs."""
+
+    model_config = {"extra": "forbid"}
+
+    # declined / not_appropriate / already_known keep a person off the list this many months.
+    suppress_months: int = Field(default=6, ge=0, le=60)
+    # ... unless their calibrated probability has risen by at least this since the review.
+    relist_if_risen: float = Field(default=0.10, gt=0.0, le=1.0)
 
 
 class Settings(BaseSettings):
@@ -362,6 +399,9 @@ class Settings(BaseSettings):
     lists: ListSettings = ListSettings()
     segments: SegmentSettings = SegmentSettings()
     serving: ServingSettings = ServingSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    audit: AuditSettings = AuditSettings()
+    reviews: ReviewSettings = ReviewSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -395,7 +435,17 @@ class Settings(BaseSettings):
 
     @property
     def audit_log(self) -> Path:
+        """The audit log file of homes made before the database (`casefinder db import-home`)."""
         return self.home / "audit.log"
+
+    @property
+    def database_url(self) -> str:
+        """`[database] url`, else a SQLite file under home."""
+        return self.database.url or f"sqlite:///{(self.home / 'casefinder.db').resolve()}"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit.key_path if self.audit.key_path is not None else self.home / "audit.key"
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

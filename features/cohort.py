@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from features.dates import add_months, sql_date
 from records.contract import CASELOADS
 
 if TYPE_CHECKING:
-    from config.settings import ListSettings, Settings
+    from config.settings import ListSettings, ReviewSettings, Settings
     from records import Extract
 
 ELIGIBLE_AGE = 65  # years on the index date (contract: eligibility)
@@ -110,6 +110,10 @@ EXCLUSIONS: dict[str, str] = {
     "caseload_community_matron": "on a community matron caseload",
     "caseload_care_home_support": "on a care home support caseload",
     "care_home": "living in a care home",
+    # The MDT's decisions (REVIEW_OUTCOMES, `review_status`): an open accepted episode, and a
+    # recent declined / not appropriate / already known decision.
+    "mdt_accepted": "accepted onto the MDT caseload",
+    "mdt_reviewed": "reviewed by the MDT recently (declined, not appropriate or already known)",
 }
 assert [k for k in EXCLUSIONS if k.startswith("caseload_")] == [f"caseload_{c}" for c in CASELOADS]
 
@@ -131,6 +135,10 @@ LIST_FLAGS: dict[str, str] = {
     "risk_risen": "risk risen",
     # Population segment (features.segments) differs from last month's run (scoring.segments).
     "moved_segment": "moved segment",
+    # Listed again although the MDT reviewed them: risk up by [reviews] relist_if_risen since.
+    "risk_risen_since_review": "risk risen since the MDT review",
+    # The MDT deferred its decision to this month or earlier.
+    "review_due": "MDT review due",
 }
 # What each flag means, for the legend of exports and pages (`risen_by`: `[lists] risen_by`).
 LIST_FLAG_MEANINGS: dict[str, str] = {
@@ -138,8 +146,131 @@ LIST_FLAG_MEANINGS: dict[str, str] = {
     "on_last_month_list": "on last month's list too",
     "risk_risen": "risk up by {risen_by} or more since last month",
     "moved_segment": "in another population segment than last month",
+    "risk_risen_since_review": (
+        "reviewed by the MDT, and listed again because the risk has risen by {relist_if_risen} "
+        "or more since"
+    ),
+    "review_due": "the MDT deferred its decision to this month or earlier",
 }
 assert list(LIST_FLAG_MEANINGS) == list(LIST_FLAGS)
+
+# What an MDT may decide for a listed person (POST /review), and the fields each needs.
+REVIEW_OUTCOMES: dict[str, str] = {
+    "accepted": "accepted: care co-ordinator assigned, single care plan",
+    "declined": "declined by the person",
+    "not_appropriate": "not appropriate",
+    "already_known": "already known to a service",
+    "deferred": "deferred to a later MDT",
+    "closed": "closed: the accepted episode ended",
+}
+REVIEW_REQUIRES: dict[str, tuple[str, ...]] = {
+    "not_appropriate": ("reason",),
+    "already_known": ("care_coordinator",),  # the service or team that knows them
+    "deferred": ("review_month",),
+}
+NOT_APPROPRIATE_REASONS: dict[str, str] = {
+    "single_service_need": "needs one service, not a multi-agency plan",
+    "risk_overstated": "risk overstated: the MDT knows the person is well",
+    "end_of_life_care": "receiving end-of-life care elsewhere",
+    "moved_away": "moved away or registered elsewhere",
+    "other": "other (see note)",
+}
+# Decisions that keep a person off the list for [reviews] suppress_months.
+SUPPRESSING = ("declined", "not_appropriate", "already_known")
+REVIEW_COLUMNS = ("mdt_accepted", "mdt_reviewed", "risk_risen_since_review", "review_due")
+
+
+def review_status(
+    people: pd.DataFrame, reviews: pd.DataFrame | None, month: str, rules: ReviewSettings
+) -> pd.DataFrame:
+    """Per person of `people` (person_id, probability), what the MDT's earlier decisions mean
+    for `month`'s list: `mdt_accepted` (an accepted review of an earlier month with no closed
+    review after it), `mdt_reviewed` (latest decision declined / not appropriate / already known
+    under `rules.suppress_months` months ago, and risk not up by `rules.relist_if_risen` since
+    it), `risk_risen_since_review` (such a decision, but risk up that much: listed again),
+    `review_due` (latest decision deferred to `month` or earlier), and `mdt_since` (the accepted
+    episode's start: the care plan date, else the review date).
+
+    `reviews`: the reviews table (person_id, month, outcome, probability, reviewed_on,
+    care_plan_started, review_month, id); only reviews of months before `month` count.
+    """
+    from features.dates import Month
+
+    month = Month(month)
+    out = pd.DataFrame(False, index=people.index, columns=list(REVIEW_COLUMNS))
+    out["mdt_since"] = pd.Series(pd.NA, index=people.index, dtype="string")
+    if reviews is None or not len(reviews):
+        return out
+    earlier = reviews[reviews["month"].astype(str) < month].sort_values(["month", "id"])
+    if not len(earlier):
+        return out
+    where = pd.Index(people["person_id"].astype(str))
+    probability = people["probability"].to_numpy(float)
+    for person_id, history in earlier.groupby(earlier["person_id"].astype(str), sort=False):
+        i = where.get_indexer([person_id])[0]
+        if i < 0:
+            continue
+        episode = history[history["outcome"].isin(("accepted", "closed"))]
+        if len(episode) and episode["outcome"].iloc[-1] == "accepted":
+            last = episode.iloc[-1]
+            out.iloc[i, out.columns.get_loc("mdt_accepted")] = True
+            out.iloc[i, out.columns.get_loc("mdt_since")] = _episode_start(last)
+            continue
+        latest = history.iloc[-1]
+        if latest["outcome"] in SUPPRESSING:
+            age = _months_between(Month(latest["month"]), month)
+            if age < rules.suppress_months:
+                before = latest["probability"]
+                risen = (
+                    before is not None
+                    and not pd.isna(before)
+                    and (probability[i] - float(before) >= rules.relist_if_risen - 1e-12)
+                )
+                column = "risk_risen_since_review" if risen else "mdt_reviewed"
+                out.iloc[i, out.columns.get_loc(column)] = True
+        elif latest["outcome"] == "deferred" and _text(latest["review_month"]):
+            out.iloc[i, out.columns.get_loc("review_due")] = str(latest["review_month"]) <= month
+    return out
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)  # type: ignore[arg-type]
+
+
+def _episode_start(review: Any) -> str:
+    """An accepted episode starts on the care plan's date, else on the review's."""
+    return _text(review["care_plan_started"]) or str(review["reviewed_on"])
+
+
+def _months_between(first: str, later: str) -> int:
+    return (int(later[:4]) - int(first[:4])) * 12 + int(later[5:7]) - int(first[5:7])
+
+
+def accepted_from(reviews: pd.DataFrame | None) -> pd.DataFrame:
+    """person_id, start, end of each accepted MDT episode (start: the care plan date, else the
+    review date; end: the next closed review's date, missing while open): the person-time
+    training leaves out under `[training] exclude_after_mdt_acceptance`."""
+    rows = []
+    if reviews is not None and len(reviews):
+        ordered = reviews.sort_values(["month", "id"])
+        for person_id, history in ordered.groupby(ordered["person_id"].astype(str), sort=False):
+            start = None
+            for _, r in history.iterrows():
+                if r["outcome"] == "accepted" and start is None:
+                    start = _episode_start(r)
+                elif r["outcome"] == "closed" and start is not None:
+                    rows.append((person_id, start, str(r["reviewed_on"])))
+                    start = None
+            if start is not None:
+                rows.append((person_id, start, None))
+    return pd.DataFrame(rows, columns=["person_id", "start", "end"])
+
+
+def exclusion_sentence(key: str, since: str | None = None) -> str:
+    """An exclusion in words, with the episode's date for `mdt_accepted` ("accepted onto the
+    MDT caseload on 2026-08-20")."""
+    words = EXCLUSIONS[key]
+    return f"{words} on {since}" if key == "mdt_accepted" and since else words
 
 
 def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -155,10 +286,12 @@ def exclusion_flags(
     *,
     opted_out: bool | None = None,
     caseloads: tuple[str, ...] = (),
+    reviewed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """For each person, one bool column per exclusion that applies under `rules` (all that
     apply). `opted_out` overrides whether opt-out excludes (default: unless direct care use);
-    `caseloads` adds caseloads to those `rules` exclude."""
+    `caseloads` adds caseloads to those `rules` exclude; `reviewed` (`review_status`, same rows)
+    adds the MDT's decisions."""
     flags: dict[str, np.ndarray] = {}
     if (not rules.direct_care_use) if opted_out is None else opted_out:
         flags["opted_out"] = _flag(features, OPT_OUT_COLUMN)
@@ -168,6 +301,9 @@ def exclusion_flags(
             flags[f"caseload_{caseload}"] = _flag(features, caseload_column(caseload))
     if rules.exclude_care_home:
         flags["care_home"] = _flag(features, CARE_HOME_COLUMN)
+    if reviewed is not None:
+        for key in ("mdt_accepted", "mdt_reviewed"):
+            flags[key] = reviewed[key].to_numpy(bool)
     return pd.DataFrame(flags, index=features.index, columns=list(flags) or None)
 
 
@@ -190,18 +326,50 @@ def training_exclusions(panel: pd.DataFrame, settings: Settings) -> pd.DataFrame
     )
 
 
-def modelled_population(panel: pd.DataFrame, settings: Settings) -> pd.Series:
-    """True for panel rows in the population the model is trained and evaluated on."""
-    return ~training_exclusions(panel, settings).any(axis=1)
+def modelled_population(
+    panel: pd.DataFrame, settings: Settings, reviews: pd.DataFrame | None = None
+) -> pd.Series:
+    """True for panel rows in the population the model is trained and evaluated on; with
+    `[training] exclude_after_mdt_acceptance` and `reviews` (the reviews table), rows whose
+    index date falls in an accepted MDT episode (`accepted_from`) are left out."""
+    keep = ~training_exclusions(panel, settings).any(axis=1)
+    if settings.training.exclude_after_mdt_acceptance and reviews is not None and len(reviews):
+        keep &= ~after_acceptance(panel, reviews)
+    return keep
+
+
+def after_acceptance(panel: pd.DataFrame, reviews: pd.DataFrame) -> pd.Series:
+    """True for panel rows (person_id, index_date) dated after an MDT acceptance and before
+    the episode closed: person-time whose outcome the intervention changes."""
+    episodes = accepted_from(reviews)
+    day = pd.to_datetime(panel["index_date"]).dt.date.astype(str)
+    hit = pd.Series(False, index=panel.index)
+    ids = panel["person_id"].astype(str)
+    for e in episodes.itertuples():
+        rows = (ids == e.person_id) & (day > e.start)
+        if _text(e.end) is not None:
+            rows &= day <= e.end
+        hit |= rows
+    return hit
 
 
 def population_rules(settings: Settings) -> list[str]:
     """The modelled population's exclusions in words, for the model card ("not living in a care
     home", ...)."""
     words = [EXCLUSIONS[k] for k in training_exclusions(_no_rows(), settings).columns]
-    return [w if w.startswith("not ") else f"not {w}" for w in words] or [
-        "with no further exclusions"
-    ]
+    words = [w if w.startswith("not ") else f"not {w}" for w in words]
+    if settings.training.exclude_after_mdt_acceptance:
+        words.append(AFTER_ACCEPTANCE)
+    return words or ["with no further exclusions"]
+
+
+# Liley J, et al. Model updating after interventions paradoxically introduces bias (AISTATS 2021;
+# arXiv 2010.11530): an outcome the MDT's care changed is not the risk the model should learn.
+AFTER_ACCEPTANCE = (
+    "not inside an accepted MDT episode on the index date (person-time after an MDT acceptance, "
+    "until the episode is closed, is left out: the intervention changes the outcome it would be "
+    "labelled with; [training] exclude_after_mdt_acceptance)"
+)
 
 
 def population_differences(settings: Settings) -> list[str]:

@@ -36,6 +36,9 @@ LIST_COLUMNS = [
     *LIST_FLAGS,
     "previous_probability",
     "reasons",
+    # The MDT's latest decision for the person (any month's list) and the month it was made on.
+    "latest_review",
+    "latest_review_month",
 ]
 # The columns of a CSV or XLSX file, in order, and their headers: the month and index date, the
 # list (flags once, in words) and the model and run it comes from, on every row.
@@ -98,11 +101,15 @@ def _true(value: Any) -> bool:
 
 
 def list_table(
-    people: pd.DataFrame, neighbourhood: str | None = None, flag: str | None = None
+    people: pd.DataFrame,
+    neighbourhood: str | None = None,
+    flag: str | None = None,
+    reviews: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The listed people of a run's per-person table, in `LIST_COLUMNS` (and `reasons_json`), by
-    neighbourhood and rank; only `neighbourhood`'s and only those with `flag` when given. Raise
-    ValueError naming an unknown neighbourhood or flag."""
+    neighbourhood and rank; only `neighbourhood`'s and only those with `flag` when given; with
+    each person's latest MDT decision from `reviews` (the reviews table: person_id, month,
+    outcome, id). Raise ValueError naming an unknown neighbourhood or flag."""
     if flag is not None and flag not in LIST_FLAGS:
         raise ValueError(f"unknown flag {flag!r}; flags are {', '.join(LIST_FLAGS)}")
     if neighbourhood is not None:
@@ -123,9 +130,22 @@ def list_table(
     table["rank"] = table["rank"].astype(int)
     table["probability"] = table["probability"].round(4)
     table["previous_probability"] = table["previous_probability"].astype(float).round(4)
-    for column in ("neighbourhood", "person_id", "practice", "band", "reasons", "reasons_json"):
+    latest = _latest_reviews(reviews)
+    where = table["person_id"].astype(str)
+    table["latest_review"] = where.map(latest["outcome"]) if len(latest) else None
+    table["latest_review_month"] = where.map(latest["month"]) if len(latest) else None
+    for column in ("neighbourhood", "person_id", "practice", "band", "reasons", "reasons_json",
+                   "latest_review", "latest_review_month"):  # fmt: skip
         table[column] = table[column].astype(object).where(table[column].notna(), None)
     return table[[*LIST_COLUMNS, "reasons_json"]]
+
+
+def _latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
+    """person_id -> outcome and month of their latest review."""
+    if reviews is None or not len(reviews):
+        return pd.DataFrame(columns=["outcome", "month"])
+    ordered = reviews.sort_values("id")
+    return ordered.groupby(ordered["person_id"].astype(str))[["outcome", "month"]].last()
 
 
 def file_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
@@ -180,6 +200,8 @@ def _about_rows(meta: dict[str, Any]) -> list[list[Any]]:
     model = meta["model"]
     risen_by = (meta.get("list_settings") or {}).get("risen_by")
     risen = f"{100 * risen_by:g} percentage points" if risen_by else "the set amount"
+    relist_by = (meta.get("review_settings") or {}).get("relist_if_risen")
+    relist = f"{100 * relist_by:g} percentage points" if relist_by else "the set amount"
     rows: list[list[Any]] = [
         ["casefinder MDT lists"],
         [],
@@ -197,7 +219,8 @@ def _about_rows(meta: dict[str, Any]) -> list[list[Any]]:
         ["Flag", "Meaning"],
     ]
     rows += [
-        [word, LIST_FLAG_MEANINGS[key].format(risen_by=risen)] for key, word in LIST_FLAGS.items()
+        [word, LIST_FLAG_MEANINGS[key].format(risen_by=risen, relist_if_risen=relist)]
+        for key, word in LIST_FLAGS.items()
     ]
     bands = meta.get("bands") or [list(b) for b in DEFAULT_BANDS]
     rows += [[], ["Risk band", "Risk from"]]

@@ -103,9 +103,13 @@ def build_list(
     rules: ListSettings,
     previous: pd.DataFrame | None = None,
     listed_before: Iterable[str] = (),
+    reviewed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The per-person table of a run: one row per eligible person with probability, band,
-    exclusion, rank within neighbourhood, list membership and flags.
+    exclusion, rank within neighbourhood, list membership and flags. `reviewed`
+    (`features.cohort.review_status`, one row per feature row) adds the MDT's decisions: the
+    exclusions `mdt_accepted` / `mdt_reviewed`, the flags `risk_risen_since_review` and
+    `review_due` (for listed people) and `mdt_since`.
 
     `features` holds the eligible population (person_id, neighbourhood, gp_practice_code and the
     non-model columns the rules read); `probability` and `band` are the model's output for its
@@ -121,7 +125,9 @@ def build_list(
     people["probability"] = np.asarray(probability, dtype=float)
     people["band"] = pd.Series(np.asarray(band, dtype=object), dtype="string")
 
-    flags = exclusion_flags(features.reset_index(drop=True), rules)
+    if reviewed is not None:
+        reviewed = reviewed.reset_index(drop=True)
+    flags = exclusion_flags(features.reset_index(drop=True), rules, reviewed=reviewed)
     reason = exclusion_reason(flags)
     people["excluded"] = reason
     if "opted_out" in flags.columns:
@@ -138,13 +144,24 @@ def build_list(
             rules.threshold
         )
     people["listed"] = listed.fillna(False).astype(bool)
-    return pd.concat([people, month_flags(people, previous, listed_before, rules)], axis=1)
+    flags = month_flags(people, previous, listed_before, rules)
+    on_list = people["listed"].to_numpy(bool)
+    for key in ("risk_risen_since_review", "review_due"):
+        flags[key] = on_list & (False if reviewed is None else reviewed[key].to_numpy(bool))
+    flags["mdt_since"] = (
+        pd.Series(pd.NA, index=people.index, dtype="string")
+        if reviewed is None
+        else reviewed["mdt_since"].astype("string").where(reason.eq("mdt_accepted").fillna(False))
+    )
+    return pd.concat([people, flags], axis=1)
 
 
-def exclusion_counts(features: pd.DataFrame, rules: ListSettings) -> pd.DataFrame:
+def exclusion_counts(
+    features: pd.DataFrame, rules: ListSettings, reviewed: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per neighbourhood and exclusion: people whose first reason it is, and people it applies to
     at all (someone can be on two caseloads). Columns: neighbourhood, reason, first, any."""
-    flags = exclusion_flags(features, rules)
+    flags = exclusion_flags(features, rules, reviewed=reviewed)
     reason = exclusion_reason(flags)
     codes, hoods = pd.factorize(features["neighbourhood"].astype(object), sort=True)
     known = codes >= 0  # a person without a neighbourhood is not counted per neighbourhood

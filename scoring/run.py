@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from config.progress import ProgressFn, no_progress
-from config.settings import ListSettings, SegmentSettings, Settings
+from config.settings import ListSettings, ReviewSettings, SegmentSettings, Settings
+from features.cohort import review_status
 from features.dates import Month
 from models.risk_model import RiskModel
 from scoring.drift import drift_table, main_features
@@ -91,10 +92,11 @@ def run_id_for(
     rules: ListSettings,
     segments: SegmentSettings | None = None,
     history: dict[str, str] | None = None,
+    reviews_fp: str | None = None,
 ) -> str:
-    """Deterministic run id: same month, model version, extract, list rules, segment settings
-    and earlier months' current runs (`history`, which the month-on-month flags follow), same
-    id."""
+    """Deterministic run id: same month, model version, extract, list rules, segment settings,
+    earlier months' current runs (`history`, which the month-on-month flags follow) and MDT
+    decisions it follows (`reviews_fingerprint`), same id."""
     digest = hashlib.sha256(
         json.dumps(
             [
@@ -105,12 +107,27 @@ def run_id_for(
                 rules.model_dump(),
                 *([] if segments is None else [{"segments": segments.model_dump()}]),
                 *([] if not history else [{"history": history}]),
+                *([] if reviews_fp is None else [{"reviews": reviews_fp}]),
             ],
             sort_keys=True,
         ).encode()
     ).hexdigest()
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name)
     return f"{Month(month)}_{name}-v{model.version}_{digest[:12]}"
+
+
+def reviews_fingerprint(
+    reviews: pd.DataFrame | None, month: str, rules: ReviewSettings
+) -> str | None:
+    """SHA-256 of the reviews a month's run follows (those of earlier months) and the
+    `[reviews]` rules; None when there are none (run ids stay what they were before reviews)."""
+    if reviews is None or not len(reviews):
+        return None
+    earlier = reviews[reviews["month"].astype(str) < Month(month)].sort_values("id")
+    if not len(earlier):
+        return None
+    body = earlier.drop(columns=["created"], errors="ignore").to_json(orient="records")
+    return hashlib.sha256((body + json.dumps(rules.model_dump())).encode()).hexdigest()
 
 
 def model_inputs(features: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
@@ -210,6 +227,8 @@ def make_run(
     progress: ProgressFn | None = None,
     segment_rules: SegmentSettings | None = None,
     history: dict[str, str] | None = None,
+    reviews: pd.DataFrame | None = None,
+    review_rules: ReviewSettings | None = None,
 ) -> ScoringRun:
     """Score, rank, list, flag, explain and summarise one month (no I/O).
 
@@ -220,7 +239,9 @@ def make_run(
     (person_id, probability, listed, and segment when it has one); `feature_defs`: feature
     definitions for the reasons (default the features registry); `segment_rules`: the
     `[segments]` settings (default `SegmentSettings()`); `history`: the current run of each
-    earlier month, which `previous` and `listed_before` come from (`ScoreStore.history`).
+    earlier month, which `previous` and `listed_before` come from (`ScoreStore.history`);
+    `reviews`: the MDT reviews table (`config.db.reviews.read_reviews`), whose decisions the
+    list follows under `review_rules` (`[reviews]`, `features.cohort.review_status`).
     """
     progress = progress or no_progress
     month = Month(month)
@@ -228,7 +249,11 @@ def make_run(
     features = features.reset_index(drop=True)
     segment_rules = segment_rules or SegmentSettings()
     history = history or {}
-    run_id = run_id_for(month, model_info, extract["fingerprint"], rules, segment_rules, history)
+    review_rules = review_rules or ReviewSettings()
+    run_id = run_id_for(
+        month, model_info, extract["fingerprint"], rules, segment_rules, history,
+        reviews_fingerprint(reviews, month, review_rules),
+    )  # fmt: skip
 
     progress("scoring", 0.0)
     probability = model.predict_proba(features) if len(features) else np.empty(0)
@@ -236,7 +261,9 @@ def make_run(
     progress("scoring", 1.0)
 
     progress("list rules", 0.0)
-    people = build_list(features, probability, band, rules, previous, listed_before)
+    ids = pd.DataFrame({"person_id": features["person_id"], "probability": probability})
+    reviewed = review_status(ids, reviews, month, review_rules)
+    people = build_list(features, probability, band, rules, previous, listed_before, reviewed)
     progress("list rules", 1.0)
     progress("segments", 0.0)
     segmented = segment_people(people, features, month.index_date, segment_rules, previous)
@@ -294,7 +321,7 @@ def make_run(
         hoods = pd.Series(sorted(known), index=sorted(known), dtype="string")
         cap = capacities(hoods, rules)
     counts = neighbourhood_counts(people, ineligible, cap)
-    exclusions = exclusion_counts(features, rules)
+    exclusions = exclusion_counts(features, rules, reviewed)
     distribution = score_distribution(people, [name for name, _ in model.bands])
     on_list = people.loc[people["listed"], "probability"]
     meta = {
@@ -312,6 +339,7 @@ def make_run(
         "reference_probability": reference_probability,
         "reference": reference_text,
         "list_settings": rules.model_dump(),
+        "review_settings": review_rules.model_dump(),
         "counts": {
             "in_extract": int(len(people) + len(ineligible)),
             "not_eligible": len(ineligible),
@@ -323,6 +351,8 @@ def make_run(
             "new_this_month": int(people["new_this_month"].sum()),
             "on_last_month_list": int((people["listed"] & people["on_last_month_list"]).sum()),
             "risk_risen": int((people["listed"] & people["risk_risen"]).sum()),
+            "risk_risen_since_review": int(people["risk_risen_since_review"].sum()),
+            "review_due": int(people["review_due"].sum()),
             "expected_ppv": float(on_list.mean()) if len(on_list) else None,
         },
         "not_eligible": {k: int(v) for k, v in ineligible["reason"].value_counts().items()},
@@ -399,6 +429,7 @@ def score_month(
     """Score `month` from the extract in `extract_dir` with the registry's `model_ref` model and
     store the run (reusing a stored run with the same inputs). Raises with a clear message when
     there is no such model or the month's index date is outside the extract."""
+    from config.db.reviews import read_reviews
     from features.cohort import ineligible_people
     from features.dates import check_extract_index_date, check_index_date
     from records import open_extract, read_manifest
@@ -421,7 +452,11 @@ def score_month(
     fingerprint = extract_fingerprint(extract_dir)
     progress("fingerprinting extract", 1.0)
     history = store.history(month)
-    run_id = run_id_for(month, model_info, fingerprint, rules, settings.segments, history)
+    reviews = read_reviews(settings)
+    run_id = run_id_for(
+        month, model_info, fingerprint, rules, settings.segments, history,
+        reviews_fingerprint(reviews, month, settings.reviews),
+    )  # fmt: skip
     if store.has_run(run_id):
         if not store.has_features(run_id):  # stored before runs kept their model inputs
             extract = open_extract(extract_dir, settings, progress)
@@ -480,6 +515,8 @@ def score_month(
         progress=progress,
         segment_rules=settings.segments,
         history=history,
+        reviews=reviews,
+        review_rules=settings.reviews,
     )
     progress("storing run", 0.0)
     path = store.write(run)

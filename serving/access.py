@@ -1,10 +1,15 @@
 """Access control, enforced on the server for every request: who may call which path.
 
 `AccessMiddleware` wraps the whole service (API endpoints and pages). It reads a bearer token
-from the `Authorization` header (or the HttpOnly `casefinder_token` cookie set by the login page),
-maps it to a `User` through the users store, and checks the path's allowed roles:
-no or unknown token -> 401, role not allowed -> 403. Endpoints that name a neighbourhood or a
-person then call `check_neighbourhood` for the second half of the scope check.
+from the `Authorization` header and maps it to a `User` through the users store, or else the
+opaque session id of the HttpOnly `casefinder_session` cookie the sign-in page sets
+(`serving.sessions`), and checks the path's allowed roles: no or unknown token or session -> 401,
+role not allowed -> 403. A request authenticated by the cookie that changes anything (any method
+but GET/HEAD/OPTIONS) must come from our own origin: its `Origin` header must name the host it
+was sent to, else 403 (so another site cannot post with a signed-in browser's cookie); so must a
+sign-in that carries an Origin. Endpoints that name a neighbourhood or a person then call
+`check_neighbourhood` for the second half of the scope check. A role refused on a person-level
+path is audited with the person it named (`refused`).
 Public paths (health, readiness, status, the OpenAPI schema, the login page) carry no
 personal data; `/metrics` needs a data scientist's token.
 
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.html import render
+from serving.sessions import SessionStore
 from serving.throttle import FailedTokens
 from serving.users import Role, User, UserStore
 
@@ -35,7 +41,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-COOKIE = "casefinder_token"
+COOKIE = "casefinder_session"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 USER_KEY = "casefinder.user"
 PUBLIC = "public"
 
@@ -65,6 +72,10 @@ EXACT: dict[str, tuple[Role, ...] | str | None] = {
     "/list": ("team", "clinician"),
     "/person": ("clinician",),
     "/what_if": ("clinician",),
+    "/review": ("team", "clinician"),
+    "/reviews": ("team", "clinician"),
+    "/ui/review": ("team", "clinician"),
+    "/ui/performance": ("team", "clinician"),
     "/ui/list": ("team", "clinician"),
     "/ui/list.csv": ("team", "clinician"),
     "/ui/list.xlsx": ("team", "clinician"),
@@ -246,13 +257,15 @@ def current_user(scope: Scope) -> User:
 
 
 def token_from(scope: Scope) -> str | None:
-    """The bearer token in the Authorization header, else the login cookie."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    auth = headers.get("authorization", "")
-    if auth:
-        kind, _, value = auth.partition(" ")
-        return value.strip() if kind.lower() == "bearer" and value.strip() else None
-    for part in headers.get("cookie", "").split(";"):
+    """The bearer token in the Authorization header (None without one, or a malformed one)."""
+    auth = (_header(scope, b"authorization") or b"").decode("latin-1")
+    kind, _, value = auth.partition(" ")
+    return value.strip() if kind.lower() == "bearer" and value.strip() else None
+
+
+def session_from(scope: Scope) -> str | None:
+    """The page session id in the session cookie, or None."""
+    for part in (_header(scope, b"cookie") or b"").decode("latin-1").split(";"):
         name, _, value = part.strip().partition("=")
         if name == COOKIE and value:
             return value
@@ -262,6 +275,25 @@ def token_from(scope: Scope) -> str | None:
 def client_address(scope: Scope) -> str:
     """The client's address as the server saw it (the throttle's key)."""
     return str((scope.get("client") or ("unknown",))[0])
+
+
+def same_origin(scope: Scope) -> bool:
+    """Whether the request comes from our own pages: its `Origin` header names the host it was
+    sent to, or, when the browser sends `Origin: null` (our `Referrer-Policy: no-referrer` makes
+    it do so on a form POST) or none, its `Sec-Fetch-Site` (set by the browser, never by a page's
+    script) says same-origin. False with neither."""
+    from urllib.parse import urlsplit
+
+    origin = (_header(scope, b"origin") or b"").decode("latin-1")
+    host = (_header(scope, b"host") or b"").decode("latin-1").lower()
+    if origin and origin != "null":
+        return bool(host) and urlsplit(origin).netloc.lower() == host
+    return _header(scope, b"sec-fetch-site") == b"same-origin"
+
+
+def cross_site(scope: Scope) -> bool:
+    """Whether the request carries an `Origin` header naming another host (login form check)."""
+    return _header(scope, b"origin") is not None and not same_origin(scope)
 
 
 def _wants_html(scope: Scope) -> bool:
@@ -379,6 +411,34 @@ async def _bounded_body(receive: Receive, limit: int) -> list[Message] | None:
             return messages
 
 
+# API paths that read or write one person's record: a role refused there is audited with its target.
+PERSON_PATHS = ("/person", "/what_if", "/review", "/ui/review")
+
+
+async def _target(scope: Scope, receive: Receive, limit: int) -> tuple[list[str], Receive]:
+    """The person a refused request named (its path under /ui/person/, or the `person_id` of its
+    JSON body, read up to `limit` bytes), and a `receive` that replays what was read."""
+    from serving.schemas import PERSON_ID_PATTERN
+
+    path = scope["path"]
+    if path.startswith("/ui/person/"):
+        candidate = path.removeprefix("/ui/person/").split("/")[0]
+        return ([candidate] if re.fullmatch(PERSON_ID_PATTERN, candidate) else []), receive
+    messages = await _bounded_body(receive, limit) or []
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    try:
+        candidate = json.loads(body).get("person_id")
+    except (ValueError, AttributeError):
+        candidate = None
+    replay, upstream = list(messages), receive
+
+    async def again() -> Message:
+        return replay.pop(0) if replay else await upstream()
+
+    ok = isinstance(candidate, str) and re.fullmatch(PERSON_ID_PATTERN, candidate)
+    return ([candidate] if ok else []), again
+
+
 class AccessMiddleware:
     """ASGI middleware: authenticate, check the path's roles, add the model version header
     (and on /readyz whether the registry answers)."""
@@ -387,14 +447,19 @@ class AccessMiddleware:
         self,
         app: ASGIApp,
         store: UserStore | Callable[[], UserStore],
+        sessions: Callable[[UserStore], SessionStore] = lambda store: SessionStore(store.db),
         model_version: Callable[[], str | None] = lambda: None,
         registry: Callable[[], str | None] = lambda: None,
         body_limits: dict[str, int] | None = None,
         throttle: FailedTokens | None = None,
         audit_refusal: Callable[[str, str], None] = lambda action, client: None,
+        refused: Callable[[User, str, list[str]], None] | None = None,
     ) -> None:
         self.app = app
+        self._refused = refused
         self._store = store
+        self._sessions_of = sessions
+        self._sessions: SessionStore | None = None
         self._model_version = model_version
         self._registry = registry
         self.body_limits = body_limits or {}
@@ -406,6 +471,12 @@ class AccessMiddleware:
         if callable(self._store) and not isinstance(self._store, UserStore):
             self._store = self._store()
         return self._store  # type: ignore[return-value]
+
+    @property
+    def sessions(self) -> SessionStore:
+        if self._sessions is None:
+            self._sessions = self._sessions_of(self.store)
+        return self._sessions
 
     def body_limit(self, path: str) -> int:
         return self.body_limits.get(path, BODY_LIMIT)
@@ -465,6 +536,9 @@ class AccessMiddleware:
         if path == "/docs.json":
             await self.app(scope, receive, _our_description(send_with_headers))
             return
+        if path == "/ui/login" and scope.get("method") == "POST" and cross_site(scope):
+            await _deny(scope, send, 403, "sign in from this service's own page", extra)
+            return
         if rule == PUBLIC:
             await self.app(scope, receive, send_with_headers)
             return
@@ -475,19 +549,31 @@ class AccessMiddleware:
             await _deny(scope, send, 429, f"too many failed sign-ins: try again in {wait} s", retry)
             return
         token = token_from(scope)
-        if not token:
+        session = None if token or _header(scope, b"authorization") else session_from(scope)
+        if not token and not session:
             if _wants_html(scope) and scope.get("method") == "GET":
                 await _redirect(scope, send, "/ui/login")  # a page: to the sign-in form
                 return
             await _deny(scope, send, 401, "a bearer token is needed", extra)
             return
-        user = self.store.authenticate(token)
+        user = self.store.authenticate(token) if token else self.sessions.user(session or "")
         if user is None:
             if self.throttle.failed(client):
                 self.audit_refusal("auth.throttled", client)
-            await _deny(scope, send, 401, "the token is not valid or was revoked", extra)
+            what = "token" if token else "session"
+            await _deny(
+                scope, send, 401, f"the {what} is not valid, has ended or was revoked", extra
+            )
+            return
+        if session and scope.get("method", "GET") not in SAFE_METHODS and not same_origin(scope):
+            await _deny(scope, send, 403, "this form was not sent from this service's pages", extra)
             return
         if rule is not None and user.role not in rule:
+            if self._refused is not None and (
+                path in PERSON_PATHS or path.startswith("/ui/person/")
+            ):
+                target, receive = await _target(scope, receive, self.body_limit(path))
+                self._refused(user, path, target)
             message = f"role {user.role} may not use this address"
             await _deny(scope, send, 403, message, extra, user)
             return

@@ -291,9 +291,13 @@ class Backend:
         self, neighbourhood: str, month: MonthRef, flag: str | None = None
     ) -> tuple[Month, str, dict[str, Any], pd.DataFrame]:
         """The neighbourhood's list in the month's current run as `scoring.exports.list_table`
-        builds it for `casefinder lists` (the page downloads write this table)."""
+        builds it for `casefinder lists`, with the MDT's latest decisions (the page downloads
+        write this table)."""
+        from config.db.reviews import read_reviews
+
         month, run_id, meta, people = self._neighbourhood_people(neighbourhood, month, flag)
-        return month, run_id, meta, list_table(people, neighbourhood, flag)
+        reviews = read_reviews(self.settings, neighbourhood)
+        return month, run_id, meta, list_table(people, neighbourhood, flag, reviews)
 
     def neighbourhood_list(
         self, neighbourhood: str, month: MonthRef, flag: str | None = None
@@ -480,6 +484,18 @@ class Backend:
         )
         bands = pd.crosstab(people["neighbourhood"], people["band"])
         return month, run_id, meta, table.join(bands).fillna(0)
+
+    def performance(
+        self, month: str, run_id: str, neighbourhood: str | None = None
+    ) -> pd.DataFrame:
+        """How the month's list is doing per neighbourhood (`scoring.performance`)."""
+        from config.db.reviews import read_reviews
+        from scoring.performance import list_performance
+
+        people = self.people(run_id)
+        if neighbourhood is not None:
+            people = people[people["neighbourhood"] == neighbourhood]
+        return list_performance(people, read_reviews(self.settings, neighbourhood), month)
 
     # --- population segments -------------------------------------------------------------
 

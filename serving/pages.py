@@ -27,7 +27,14 @@ from features.cohort import LIST_FLAGS
 from features.dates import Month
 from models.reasons import format_points
 from scoring.exports import export_bytes, export_filename
-from serving.access import COOKIE, USER_KEY, Denied, check_neighbourhood, client_address
+from serving.access import (
+    COOKIE,
+    USER_KEY,
+    Denied,
+    check_neighbourhood,
+    client_address,
+    session_from,
+)
 from serving.backend import NotFound
 from serving.html import render
 from serving.responses import (
@@ -37,8 +44,10 @@ from serving.responses import (
     person_response,
     public_message,
 )
+from serving.review_pages import performance_view, review_submit, review_words
+from serving.reviews import ReviewError
 from serving.schemas import PERSON_ID_PATTERN
-from serving.users import User, UserStore
+from serving.users import User
 
 HERE = Path(__file__).parent
 COLUMNS = {"rank": "Rank", "person_id": "Person", "probability": "Risk", "band": "Band"}
@@ -127,6 +136,9 @@ async def login_form(request: Request) -> HTMLResponse:
 
 
 async def login(request: Request) -> Response:
+    """Exchange a bearer token for a server-side session (`serving.sessions`): the cookie holds
+    only the opaque session id. (A cross-site Origin was refused by the access middleware.)
+    Failed tokens count towards the client's throttle (`serving.throttle`)."""
     svc = _service()
     client = client_address(request.scope)
     wait = svc.throttle.retry_after(client)
@@ -138,7 +150,7 @@ async def login(request: Request) -> Response:
         return response
     form = await request.form()
     token = str(form.get("token", "")).strip()
-    user = UserStore(svc.settings.serving.users_path(svc.settings.home)).authenticate(token)
+    user = svc.users.authenticate(token)
     if user is None:
         if svc.throttle.failed(client):
             svc.audit.append(
@@ -148,13 +160,18 @@ async def login(request: Request) -> Response:
     target = start_page(user)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        COOKIE, token, httponly=True, samesite="strict", secure=svc.settings.serving.secure_cookie,
-        path="/",
+        COOKIE, svc.sessions.start(user), httponly=True, samesite="strict",
+        secure=not svc.settings.serving.insecure_cookies, path="/",
+        max_age=int(svc.settings.serving.session_hours * 3600),
     )  # fmt: skip
     return response
 
 
 async def logout(request: Request) -> Response:
+    """End the session on the server (the cookie stops working everywhere) and clear it."""
+    session = session_from(request.scope)
+    if session:
+        _service().sessions.end(session)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -272,6 +289,8 @@ async def list_page(request: Request) -> Response:
         "list.html", request, people=people, columns=COLUMNS, flag_labels=LIST_FLAGS,
         sort_links=sort_links, download=urlencode(base), can_open_person=user.role == "clinician",
         months=_months(svc.backend, view["month"]), **view,
+        # MDT reviews (serving.review_pages)
+        latest_reviews=svc.reviews.latest(view["neighbourhood"]), **review_words(),
     )  # fmt: skip
 
 
@@ -400,7 +419,7 @@ async def person_page(request: Request) -> Response:
     backend, user = svc.backend, _user(request)
     _, run = svc.person_access(user, person_id, _month(request), "page.person")
     view = backend.person(person_id, run)
-    p = person_response(backend.version, view, None)
+    p = person_response(backend.version, view, None, svc.reviews.of_person(person_id))
     adjustable = _adjustable(backend.run_model(view.meta), view.features.iloc[0])
     what_if, what_if_error = await _what_if_on_page(request, backend, person_id, run, adjustable)
     action = "page.what_if" if request.method == "POST" else "page.person"
@@ -411,7 +430,7 @@ async def person_page(request: Request) -> Response:
         feature_words={f.name: f.description.rstrip(".") for f in FEATURES},
         model_version=p.run_model_version, month=p.month,
         index_date=p.index_date, previous_month=view.previous_month,
-        champion_note=p.champion_note,
+        champion_note=p.champion_note, **review_words(),
     )  # fmt: skip
 
 
@@ -457,6 +476,29 @@ async def segments_page(request: Request) -> Response:
     )  # fmt: skip
 
 
+# --- MDT reviews (serving.review_pages) ----------------------------------------------------
+
+
+@_guard
+async def review_page(request: Request) -> Response:
+    try:
+        return await review_submit(request, _service(), _user(request))
+    except ReviewError as exc:
+        return _problem(request, 422, str(exc))
+
+
+@_guard
+async def performance_page(request: Request) -> Response:
+    """How a neighbourhood's list is doing, month by month (aggregates only, not audited)."""
+    user = _user(request)
+    neighbourhood = request.query_params.get("neighbourhood") or user.neighbourhood or ""
+    if not neighbourhood:
+        raise ValueError("choose a neighbourhood")
+    check_neighbourhood(user, neighbourhood)
+    months = performance_view(_service(), neighbourhood)
+    return _render("performance.html", request, neighbourhood=neighbourhood, months=months)
+
+
 async def style(request: Request) -> Response:
     return FileResponse(HERE / "templates" / "style.css", media_type="text/css")
 
@@ -480,6 +522,8 @@ pages_app = Starlette(
         Route("/segments", segments_page),
         Route("/person/{person_id}", person_page, methods=["GET", "POST"]),
         Route("/person/{person_id}/chart.svg", person_chart),
+        Route("/review", review_page, methods=["POST"]),
+        Route("/performance", performance_page),
         Route("/{unknown:path}", not_found, methods=["GET", "POST"]),  # last: anything else
     ],
 )

@@ -4,17 +4,21 @@ the pages (`serving.pages`), so that neither imports the other."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from features.cohort import exclusion_sentence
 from models.explain import explanation_alt
 from serving.backend import PersonView, flags_of
 from serving.schemas import (
     Change,
+    ExcludedBecause,
     ListedPerson,
     Movement,
     PersonResponse,
     Reason,
+    Review,
     Scored,
     ScoredRow,
     WhatIfResponse,
@@ -113,7 +117,19 @@ def chart_svg(explanation: Any) -> str:
         return waterfall(explanation, Path(tmp) / "chart.svg").read_text("utf-8")
 
 
-def person_response(version: str, view: PersonView, svg: str | None) -> PersonResponse:
+def excluded_because(row: dict[str, Any]) -> ExcludedBecause | None:
+    """Why the person is off the list (`features.cohort.EXCLUSIONS`), None when not excluded."""
+    key = row.get("excluded")
+    if key is None:
+        return None
+    return ExcludedBecause(
+        key=str(key), sentence=exclusion_sentence(str(key), row.get("mdt_since"))
+    )
+
+
+def person_response(
+    version: str, view: PersonView, svg: str | None, reviews: Sequence[Review] = ()
+) -> PersonResponse:
     e, c = view.explanation, view.change
     change = None
     if c is not None:
@@ -153,6 +169,8 @@ def person_response(version: str, view: PersonView, svg: str | None) -> PersonRe
         chart_url=f"/ui/person/{view.row['person_id']}/chart.svg?month={view.month}",
         chart_alt=explanation_alt(e),
         chart_svg=svg,
+        excluded_because=excluded_because(view.row),
+        reviews=list(reviews),
     )
 
 

@@ -9,11 +9,12 @@ input values out of error messages (no health data in errors or logs).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from features.cohort import LIST_FLAGS
+from features.cohort import LIST_FLAGS, NOT_APPROPRIATE_REASONS, REVIEW_OUTCOMES
 from features.dates import MONTH_PATTERN
 from features.definition import Feature
 from records.contract import NEIGHBOURHOOD, PERSON_ID
@@ -193,6 +194,71 @@ class Change(Strict):
     movements: list[Movement]
 
 
+# --- MDT reviews (features.cohort.REVIEW_OUTCOMES) ------------------------------------------
+
+ReviewOutcome = Literal[tuple(REVIEW_OUTCOMES)]  # type: ignore[valid-type]
+ReviewReason = Literal[tuple(NOT_APPROPRIATE_REASONS)]  # type: ignore[valid-type]
+NOTE_MAX = 500
+# Free text a team types: printable, no line breaks or control characters.
+PlainText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class ReviewRequest(Strict):
+    """The MDT's decision for a person listed in a month (team and clinicians of their
+    neighbourhood). Fields by outcome: accepted (care_coordinator?, care_plan_started?),
+    not_appropriate (reason), already_known (care_coordinator: the service or team), deferred
+    (review_month); note (at most 500 characters) with any."""
+
+    person_id: PersonId
+    month: MonthText = Field(description="The month's list the person was reviewed from")
+    outcome: ReviewOutcome
+    care_coordinator: PlainText | None = Field(
+        default=None, description="Care co-ordinator's role or team (accepted, already_known)"
+    )
+    care_plan_started: date | None = Field(default=None, description="accepted only")
+    reason: ReviewReason | None = Field(default=None, description="not_appropriate only")
+    review_month: MonthText | None = Field(default=None, description="deferred only: when")
+    note: str | None = Field(
+        default=None, max_length=NOTE_MAX, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+    )
+
+
+class Review(Strict):
+    """One stored review."""
+
+    id: int
+    person_id: str
+    month: str
+    neighbourhood: str
+    outcome: str
+    outcome_words: str
+    care_coordinator: str | None
+    care_plan_started: str | None
+    reason: str | None
+    review_month: str | None
+    note: str | None
+    probability: float | None = Field(description="The person's probability in `month`'s run")
+    reviewed_on: str
+    user: str
+    created: str
+
+
+class ReviewsRequest(Strict):
+    neighbourhood: Neighbourhood
+    month: MonthText | None = Field(default=None, description="Only reviews of this month's list")
+
+
+class ReviewsResponse(Strict):
+    neighbourhood: str
+    month: str | None
+    reviews: list[Review] = Field(description="Newest first")
+
+
+class ExcludedBecause(Strict):
+    key: str
+    sentence: str
+
+
 class PersonResponse(Strict):
     model_version: str
     run_model_version: str = Field(description="The model version that scored and explains this")
@@ -223,6 +289,10 @@ class PersonResponse(Strict):
     chart_url: str
     chart_alt: str = Field(description="The chart in words: every step from the reference")
     chart_svg: str | None = None
+    excluded_because: ExcludedBecause | None = Field(
+        default=None, description="Null when not excluded from the list, else the key and words"
+    )
+    reviews: list[Review] = Field(default_factory=list, description="MDT reviews, newest first")
 
 
 FEATURE_NAME_MAX = 64
@@ -293,6 +363,19 @@ class NeighbourhoodSummary(Strict):
     bands: dict[str, Count]
 
 
+class ListPerformance(Strict):
+    """How a neighbourhood's list of the month is doing (scoring.performance)."""
+
+    neighbourhood: str
+    listed: Count
+    reviewed: Count
+    accepted: Count
+    share_accepted: float | None = Field(
+        description="Accepted / reviewed: team-judged PPV (null when either count is suppressed)"
+    )
+    median_days_to_review: float | None
+
+
 class SummaryResponse(Strict):
     model_version: str
     run_model_version: str
@@ -302,6 +385,9 @@ class SummaryResponse(Strict):
     index_date: str
     suppress_below: int = Field(description="Counts from 1 to this less one are shown as <N")
     neighbourhoods: list[NeighbourhoodSummary]
+    performance: list[ListPerformance] = Field(
+        default_factory=list, description="How each neighbourhood's list is doing"
+    )
 
 
 class Status(Strict):

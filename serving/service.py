@@ -41,8 +41,10 @@ from serving.responses import (
     scored_row,
     what_if_response,
 )
+from serving.reviews import ReviewError, ReviewStore, check_fields, store_review
 from serving.schemas import (
     FeatureRow,
+    ListPerformance,
     ListRequest,
     ListResponse,
     ModelRef,
@@ -50,6 +52,10 @@ from serving.schemas import (
     NeighbourhoodSummary,
     PersonRequest,
     PersonResponse,
+    Review,
+    ReviewRequest,
+    ReviewsRequest,
+    ReviewsResponse,
     ScoredRow,
     SegmentCounts,
     SegmentFlow,
@@ -63,6 +69,7 @@ from serving.schemas import (
     WhatIfResponse,
     score_requests,
 )
+from serving.sessions import SessionStore
 from serving.throttle import FailedTokens
 from serving.users import User, UserStore
 
@@ -104,7 +111,11 @@ def _model_version() -> str | None:
 
 
 def _users() -> UserStore:
-    return UserStore(SETTINGS.serving.users_path(SETTINGS.home))
+    return UserStore.of(SETTINGS)
+
+
+def _sessions(users: UserStore) -> SessionStore:
+    return SessionStore(users.db, SETTINGS.serving.session_hours)
 
 
 @bentoml.service(
@@ -119,7 +130,10 @@ class CaseFinder:
     def __init__(self) -> None:
         self.settings = load_settings()
         self.backend = Backend.start(self.settings)
-        self.audit = AuditLog(self.settings.audit_log)
+        self.audit = AuditLog.of(self.settings)
+        self.users = UserStore(self.audit.db)
+        self.sessions = _sessions(self.users)
+        self.reviews = ReviewStore(self.audit.db)
         self.throttle = THROTTLE
 
     def __is_ready__(self) -> bool:
@@ -167,21 +181,30 @@ class CaseFinder:
         """(neighbourhood, the month's run resolved once for the request) by
         `Backend.check_person_access`, with one answer (`NO_SUCH_PERSON`, 404) for a person
         outside the user's neighbourhood and one not in the run, audited as `<action>.refused`;
-        an in-scope person who opted out is refused as `<action>.refused_opted_out`."""
-        run = self.backend.run(month)  # NotFound for a month never scored
+        an in-scope person who opted out is refused as `<action>.refused_opted_out`; a month never
+        scored as `<action>.refused` too. Each refusal names the user, the target and the month
+        resolved (never "latest"), with outcome "refused"."""
+        try:
+            run = self.backend.run(month)  # the request's run, resolved once
+        except NotFound:
+            self.record(
+                user, f"{action}.refused", [person_id], neighbourhood=user.neighbourhood,
+                month=month, outcome="refused",
+            )  # fmt: skip
+            raise
         resolved = run.month
         try:
             return self.backend.check_person_access(user, person_id, run), run
         except OptedOut as exc:
             self.record(
                 user, f"{action}.refused_opted_out", [person_id],
-                neighbourhood=exc.neighbourhood, month=resolved,
+                neighbourhood=exc.neighbourhood, month=resolved, outcome="refused",
             )  # fmt: skip
             raise
         except (Denied, NotFound):
             self.record(
                 user, f"{action}.refused", [person_id], neighbourhood=user.neighbourhood,
-                month=resolved,
+                month=resolved, outcome="refused",
             )  # fmt: skip
             raise NotFound(NO_SUCH_PERSON.format(person_id=person_id, month=resolved)) from None
 
@@ -266,7 +289,7 @@ class CaseFinder:
             return error(404, str(exc), ctx)
         self.record(user, "api.person", [person_id], neighbourhood=neighbourhood, month=view.month)
         svg = chart_svg(view.explanation) if include_chart else None
-        return person_response(self.backend.version, view, svg)
+        return person_response(self.backend.version, view, svg, self.reviews.of_person(person_id))
 
     @bentoml.api(route="/what_if", input_spec=WhatIfRequest)
     def what_if(
@@ -296,6 +319,72 @@ class CaseFinder:
         )
         return what_if_response(self.backend.version, month, person_id, result)
 
+    def record_review(self, user: User, request: ReviewRequest, action: str) -> Review:
+        """Store the MDT's decision for a person and month, with its audit entry in the same
+        transaction. Refusals are audited as `<action>.refused`: out of scope, unknown person
+        or month (`NotFound`, one answer), opted out (`OptedOut`), and fields that do not fit
+        the outcome (`ReviewError`, naming the field)."""
+        try:
+            check_fields(request)
+        except ReviewError:
+            self.record(
+                user, f"{action}.refused", [request.person_id], neighbourhood=user.neighbourhood,
+                month=request.month, outcome="refused",
+            )  # fmt: skip
+            raise
+        neighbourhood, run = self.person_access(user, request.person_id, request.month, action)
+        _, _, meta, row = self.backend.person_row(request.person_id, run)
+        return store_review(
+            self.reviews, self.audit, request, neighbourhood=neighbourhood,
+            probability=row.get("probability"), listed_on=str(meta["index_date"]),
+            user=user.name, role=user.role, action=action, model_version=self.backend.version,
+        )  # fmt: skip
+
+    @bentoml.api(route="/review", input_spec=ReviewRequest)
+    def review(
+        self,
+        person_id: str,
+        month: str,
+        outcome: str,
+        care_coordinator: str | None,
+        care_plan_started: Any,
+        reason: str | None,
+        review_month: str | None,
+        note: str | None,
+        ctx: bentoml.Context,
+    ) -> Review:
+        """Record the MDT's decision for a person listed in a month (team and clinicians of the
+        person's neighbourhood); returns the stored review with its id."""
+        user = self.user(ctx)
+        request = ReviewRequest(
+            person_id=person_id, month=month, outcome=outcome, care_coordinator=care_coordinator,
+            care_plan_started=care_plan_started, reason=reason, review_month=review_month,
+            note=note,
+        )  # fmt: skip
+        try:
+            return self.record_review(user, request, "api.review")
+        except ReviewError as exc:
+            return error(422, str(exc), ctx)
+        except NotFound as exc:
+            return error(404, str(exc), ctx)
+
+    @bentoml.api(route="/reviews", input_spec=ReviewsRequest)
+    def list_reviews(
+        self, neighbourhood: str, month: str | None, ctx: bentoml.Context
+    ) -> ReviewsResponse:
+        """A neighbourhood's MDT reviews, newest first (team and clinicians there); audited."""
+        user = self.user(ctx)
+        try:
+            check_neighbourhood(user, neighbourhood)
+        except Denied as exc:
+            return error(exc.status, exc.message, ctx)
+        found = self.reviews.of_neighbourhood(neighbourhood, month)
+        self.record(
+            user, "api.reviews", sorted({r.person_id for r in found}), neighbourhood=neighbourhood,
+            month=month,
+        )  # fmt: skip
+        return ReviewsResponse(neighbourhood=neighbourhood, month=month, reviews=found)
+
     @bentoml.api(route="/summary", input_spec=SummaryRequest)
     def summary(self, month: str | None) -> SummaryResponse:
         """Counts per neighbourhood and band for a month; no person-level data (data scientists)."""
@@ -317,8 +406,22 @@ class CaseFinder:
                     bands=bands,
                 )
             )
+        performance = []
+        for hood, r in self.backend.performance(month, run_id).iterrows():
+            counts = {k: suppressed(int(r[k]), below) for k in ("listed", "reviewed", "accepted")}
+            small = any(isinstance(counts[k], str) for k in ("reviewed", "accepted"))
+            performance.append(
+                ListPerformance(
+                    neighbourhood=str(hood), **counts,
+                    share_accepted=None if small else _plain_value(r["share_accepted"]),
+                    median_days_to_review=_plain_value(r["median_days_to_review"]),
+                )
+            )  # fmt: skip
         return SummaryResponse(
-            **self.run_fields(month, run_id, meta), suppress_below=below, neighbourhoods=hoods
+            **self.run_fields(month, run_id, meta),
+            suppress_below=below,
+            neighbourhoods=hoods,
+            performance=performance,
         )
 
     @bentoml.api(route="/segments", input_spec=SegmentsRequest)
@@ -414,6 +517,19 @@ class CaseFinder:
         )
 
 
+def _refused(user: User, path: str, target: list[str]) -> None:
+    """Audit a person-level request the user's role may not make (403 by the middleware)."""
+    if path.startswith("/ui/person/"):
+        action = "page.chart" if path.endswith("/chart.svg") else "page.person"
+    elif path.startswith("/ui/"):
+        action = "page." + path.removeprefix("/ui/")
+    else:
+        action = "api." + path.strip("/")
+    bentoml.get_current_service().record(
+        user, f"{action}.refused", target, neighbourhood=user.neighbourhood, outcome="refused"
+    )
+
+
 def _registry_state() -> str | None:
     try:
         ok, _ = bentoml.get_current_service().backend.registry()
@@ -439,7 +555,8 @@ def _route_templates() -> list[str]:
 
 label_metrics_by_route(_route_templates)  # /metrics names routes, never paths (people)
 CaseFinder.add_asgi_middleware(
-    AccessMiddleware, store=_users, model_version=_model_version, registry=_registry_state,
-    body_limits=BODY_LIMITS, throttle=THROTTLE, audit_refusal=_audit_throttled,
+    AccessMiddleware, store=_users, sessions=_sessions, model_version=_model_version,
+    registry=_registry_state, body_limits=BODY_LIMITS, refused=_refused, throttle=THROTTLE,
+    audit_refusal=_audit_throttled,
 )  # fmt: skip
 CaseFinder.mount_asgi_app(pages_app, path="/ui")

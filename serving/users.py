@@ -1,21 +1,26 @@
 """Who may use the service: named users with a role, a neighbourhood and a hashed bearer token.
 
-The store is one small JSON file under the home folder (`settings.serving.users_path`). Tokens are
-long random strings shown once, at `casefinder users add`; only their SHA-256 is stored (a fast
-hash is enough because tokens carry 256 bits of randomness, unlike passwords).
+Users are rows of the state database (`config.db`), shared by every worker and replica. Tokens
+are long random strings shown once, at `casefinder users add`; only their SHA-256 is stored (a
+fast hash is enough because tokens carry 256 bits of randomness, unlike passwords). Revoking a
+user ends their token and their page sessions at once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import secrets
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from sqlalchemy import insert, select, update
+
+from config.db import Database
+from config.db.schema import sessions, users
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 Role = Literal["data_scientist", "team", "clinician"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -38,6 +43,7 @@ class User:
     token_sha256: str
     created: str
     revoked: str | None = None
+    id: int | None = None
 
     @property
     def active(self) -> bool:
@@ -45,7 +51,7 @@ class User:
 
 
 def hash_token(token: str) -> str:
-    """The stored form of a token."""
+    """The stored form of a token (and of a session id)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -54,35 +60,31 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-class UserStore:
-    """The users file: read, add, revoke, look a token up. Writes replace the file atomically."""
+def _user(row: Any) -> User:
+    return User(**dict(row._mapping))
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._cache: tuple[float, dict[str, User]] | None = None
+
+class UserStore:
+    """The users table: read, add, revoke, look a token up."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def of(cls, settings: Settings) -> UserStore:
+        return cls(Database.of(settings))
 
     def users(self) -> list[User]:
         """Every user, revoked ones included, in the order they were added."""
-        if not self.path.exists():
-            return []
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [User(**row) for row in data["users"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise UserError(f"users file {self.path} is not valid: {exc}") from None
+        with self.db.read() as con:
+            return [_user(r) for r in con.execute(select(users).order_by(users.c.id))]
 
-    def _write(self, users: list[User]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"users": [asdict(u) for u in users]}, indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(body)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
-        self._cache = None
-
-    def add(self, name: str, role: str, neighbourhood: str | None = None) -> tuple[User, str]:
-        """Create a user; return it and its token (the only time the token is seen)."""
+    def add(
+        self, name: str, role: str, neighbourhood: str | None = None, *,
+        token_sha256: str | None = None, created: str | None = None, revoked: str | None = None,
+    ) -> tuple[User, str]:  # fmt: skip
+        """Create a user; return it and its token (the only time the token is seen; empty when
+        an existing token's hash is imported)."""
         name = name.strip()
         if not name:
             raise UserError("user name is empty")
@@ -92,44 +94,51 @@ class UserStore:
             raise UserError(f"role {role} needs a neighbourhood (--neighbourhood)")
         if role not in NEIGHBOURHOOD_ROLES and neighbourhood:
             raise UserError(f"role {role} sees every neighbourhood; drop --neighbourhood")
-        users = self.users()
-        if any(u.name == name and u.active for u in users):
-            raise UserError(f"user {name!r} already exists; revoke it first to replace it")
-        token = new_token()
-        user = User(
-            name=name,
-            role=role,  # type: ignore[arg-type]
-            neighbourhood=neighbourhood or None,
-            token_sha256=hash_token(token),
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        self._write([*users, user])
-        return user, token
+        token = "" if token_sha256 else new_token()
+        row = {
+            "name": name,
+            "role": role,
+            "neighbourhood": neighbourhood or None,
+            "token_sha256": token_sha256 or hash_token(token),
+            "created": created or _now(),
+            "revoked": revoked,
+        }
+        with self.db.write() as con:
+            taken = con.execute(
+                select(users.c.id).where(users.c.name == name, users.c.revoked.is_(None))
+            ).first()
+            if taken is not None and revoked is None:
+                raise UserError(f"user {name!r} already exists; revoke it first to replace it")
+            new_id = con.execute(insert(users).values(**row)).inserted_primary_key[0]
+        return User(**row, id=int(new_id)), token  # type: ignore[arg-type]
 
     def revoke(self, name: str) -> User:
-        """Revoke the active user called `name`; its token stops working at once."""
-        users = self.users()
-        for i, user in enumerate(users):
-            if user.name == name and user.active:
-                revoked = User(**{**asdict(user), "revoked": _now()})
-                users[i] = revoked
-                self._write(users)
-                return revoked
-        raise UserError(f"no active user called {name!r}")
-
-    def _active_by_hash(self) -> dict[str, User]:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        if self._cache is None or self._cache[0] != mtime:
-            self._cache = (mtime, {u.token_sha256: u for u in self.users() if u.active})
-        return self._cache[1]
+        """Revoke the active user called `name`; its token and sessions stop working at once."""
+        with self.db.write() as con:
+            row = con.execute(
+                select(users).where(users.c.name == name, users.c.revoked.is_(None))
+            ).first()
+            if row is None:
+                raise UserError(f"no active user called {name!r}")
+            now = _now()
+            con.execute(update(users).where(users.c.id == row.id).values(revoked=now))
+            con.execute(
+                update(sessions)
+                .where(sessions.c.user_id == row.id, sessions.c.ended.is_(None))
+                .values(ended=now)
+            )
+        return User(**{**dict(row._mapping), "revoked": now})
 
     def authenticate(self, token: str) -> User | None:
-        """The active user holding `token`, or None. Re-reads the file when it changes."""
+        """The active user holding `token`, or None."""
         # Lookup by digest: an attacker cannot steer the digest, so timing reveals nothing useful.
-        return self._active_by_hash().get(hash_token(token))
+        with self.db.read() as con:
+            row = con.execute(
+                select(users).where(
+                    users.c.token_sha256 == hash_token(token), users.c.revoked.is_(None)
+                )
+            ).first()
+        return None if row is None else _user(row)
 
 
 def _now() -> str:

@@ -13,6 +13,7 @@ session per xdist worker group (a file lock guards it).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -226,7 +227,7 @@ def build_home(home: Path, extract_dir: Path) -> dict[str, str]:
     for month in MONTHS:
         score_month(extract_dir, month, settings)
     extract_dir.rename(moved_extract(extract_dir))  # the runs' recorded extract path is gone
-    store = UserStore(settings.serving.users_path(home))
+    store = UserStore.of(settings)
     tokens = {name: store.add(name, role, hood)[1] for name, (role, hood) in ROLES.items()}
     (home / "tokens.json").write_text(json.dumps(tokens))
     return tokens
@@ -267,30 +268,49 @@ class Server:
     tokens: dict[str, str]
     process: subprocess.Popen
     log: Path
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def headers(self, user: str | None) -> dict[str, str]:
         return {} if user is None else {"Authorization": f"Bearer {self.tokens[user]}"}
 
+    def settings(self):
+        """The server's settings (its home and, when set, its database)."""
+        from config.settings import load_settings
+
+        url = self.env.get("CASEFINDER_DATABASE__URL")
+        return load_settings(home=self.home, **({"database": {"url": url}} if url else {}))
+
+    def audit(self):
+        """The server's audit log (serving.audit.AuditLog)."""
+        from serving.audit import AuditLog
+
+        return AuditLog.of(self.settings())
+
 
 @contextlib.contextmanager
 def running_server(
-    home: Path, tokens: dict[str, str], timeout: float = 120, env: dict[str, str] | None = None
-) -> Iterator[Server]:
-    """Start `bentoml serve serving.service:CaseFinder` on a free loopback port; stop it after.
-    `env` adds settings; failed-token throttling is off unless it sets it (every test client
-    shares 127.0.0.1)."""
+    home: Path, tokens: dict[str, str], timeout: float = 120, env: dict[str, str] | None = None,
+    log_name: str = "server.log",
+) -> Iterator[Server]:  # fmt: skip
+    """Start `bentoml serve serving.service:CaseFinder` on a free loopback port (plain HTTP, so
+    cookies are not Secure; `env` adds settings; failed-token throttling is off unless it sets
+    it, as every test client shares 127.0.0.1); stop it after."""
     import httpx
 
     port = free_port()
+    extra = {
+        "CASEFINDER_SERVING__INSECURE_COOKIES": "true",
+        "CASEFINDER_SERVING__FAILED_TOKENS_ALLOWED": "100000",
+        **(env or {}),
+    }
     env = {
         **os.environ,
         "CASEFINDER_HOME": str(home),
         "BENTOML_HOME": str(home / "bentoml"),
-        "CASEFINDER_SERVING__FAILED_TOKENS_ALLOWED": "100000",
-        **(env or {}),
+        **extra,
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    log = home / "server.log"
+    log = home / log_name
     with open(log, "wb") as out:
         process = subprocess.Popen(
             bentoml_serve_command("127.0.0.1", port),
@@ -314,7 +334,7 @@ def running_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready in {timeout}s:\n{log.read_text()[-4000:]}")
             time.sleep(0.3)
-        yield Server(url, home, tokens, process, log)
+        yield Server(url, home, tokens, process, log, extra)
     finally:
         stop(process)
 

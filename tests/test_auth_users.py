@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,6 +11,8 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from casefinder.cli import app as cli
+from config.db import Database
+from config.settings import load_settings
 from serving.access import (
     COOKIE,
     USER_KEY,
@@ -21,18 +21,23 @@ from serving.access import (
     allowed_roles,
     check_neighbourhood,
 )
+from serving.sessions import SessionStore
 from serving.users import UserError, UserStore, hash_token
 
 
+def _store(tmp_path) -> UserStore:
+    return UserStore(Database(f"sqlite:///{tmp_path / 'state.db'}"))
+
+
 def test_add_stores_only_the_hash(tmp_path):
-    store = UserStore(tmp_path / "users.json")
+    store = _store(tmp_path)
     user, token = store.add("ann", "team", "N01")
-    text = (tmp_path / "users.json").read_text()
-    assert token not in text
-    assert hash_token(token) in text
+    text = (tmp_path / "state.db").read_bytes() + (tmp_path / "state.db-wal").read_bytes()
+    assert token.encode() not in text
+    assert hash_token(token).encode() in text
     assert store.authenticate(token) == user
     assert store.authenticate(token + "x") is None
-    assert (tmp_path / "users.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize(
@@ -47,11 +52,11 @@ def test_add_stores_only_the_hash(tmp_path):
 )
 def test_add_rejects_bad_users(tmp_path, name, role, hood, message):
     with pytest.raises(UserError, match=message):
-        UserStore(tmp_path / "u.json").add(name, role, hood)
+        _store(tmp_path).add(name, role, hood)
 
 
 def test_duplicate_and_revoke(tmp_path):
-    store = UserStore(tmp_path / "u.json")
+    store = _store(tmp_path)
     _, token = store.add("ann", "clinician", "N02")
     with pytest.raises(UserError, match="already exists"):
         store.add("ann", "team", "N02")
@@ -64,20 +69,28 @@ def test_duplicate_and_revoke(tmp_path):
     assert [u.active for u in store.users()] == [False, True]
 
 
-def test_store_rereads_changed_file(tmp_path):
-    path = tmp_path / "u.json"
-    reader, writer = UserStore(path), UserStore(path)
+def test_a_revocation_reaches_every_store_of_the_database_and_ends_sessions(database_url):
+    reader, writer = UserStore(Database(database_url)), UserStore(Database(database_url))
     _, token = writer.add("ann", "team", "N01")
-    assert reader.authenticate(token) is not None
+    sessions = SessionStore(reader.db)
+    session = sessions.start(reader.authenticate(token))
+    assert reader.authenticate(token) is not None and sessions.user(session).name == "ann"
     writer.revoke("ann")
     assert reader.authenticate(token) is None
+    assert sessions.user(session) is None
 
 
-def test_corrupt_store_is_named(tmp_path):
-    path = tmp_path / "u.json"
-    path.write_text("{not json")
-    with pytest.raises(UserError, match="not valid"):
-        UserStore(path).users()
+def test_a_session_ends_at_sign_out_and_expires(database_url):
+    store = UserStore(Database(database_url))
+    user, _ = store.add("ann", "team", "N01")
+    sessions = SessionStore(store.db)
+    first, second = sessions.start(user), sessions.start(user)
+    assert first != second and first.startswith("cs_")
+    assert sessions.end(first) and not sessions.end(first)
+    assert sessions.user(first) is None and sessions.user(second).name == "ann"
+    expired = SessionStore(store.db, hours=-1)
+    assert expired.user(expired.start(user)) is None
+    assert sessions.user("cs_made-up") is None
 
 
 def test_neighbourhood_scope():
@@ -112,7 +125,7 @@ async def _open(request: Request) -> JSONResponse:
 
 @pytest.fixture
 def client(tmp_path):
-    store = UserStore(tmp_path / "u.json")
+    store = _store(tmp_path)
     tokens = {
         role: store.add(role, role, None if role == "data_scientist" else "N01")[1]
         for role in ("data_scientist", "team", "clinician")
@@ -153,18 +166,31 @@ def test_middleware_status_codes(client):
         wrong = http.post("/score", headers=_bearer(tokens["team"]))
         assert wrong.status_code == 403
         assert "team" in wrong.json()["error"]
-        # Cookie works like the header (pages), and HTML paths get an HTML sign-in page.
-        http.cookies.set(COOKIE, tokens["team"])
+        # A session cookie works like the header (pages); the raw token in the cookie does not;
+        # HTML paths get an HTML sign-in page.
+        session = SessionStore(store.db).start(store.authenticate(tokens["team"]))
+        http.cookies.set(COOKIE, session)
         page = http.get("/ui/list")
+        posted = http.post("/list")  # a cookie POST without our Origin
+        cross = http.post("/list", headers={"Origin": "https://evil.example"})
+        own = http.post("/list", headers={"Origin": "http://testserver"})
+        # A browser under Referrer-Policy no-referrer sends Origin: null; Sec-Fetch-Site decides.
+        null_own = http.post("/list", headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+        null_cross = http.post("/list", headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
+        http.cookies.set(COOKIE, tokens["team"])
+        raw = http.get("/ui/list")
         http.cookies.clear()
         assert page.status_code == 200
+        assert posted.status_code == cross.status_code == null_cross.status_code == 403
+        assert own.status_code == null_own.status_code == 200
+        assert raw.status_code == 401
         anon_page = http.get("/ui/list", follow_redirects=False)
-        assert anon_page.status_code == 303  # a page without a token: to the sign-in form
+        assert anon_page.status_code == 303  # a page without a session: to the sign-in form
         assert anon_page.headers["location"] == "/ui/login"
-        http.cookies.set(COOKIE, "cf_expired")
+        http.cookies.set(COOKIE, "expired-session")
         stale = http.get("/ui/list", follow_redirects=False)
         http.cookies.clear()
-        assert stale.status_code == 401  # a token that no longer works: say so, link to sign in
+        assert stale.status_code == 401  # a session that has ended: say so, link to sign in
         assert "text/html" in stale.headers["content-type"]
         assert 'href="/ui/login"' in stale.text
         store.revoke("team")
@@ -179,12 +205,12 @@ def test_users_cli(tmp_path, monkeypatch):
     assert added.exit_code == 0, added.output
     token = added.output.strip().splitlines()[-1]
     assert token.startswith("cf_")
-    stored = json.loads((tmp_path / "users.json").read_text())["users"][0]
-    assert stored["token_sha256"] == hash_token(token)
+    store = UserStore.of(load_settings())
+    assert store.users()[0].token_sha256 == hash_token(token)
     listed = runner.invoke(cli, ["users", "list"])
     assert "ann" in listed.output and token not in listed.output
     bad = runner.invoke(cli, ["users", "add", "bo", "--role", "boss"])
     assert bad.exit_code == 2 and "unknown role" in bad.output
     assert runner.invoke(cli, ["users", "revoke", "ann"]).exit_code == 0
-    assert UserStore(tmp_path / "users.json").authenticate(token) is None
+    assert store.authenticate(token) is None
     assert runner.invoke(cli, ["users", "revoke", "ann"]).exit_code == 2

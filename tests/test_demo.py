@@ -40,3 +40,11 @@ def test_demo_runs_from_synthetic_records_to_exported_lists(
             listed += sheet.max_row - 1
     assert listed > 0
     assert (home / "demo" / "lists" / "lists-2026-11.csv").stat().st_size > 0
+    # The demo MDT's decisions are stored and audited, and a second run does not repeat them.
+    from config.db.reviews import read_reviews
+    from serving.audit import AuditLog, verify
+
+    settings = load_settings()
+    assert sorted(read_reviews(settings)["outcome"]) == ["accepted", "declined", "deferred"]
+    assert len(AuditLog.of(settings).entries(action="demo.review")) == 3
+    assert verify(AuditLog.of(settings)).ok and "1 accepted" in result.output

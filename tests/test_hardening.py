@@ -5,7 +5,6 @@ the behaviour that now holds. Service findings run over HTTP against a real `ben
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -38,8 +37,7 @@ def post(server, path, body, user=None, **kw):
 
 
 def audit(server) -> list[dict]:
-    path = server.home / "audit.log"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return server.audit().entries()
 
 
 @pytest.fixture(scope="module")

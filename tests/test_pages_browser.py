@@ -74,6 +74,15 @@ def rows(page):
     return page.locator("#risk-list tbody tr[data-person]")
 
 
+def open_first_person(page) -> str:
+    """Open the person page of the list's first row; their id."""
+    page.wait_for_selector("#risk-list")
+    first = rows(page).first
+    person = first.get_attribute("data-person")
+    first.get_by_role("link", name=person).click()
+    return person
+
+
 def test_list_page_loads_sorts_filters_and_downloads(browser, server, tmp_path):
     context, page = sign_in(browser, server, "north_team")
     try:
@@ -123,10 +132,7 @@ def test_list_page_loads_sorts_filters_and_downloads(browser, server, tmp_path):
 def test_person_page_shows_reasons_chart_change_and_what_if(browser, server, tmp_path):
     context, page = sign_in(browser, server, "north_clinician")
     try:
-        page.wait_for_selector("#risk-list")
-        first = rows(page).first
-        person = first.get_attribute("data-person")
-        first.get_by_role("link", name=person).click()
+        person = open_first_person(page)
         page.wait_for_selector("#reasons-raising")
         assert page.get_by_role("heading", name=f"Person {person}").is_visible()
         reasons = page.locator("#reasons-raising li")
@@ -237,3 +243,35 @@ def test_segments_page_shows_pictures_readable_on_a_phone(browser, server):
         assert no_sideways_scroll
     finally:
         context.close()
+
+
+def test_a_clinician_records_an_mdt_decision_and_a_team_uses_a_quick_action(browser, server):
+    """The review form on the person page and a list row's quick action post from Chromium
+    (which sends `Origin: null` under our referrer policy), pass the Origin check and show up."""
+    context, page = sign_in(browser, server, "north_clinician")
+    try:
+        person = open_first_person(page)
+        page.wait_for_selector("#review-form")
+        page.locator("#rv-outcome").select_option("not_appropriate")
+        page.locator("#rv-reason").select_option("risk_overstated")
+        page.locator("#rv-note").fill("Known to the practice; well supported.")
+        page.get_by_role("button", name="Record decision").click()
+        page.wait_for_selector("#review-history")
+        history = page.locator("#review-history tbody").inner_text()
+        assert "not appropriate" in history and "well supported" in history
+        assert "north_clinician" in history
+    finally:
+        context.close()
+    context, page = sign_in(browser, server, "north_team")
+    try:
+        page.wait_for_selector("#risk-list")
+        row = rows(page).nth(1)
+        other = row.get_attribute("data-person")
+        row.get_by_role("button", name="Defer a month").click()
+        page.wait_for_selector("#risk-list")
+        cell = page.locator(f'#risk-list tr[data-person="{other}"] .decision')
+        assert cell.inner_text() == f"deferred ({MONTH})"
+    finally:
+        context.close()
+    entries = server.audit().entries(action="page.review")
+    assert [e["person_ids"] for e in entries[-2:]] == [[person], [other]]

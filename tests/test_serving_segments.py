@@ -4,8 +4,6 @@ neighbourhood (audited), and the segments page (aggregates only) scoped like the
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
@@ -26,9 +24,8 @@ def post(server, body, user=None):
     return httpx.post(f"{server.url}/segments", json=body, headers=server.headers(user), timeout=30)
 
 
-def audit(server):
-    path = server.home / "audit.log"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def audit(server) -> list[dict]:
+    return server.audit().entries()
 
 
 def test_counts_for_every_role_add_up_to_the_scored_population(server):

@@ -147,7 +147,12 @@ def _outcome(rows: pd.DataFrame) -> np.ndarray:
 def _modelled(panel: pd.DataFrame, settings: Settings) -> np.ndarray:
     """True for the panel rows in the modelled population (`features.cohort`)."""
     try:
-        return modelled_population(panel, settings).to_numpy()
+        reviews = None
+        if settings.training.exclude_after_mdt_acceptance:
+            from config.db.reviews import read_reviews
+
+            reviews = read_reviews(settings)
+        return modelled_population(panel, settings, reviews).to_numpy()
     except ValueError as exc:  # a flag the population rules read is missing
         raise TrainingError(
             f"the training panel cannot be filtered to the modelled population: {exc}"

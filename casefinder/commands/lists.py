@@ -4,7 +4,7 @@ run summary."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -90,14 +90,18 @@ def lists(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    from config.db.reviews import read_reviews
+
     if out is None and fmt == "xlsx":
         raise typer.BadParameter("an xlsx file needs --out FILE", param_hint="--out")
     chosen = parse_month(month)
-    store = ScoreStore(load_settings().score_store)
+    settings = load_settings()
+    store = ScoreStore(settings.score_store)
     try:
         run_id = store.resolve(month=chosen, run_id=run)
         meta = store.meta(run_id)
-        table = list_table(store.people(run_id), neighbourhood)
+        reviews = read_reviews(settings, neighbourhood)
+        table = list_table(store.people(run_id), neighbourhood, reviews=reviews)
     except (StoreError, ValueError) as exc:
         raise fail(str(exc)) from None
     status = "current" if meta["current"] else "NOT the current run for the month"
@@ -143,23 +147,61 @@ def runs(
     print_table(console, ["Run", "Scored (UTC)", "Listed", "Status"], rows)
 
 
-def summary(month: MonthOption, run: RunOption = None) -> None:
-    """Print the run summary of a month (counts, exclusions, scores, expected PPV, drift)."""
+def summary(
+    month: MonthOption,
+    run: RunOption = None,
+    outcomes: Annotated[
+        Path | None,
+        typer.Option(
+            "--outcomes",
+            help="An extract covering the 12 months after the month: adds the outcome rate of "
+            "accepted, declined and never-reviewed people.",
+        ),
+    ] = None,
+) -> None:
+    """Print the run summary of a month (counts, exclusions, scores, expected PPV, drift) and how
+    its list is doing (reviewed, accepted, days to review, outcomes once known)."""
     from casefinder.tables import print_markdown
+    from config.db.reviews import read_reviews
+    from scoring.performance import list_performance, render_performance
     from scoring.store import ScoreStore, StoreError
 
-    store = ScoreStore(load_settings().score_store)
+    settings = load_settings()
+    store = ScoreStore(settings.score_store)
     try:
         run_id = store.resolve(month=month, run_id=run)
         meta = store.meta(run_id)
         text = store.summary(run_id)
+        people = store.people(run_id, columns=["person_id", "neighbourhood", "listed"])
     except (StoreError, ValueError) as exc:
         raise fail(str(exc)) from None
-    print_markdown(console, text)
+    known, note = (
+        None,
+        "Outcomes: not known yet (give --outcomes EXTRACT once 12 months have passed).",
+    )
+    if outcomes is not None:
+        known, note = _outcomes(outcomes, meta["month"], settings), None
+    table = list_performance(people, read_reviews(settings), meta["month"], known)
+    print_markdown(console, text + "\n" + render_performance(meta["month"], table, note))
     if not meta["current"]:
         err_console.print(
             f"[bold yellow]Note:[/] {run_id} is not the current run for {meta['month']}"
         )
+
+
+def _outcomes(extract_dir: Path, month: str, settings: Any) -> Any:
+    """The 12-month outcome of everyone eligible at the month's index date, from an extract."""
+    from features.dates import FeatureError, Month
+    from features.outcome import build_outcome
+    from records import open_extract
+
+    extract = open_extract(extract_dir, settings)
+    try:
+        return build_outcome(extract, Month(month).index_date, settings.outcome)
+    except FeatureError as exc:
+        raise fail(f"outcomes not known yet: {exc}") from None
+    finally:
+        extract.con.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""`casefinder` commands for the serving stage: `serve`, `users add/list/revoke`, `audit verify`."""
+"""`casefinder` commands for the serving stage: `serve`, `users add/list/revoke`,
+`audit verify/show`, `db import-home`."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ if TYPE_CHECKING:
 
 users_app = typer.Typer(help="Service users: bearer tokens mapped to a role (and neighbourhood).")
 audit_app = typer.Typer(help="The audit log of access to person-level data.")
+db_app = typer.Typer(help="The service's state database (users, sessions, audit log, reviews).")
 
 
 def _store() -> UserStore:
     from config.settings import load_settings
     from serving.users import UserStore
 
-    settings = load_settings()
-    return UserStore(settings.serving.users_path(settings.home))
+    return UserStore.of(load_settings())
 
 
 @users_app.command("add")
@@ -104,20 +105,64 @@ def audit_verify(
         typer.Option("--expect-head", help="A head hash recorded earlier; it must still be there."),
     ] = None,
 ) -> None:
-    """Check the audit log's hash chain. Exit 0 intact, 1 broken."""
+    """Check the audit log's keyed hash chain. Exit 0 intact, 1 broken."""
     from config.settings import load_settings
     from serving.audit import AuditLog, verify
 
-    settings = load_settings()
-    result = verify(settings.audit_log)
+    log = AuditLog.of(load_settings())
+    result = verify(log)
     if not result.ok:
-        raise fail(f"audit log {settings.audit_log} is broken: {result.problem}", code=1)
-    if expect_head is not None:
-        hashes = {e["hash"] for e in AuditLog(settings.audit_log).entries()}
-        if expect_head not in hashes:
-            raise fail(f"head {expect_head} is not in the log: entries were removed", code=1)
+        raise fail(f"the audit log is broken: {result.problem}", code=1)
+    if expect_head is not None and expect_head not in {e["hash"] for e in log.entries()}:
+        raise fail(f"head {expect_head} is not in the log: entries were removed", code=1)
     console.print(f"Audit log intact: {result.entries} entries.")
-    console.print(f"Head: seq {result.head_seq} hash {result.head_hash}")
+    print(f"Head: seq {result.head_seq} hash {result.head_hash}")  # one line, never wrapped
+
+
+@audit_app.command("show")
+def audit_show(
+    person: Annotated[
+        str | None, typer.Option("--person", help="Entries naming this person.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Entries by this user.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Entries at or after this date (YYYY-MM-DD, UTC).")
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="An action (e.g. api.person) or its prefix (api)."),
+    ] = None,
+) -> None:
+    """Print audit entries as JSON lines: who looked at a person's record and what they did."""
+    import json
+    from datetime import date
+
+    from config.settings import load_settings
+    from serving.audit import AuditLog
+
+    if since is not None:
+        try:
+            since = date.fromisoformat(since).isoformat()
+        except ValueError:
+            raise fail("--since must be a date, YYYY-MM-DD") from None
+    log = AuditLog.of(load_settings())
+    for entry in log.entries(person=person, user=user, since=since, action=action):
+        print(json.dumps(entry, separators=(",", ":")))
+
+
+@db_app.command("import-home")
+def db_import_home() -> None:
+    """Import the home's users.json and audit.log (made before the database) once."""
+    from config.settings import load_settings
+    from serving.migrate_home import HomeImportError, import_home
+
+    settings = load_settings()
+    try:
+        done = import_home(settings)
+    except HomeImportError as exc:
+        raise fail(str(exc)) from None
+    for line in done:
+        console.print(line)
 
 
 def serve(
@@ -157,3 +202,4 @@ def register(app: typer.Typer) -> None:
     app.command(name="serve")(serve)
     app.add_typer(users_app, name="users")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(db_app, name="db")
