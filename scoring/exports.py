@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.cohort import LIST_FLAGS
+from features.cohort import LIST_FLAGS, REVIEW_OUTCOMES
 
 FORMATS = ("csv", "xlsx", "json")
 # The columns of the list table, in order.
@@ -54,6 +54,8 @@ FILE_HEADERS: dict[str, str] = {
     "flags": "Flags",
     "previous_probability": "Risk last month",
     "reasons": "Main reasons",
+    "latest_review": "MDT decision",
+    "latest_review_month": "MDT decision month",
     "model_version": "Model version",
     "run_id": "Run",
     "run_status": "Run status",
@@ -158,6 +160,7 @@ def file_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
     out["model_version"] = str(meta["model"]["version"])
     out["run_id"] = meta["run_id"]
     out["run_status"] = run_status(meta)
+    out["latest_review"] = out["latest_review"].map(REVIEW_OUTCOMES.get).astype(object)
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(neutralise).astype(out[column].dtype)

@@ -194,6 +194,8 @@ class Backend:
         if now - self._champion_checked < self.settings.serving.registry_check_seconds:
             return False
         self._champion_checked = now
+        if not self.registry()[0]:  # asking MLflow would create a missing store: keep serving
+            return False
         try:
             version = resolve_version(self.settings, self.settings.serving.model_ref)
             if version == self.version:

@@ -16,7 +16,8 @@ from tests import serving_fixtures
 built_home = serving_fixtures.built_home
 server = serving_fixtures.server
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+# The tests build on each other (decisions recorded, then followed): one worker, in order.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_group("reviews")]
 
 MONTH, LAST_MONTH = "2026-10", "2026-09"
 
@@ -167,9 +168,9 @@ def test_the_pages_show_the_decision_and_the_downloads_carry_it(server, north):
     assert "accepted (2026-09)" in listing.text and 'name="quick"' in listing.text
     csv = client.get(f"/ui/list.csv?neighbourhood=North&month={LAST_MONTH}").text
     header, *rows = csv.splitlines()
-    assert "latest_review" in header.split(",")
-    assert any(r.startswith(f"{LAST_MONTH},North,") and north[0] in r and "accepted" in r
-               for r in rows)  # fmt: skip
+    assert "MDT decision" in header.split(",")
+    assert any(r.startswith(f"{LAST_MONTH},2026-09-01,North,") and north[0] in r
+               and "accepted: care co-ordinator assigned" in r for r in rows)  # fmt: skip
 
 
 def test_the_next_month_follows_the_decisions(server, north):
@@ -219,8 +220,11 @@ def test_how_the_list_is_doing_in_the_summary_the_page_and_the_cli(server, north
     reviewed = len({r["person_id"] for r in post(
         server, "/reviews", {"neighbourhood": "North", "month": LAST_MONTH}, "north_team"
     ).json()["reviews"]} & set(north))  # fmt: skip
-    assert north_row["reviewed"] == reviewed >= 3 and north_row["accepted"] == 1
-    assert north_row["share_accepted"] == pytest.approx(1 / reviewed)
+    assert reviewed >= 3
+    # /summary is an aggregate output: counts under 5 are suppressed, and the share with them
+    assert north_row["reviewed"] == ("<5" if reviewed < 5 else reviewed)
+    assert north_row["accepted"] == "<5"  # one person
+    assert north_row["share_accepted"] is None
     assert north_row["median_days_to_review"] > 0
     page = _signed_in(server, "north_team").get("/ui/performance?neighbourhood=North")
     assert page.status_code == 200 and f">{LAST_MONTH}</a>" in page.text

@@ -116,7 +116,7 @@ def test_failed_tokens_are_throttled_per_client_and_audited_once(live):
         assert other.post(f"{live.url}/summary", json={}, headers=good).status_code == 200
         time.sleep(wait + 0.2)
         assert client.post(f"{live.url}/summary", json={}, headers=good).status_code == 200
-    entries = [e for e in AuditLog(load_settings(home=live.home).audit_log).entries()]
+    entries = AuditLog.of(load_settings(home=live.home)).entries()
     throttled = [e for e in entries if e["action"] == "auth.throttled"]
     assert len(throttled) == 1 and throttled[0]["user"] == "client 127.0.0.2"
 
