@@ -1,7 +1,8 @@
 """Build the feature table for one index date: the registry's definitions compiled to one SQL query.
 
 The query is DuckDB SQL within the subset both engines agree on (`records.dialect`): an extract
-loaded on Spark compiles it to Spark SQL. It reads only rows dated before each table's cutoff, min(index date, complete_to + 1).
+loaded on Spark compiles it to Spark SQL. It reads only rows dated before each table's cutoff,
+min(index date, complete_to + 1).
 """
 
 from __future__ import annotations

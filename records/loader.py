@@ -585,14 +585,11 @@ def connect(
     return con
 
 
-def open_extract(path: Path, settings: Settings, progress: ProgressFn | None = None) -> Extract:
+def open_duckdb_extract(
+    path: Path, settings: Settings, progress: ProgressFn | None = None
+) -> Extract:
     """`load_extract` into a DuckDB held to `settings.records.duckdb_memory_limit`, spilling
-    under home: how every command reads an extract. With `[engine] name = "spark"`, the extract
-    is loaded on Spark instead (`records.spark`; `path` may then be `catalog:DATABASE`)."""
-    if settings.engine.name == "spark":
-        from records.spark import open_spark_extract
-
-        return open_spark_extract(path, settings, progress)  # type: ignore[return-value]
+    under home (`records.open_extract` chooses the engine)."""
     con = connect(settings.records.duckdb_memory_limit, settings.duckdb_spill_dir)
     try:
         return load_extract(path, con=con, progress=progress)

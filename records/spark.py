@@ -70,6 +70,7 @@ def spark_session(engine: EngineSettings) -> SparkSession:
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.memory", engine.driver_memory)
             .config("spark.sql.shuffle.partitions", str(engine.shuffle_partitions))
             .config("spark.sql.adaptive.enabled", "true")
@@ -80,7 +81,8 @@ def spark_session(engine: EngineSettings) -> SparkSession:
     for key, value in engine.conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR") if not remote else None
+    if not remote:
+        session.sparkContext.setLogLevel("ERROR")
     return session
 
 
@@ -180,7 +182,9 @@ def _read_source(spark: SparkSession, folder: str, table: Table) -> tuple[DataFr
                 csv_uri, header=True, inferSchema=False, mode="FAILFAST", multiLine=True,
                 quote='"', escape='"', encoding="UTF-8", comment=None,
             )  # fmt: skip
-        columns = [(f.name.lstrip("\ufeff").strip(), f.dataType.simpleString()) for f in frame.schema]
+        columns = [
+            (f.name.lstrip("\ufeff").strip(), f.dataType.simpleString()) for f in frame.schema
+        ]
     except PySparkException as exc:
         raise ExtractError(f"{name}: unreadable file ({type(exc).__name__})") from None
     if not columns:
@@ -371,9 +375,7 @@ def load_spark_extract(
     for frame, src in sources:  # people first: the other tables link to the loaded people
         name = src.table.name
         progress(name, 0.0)
-        clean, rejected, report = _load_table(
-            spark, frame, src, manifest.extract_date, views, tag
-        )
+        clean, rejected, report = _load_table(spark, frame, src, manifest.extract_date, views, tag)
         view = f"__cf_t{tag}_{name}"
         clean.createOrReplaceTempView(view)
         views[name] = view

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from casefinder.commands.common import console, err_console, fail
+from casefinder.commands.common import EngineOption, console, err_console, fail, use_engine
 from casefinder.progress import progress_bar
 from config.settings import load_settings
 
@@ -27,9 +27,11 @@ def score(
     model: Annotated[
         str, typer.Option("--model", help="Registry alias or version to score with.")
     ] = "champion",
+    engine: EngineOption = None,
 ) -> None:
     """Score everyone eligible at the month's first day, build each neighbourhood's list, and
     store the run (the same inputs reuse the stored run)."""
+    use_engine(engine)
     from features import FeatureError
     from records import ExtractError
     from scoring.run import score_month

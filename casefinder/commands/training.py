@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from casefinder.commands.common import console, fail, parse_date
+from casefinder.commands.common import EngineOption, console, fail, parse_date, use_engine
 from casefinder.progress import progress_bar
 
 
@@ -26,8 +26,10 @@ def train(
     tune: Annotated[
         int, typer.Option("--tune", min=0, help="Optuna trials for hyperparameters (0: none).")
     ] = 0,
+    engine: EngineOption = None,
 ) -> None:
     """Train, evaluate and register a model on an extract's complete index dates."""
+    use_engine(engine)
     from config.settings import load_settings
     from records import ExtractError
     from training import TrainingError, train
@@ -148,8 +150,10 @@ def predict(
     model: Annotated[
         str, typer.Option("--model", help="Version number or alias (default: champion).")
     ] = "champion",
+    engine: EngineOption = None,
 ) -> None:
     """Score every eligible person at an index date with a registered model."""
+    use_engine(engine)
     from config.settings import load_settings
     from features import FeatureError
     from models.registry import RegistryError
