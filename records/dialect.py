@@ -162,9 +162,10 @@ def _spark_node(node: exp.Expression) -> exp.Expression:
         # as DOUBLE. A non-integer literal is a DOUBLE on both.
         return exp.cast(node.copy(), "double")
     if isinstance(node, exp.Bracket):
-        index = node.expressions[0]
+        # sqlglot holds the index 0-based: DuckDB's x[-1] (1-based) is Neg(2) here.
+        back = int(node.expressions[0].this.this) - 1
         return exp.Substring(
-            this=node.this, start=exp.Neg(this=index.this.copy()), length=exp.Literal.number(1)
+            this=node.this, start=exp.Literal.number(-back), length=exp.Literal.number(1)
         )
     return node
 

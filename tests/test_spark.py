@@ -125,6 +125,7 @@ def test_loader_rules_give_the_same_rejects_and_errors(spark: Any, tmp_path: Pat
     add_row(rows, "gp_events", person_id="NOBODY")
     add_row(rows, "gp_events", event_date="2024-13-01")
     add_row(rows, "gp_events", event_date=" 2024-01-05 ", value="abc")
+    add_row(rows, "gp_events", snomed_code="38341003 ", value="2.5\t")  # trailing space only
     add_row(rows, "hospital_spells", spell_id="S1")  # duplicate spell
     add_row(rows, "hospital_spells", spell_id="S9", discharge_date="2024-01-01")
     add_row(rows, "hospital_spells", spell_id="S8", person_id="P002", admission_date="2025-02-01")
