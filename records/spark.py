@@ -359,6 +359,8 @@ def load_spark_extract(
     Hadoop-compatible URI) as the contract lays it out, or `catalog:DATABASE` (tables named as
     in the contract, the manifest in `DATABASE.extract_manifest`). Same rules, rejects and
     errors as `records.load_extract`."""
+    from pyspark.errors import PySparkException
+
     progress = progress or no_progress
     text = str(source)
     manifest = _manifest(spark, text)
@@ -375,7 +377,14 @@ def load_spark_extract(
     for frame, src in sources:  # people first: the other tables link to the loaded people
         name = src.table.name
         progress(name, 0.0)
-        clean, rejected, report = _load_table(spark, frame, src, manifest.extract_date, views, tag)
+        try:
+            clean, rejected, report = _load_table(
+                spark, frame, src, manifest.extract_date, views, tag
+            )
+        except PySparkException as exc:  # a CSV row Spark cannot parse (FAILFAST)
+            if "malformed" not in str(exc).lower():
+                raise
+            raise ExtractError(f"{src.path.name}: unreadable file (malformed CSV row)") from None
         view = f"__cf_t{tag}_{name}"
         clean.createOrReplaceTempView(view)
         views[name] = view
