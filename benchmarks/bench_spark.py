@@ -93,6 +93,8 @@ def main() -> None:
     ours = load_spark_extract(folder, spark)
     times[("spark", "load")] = time.perf_counter() - t
 
+    print(f"load: duckdb {times[('duckdb', 'load')]:.1f} s, spark {times[('spark', 'load')]:.1f} s "
+          f"(session start {times[('spark', 'start session')]:.1f} s)", flush=True)  # fmt: skip
     last = last_observed_index_date(duck.manifest, OutcomeSettings())
     dates = [add_months(last, -k) for k in range(n_dates)][::-1]
     for name, extract in (("duckdb", duck), ("spark", ours)):
@@ -102,6 +104,8 @@ def main() -> None:
         t = time.perf_counter()
         results[name]["panel"] = build_panel(extract, dates, settings.outcome)
         times[(name, f"panel, {n_dates} dates")] = time.perf_counter() - t
+        print(f"{name}: features {times[(name, 'features, 1 date')]:.1f} s, panel "
+              f"{times[(name, f'panel, {n_dates} dates')]:.1f} s", flush=True)  # fmt: skip
 
     print(f"people: {people:,}  (extract {folder}, index date {day}, panel to {dates[-1]})")
     print(f"{'step':<22} {'duckdb s':>10} {'spark s':>10} {'spark/duckdb':>13}")

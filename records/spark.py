@@ -81,8 +81,8 @@ def spark_session(engine: EngineSettings) -> SparkSession:
     for key, value in engine.conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    if not remote:
-        session.sparkContext.setLogLevel("ERROR")
+    if not remote:  # Spark's error log quotes the rows it cannot parse: no records in logs
+        session.sparkContext.setLogLevel("FATAL")
     return session
 
 
@@ -359,6 +359,7 @@ def load_spark_extract(
     Hadoop-compatible URI) as the contract lays it out, or `catalog:DATABASE` (tables named as
     in the contract, the manifest in `DATABASE.extract_manifest`). Same rules, rejects and
     errors as `records.load_extract`."""
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
     progress = progress or no_progress
@@ -381,8 +382,8 @@ def load_spark_extract(
             clean, rejected, report = _load_table(
                 spark, frame, src, manifest.extract_date, views, tag
             )
-        except PySparkException as exc:  # a CSV row Spark cannot parse (FAILFAST)
-            if "malformed" not in str(exc).lower():
+        except (PySparkException, Py4JJavaError) as exc:  # a CSV row Spark cannot parse
+            if "MALFORMED" not in str(exc).upper():
                 raise
             raise ExtractError(f"{src.path.name}: unreadable file (malformed CSV row)") from None
         view = f"__cf_t{tag}_{name}"
