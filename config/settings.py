@@ -259,7 +259,7 @@ class EngineSettings(BaseModel):
     remote: str | None = None  # sc://host:15002 (Spark Connect); None: $SPARK_REMOTE if set
     # Few shuffle partitions for a local session (Spark's 200 cost more than they save here).
     shuffle_partitions: int = Field(4, ge=1)
-    driver_memory: str = "2g"
+    driver_memory: str = "4g"  # a 2g local driver ran out of broadcast memory at 100,000 people
     conf: dict[str, str] = Field(default_factory=dict)  # further spark.* options
 
     def spark_remote(self) -> str | None:
