@@ -247,6 +247,29 @@ class RecordsSettings(BaseModel):
     duckdb_memory_limit: str = "4GB"
 
 
+class EngineSettings(BaseModel):
+    """The SQL engine the features, outcome and scoring stages run on (docs/spark.md).
+
+    DuckDB (the default) is embedded: nothing to start. Spark runs the same compiled definitions
+    where national data lives: a local session (`master`, bound to loopback), or a cluster through
+    Spark Connect (`remote`, else the `SPARK_REMOTE` environment variable).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    name: Literal["duckdb", "spark"] = "duckdb"
+    master: str = "local[2]"
+    remote: str | None = None  # sc://host:15002 (Spark Connect); None: $SPARK_REMOTE if set
+    # Few shuffle partitions for a local session (Spark's 200 cost more than they save here).
+    shuffle_partitions: int = Field(4, ge=1)
+    driver_memory: str = "4g"  # a 2g local driver ran out of broadcast memory at 100,000 people
+    conf: dict[str, str] = Field(default_factory=dict)  # further spark.* options
+
+    def spark_remote(self) -> str | None:
+        """The Spark Connect address in use, if any."""
+        return self.remote or os.environ.get("SPARK_REMOTE") or None
+
+
 class ListSettings(BaseModel):
     """Monthly MDT list rules: capacity, exclusions, flags, drift limits (lists stage).
 
@@ -394,6 +417,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=home_dir)
     mlflow: MlflowSettings = MlflowSettings()
     records: RecordsSettings = RecordsSettings()
+    engine: EngineSettings = EngineSettings()
     outcome: OutcomeSettings = OutcomeSettings()
     training: TrainingSettings = TrainingSettings()
     lists: ListSettings = ListSettings()

@@ -90,7 +90,10 @@ BLOCKS: dict[str, Block] = {
                 # Dictionary Discharge Destination codes).
                 Helper(
                     "last_discharge_care_home",
-                    "CASE WHEN arg_max(discharge_destination, discharge_date) IN "
+                    # Two discharges on the same day: the greater code decides (ties must be
+                    # broken in the definition, records.dialect).
+                    "CASE WHEN arg_max(discharge_destination, CASE WHEN discharge_date IS NOT "
+                    "NULL THEN {{'at': discharge_date, 'v': discharge_destination}} END) IN "
                     f"{in_list(CARE_HOME_DESTINATIONS)} THEN 1 ELSE 0 END",
                 ),
             ),

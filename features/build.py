@@ -1,7 +1,8 @@
 """Build the feature table for one index date: the registry's definitions compiled to one SQL query.
 
-The query is standard SQL (DuckDB runs it here; `sqlglot` transpiles it to Spark SQL for national
-extracts). It reads only rows dated before each table's cutoff, min(index date, complete_to + 1).
+The query is DuckDB SQL within the subset both engines agree on (`records.dialect`): an extract
+loaded on Spark compiles it to Spark SQL. It reads only rows dated before each table's cutoff,
+min(index date, complete_to + 1).
 """
 
 from __future__ import annotations
@@ -152,10 +153,10 @@ def build_features(
     progress = progress or no_progress
     index_date = check_extract_index_date(extract, index_date)
     progress("features", 0.0)
-    codelists.register(extract.con)
+    codelists.register(extract)
     sql = features_sql(extract.manifest, index_date)
     progress("features", 0.1)
-    frame = extract.con.sql(sql).to_arrow_table().to_pandas()
+    frame = extract.frame(sql)
     progress("features", 0.9)
     frame = _numeric_frame(frame)
     progress("features", 1.0)
@@ -164,8 +165,8 @@ def build_features(
 
 def neighbourhood_labels(extract: Extract) -> dict[int, str]:
     """Neighbourhood code -> name, as `neighbourhood_code` numbers them (sorted names)."""
-    rows = extract.con.execute(
+    rows = extract.rows(
         "SELECT neighbourhood FROM (SELECT DISTINCT neighbourhood FROM people) AS n "
         "ORDER BY neighbourhood"
-    ).fetchall()
+    )
     return {i: r[0] for i, r in enumerate(rows)}

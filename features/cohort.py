@@ -88,13 +88,9 @@ def ineligible_people(extract: Extract, index_date: date) -> pd.DataFrame:
     """person_id, neighbourhood, reason for everyone in the extract not eligible on
     `index_date` (one query in the engine)."""
     reason = ineligibility_sql(index_date)
-    frame = (
-        extract.con.sql(
-            f"SELECT * FROM (SELECT p.person_id, p.neighbourhood, {reason} AS reason "
-            "FROM people AS p) AS x WHERE reason IS NOT NULL ORDER BY person_id"
-        )
-        .to_arrow_table()
-        .to_pandas()
+    frame = extract.frame(
+        f"SELECT * FROM (SELECT p.person_id, p.neighbourhood, {reason} AS reason "
+        "FROM people AS p) AS x WHERE reason IS NOT NULL ORDER BY person_id"
     )
     for column in frame.columns:
         frame[column] = frame[column].astype("string")

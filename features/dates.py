@@ -136,9 +136,7 @@ def history_start(extract: Extract) -> date | None:
         for t in TABLES.values()
         if t.date_column is not None
     ]
-    [(earliest,)] = extract.con.execute(
-        f"SELECT min(d) FROM ({' UNION ALL '.join(parts)}) AS u"
-    ).fetchall()
+    [(earliest,)] = extract.rows(f"SELECT min(d) FROM ({' UNION ALL '.join(parts)}) AS u")
     return earliest
 
 

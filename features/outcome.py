@@ -111,8 +111,7 @@ def build_outcome(
     definition = definition or OutcomeSettings()
     index_date = check_extract_index_date(extract, index_date)
     check_outcome_observed(extract.manifest, [index_date], definition)
-    frame = extract.con.sql(outcome_sql(index_date, definition)).to_arrow_table()
-    frame = frame.to_pandas()
+    frame = extract.frame(outcome_sql(index_date, definition))
     frame["person_id"] = frame["person_id"].astype(str)
     for column in ["outcome", *definition.agencies]:
         frame[column] = frame[column].astype("int8")

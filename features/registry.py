@@ -642,7 +642,9 @@ FRAILTY = (
         name="clinical_frailty_scale",
         domain="primary care and frailty",
         block="gp",
-        sql="arg_max(value, CASE WHEN is_cfs = 1 AND value IS NOT NULL THEN event_date END)",
+        # The latest score; two on the same day: the higher (records.dialect: arg_max ties).
+        sql="arg_max(value, CASE WHEN is_cfs = 1 AND value IS NOT NULL "
+        "THEN {{'at': event_date, 'v': value}} END)",
         kind="number",
         description=(
             "Latest Clinical Frailty Scale score recorded (1-9; Rockwood 2005), missing if none."

@@ -40,13 +40,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from config.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:  # settings import the contract from this package
+    import pandas as pd
+
     from config.settings import Settings
 from records.contract import BOOL_FALSE, BOOL_TRUE, TABLES, Column, Table
 from records.manifest import ExtractError, Manifest, read_manifest
@@ -105,9 +107,26 @@ class Extract:
     manifest: Manifest
     reports: dict[str, TableReport]
 
+    engine = "duckdb"
+
     @property
     def n_rejected(self) -> int:
         return sum(r.rejected for r in self.reports.values())
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        """The result of `sql` (the subset of `records.dialect`) as a pandas frame."""
+        return self.con.sql(sql).to_arrow_table().to_pandas()
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of `sql` (a small result: counts, names)."""
+        return self.con.execute(sql).fetchall()
+
+    def create_table(self, name: str, sql: str) -> None:
+        """A temporary table `name` holding the result of `sql` (code lists)."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def close(self) -> None:
+        self.con.close()
 
 
 @dataclass(frozen=True)
@@ -411,9 +430,16 @@ def _inspect(con: duckdb.DuckDBPyConnection, folder: Path, table: Table) -> _Sou
                 f"{path.name}: unreadable file ({_duckdb_reason(exc, path)})"
             ) from None
         source = _Source(table, path, "parquet", tuple((r[0], r[1]) for r in rows))
+    check_columns(path.name, table, [name for name, _ in source.columns])
+    return source
 
+
+def check_columns(file: str, table: Table, names: list[str]) -> None:
+    """`ExtractError` naming `file` for an empty, repeated or reserved column name, or a missing
+    required column."""
+    path = Path(file)
     seen: set[str] = set()
-    for name, _ in source.columns:
+    for name in names:
         if not name:
             raise ExtractError(f"{path.name}: a column has an empty name")
         if name.lower() in seen:
@@ -426,10 +452,9 @@ def _inspect(con: duckdb.DuckDBPyConnection, folder: Path, table: Table) -> _Sou
         seen.add(name.lower())
     missing = [c for c in table.required if c not in seen]
     if missing:
-        names = ", ".join(repr(c) for c in missing)
+        shown = ", ".join(repr(c) for c in missing)
         plural = "s" if len(missing) > 1 else ""
-        raise ExtractError(f"{path.name}: missing required column{plural} {names}")
-    return source
+        raise ExtractError(f"{path.name}: missing required column{plural} {shown}")
 
 
 def _duckdb_reason(exc: duckdb.Error, path: Path) -> str:
@@ -570,9 +595,11 @@ def connect(
     return con
 
 
-def open_extract(path: Path, settings: Settings, progress: ProgressFn | None = None) -> Extract:
+def open_duckdb_extract(
+    path: Path, settings: Settings, progress: ProgressFn | None = None
+) -> Extract:
     """`load_extract` into a DuckDB held to `settings.records.duckdb_memory_limit`, spilling
-    under home: how every command reads an extract."""
+    under home (`records.open_extract` chooses the engine)."""
     con = connect(settings.records.duckdb_memory_limit, settings.duckdb_spill_dir)
     try:
         return load_extract(path, con=con, progress=progress)

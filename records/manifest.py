@@ -47,9 +47,17 @@ def read_manifest(folder: Path) -> Manifest:
     if not path.is_file():
         raise ExtractError(f"{MANIFEST_NAME}: missing from {folder}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ExtractError(f"{MANIFEST_NAME}: not UTF-8 text") from None
+    return parse_manifest(text)
+
+
+def parse_manifest(text: str) -> Manifest:
+    """The manifest in `text` (the JSON of `manifest.json`), checked; `ExtractError` naming the
+    problem."""
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ExtractError(
             f"{MANIFEST_NAME}: not valid JSON (line {exc.lineno}, column {exc.colno})"

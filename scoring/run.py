@@ -463,7 +463,7 @@ def score_month(
             try:
                 features = _eligible_features(extract, month.index_date, progress)
             finally:
-                extract.con.close()
+                extract.close()
             progress("storing model inputs", 0.0)
             add_inputs(store, run_id, model_inputs(features, model), model)
             progress("storing model inputs", 1.0)
@@ -479,9 +479,9 @@ def score_month(
         features = _eligible_features(extract, day, progress)
         progress("not eligible", 0.0)
         ineligible = ineligible_people(extract, day)
-        [(in_extract,)] = extract.con.execute("SELECT count(*) FROM people").fetchall()
+        [(in_extract,)] = extract.rows("SELECT count(*) FROM people")
     finally:
-        extract.con.close()
+        extract.close()
     if len(features) + len(ineligible) != in_extract:
         raise RuntimeError(  # one eligibility rule gives both sets, so this is a bug
             f"{len(features):,} eligible and {len(ineligible):,} not eligible people are not the "

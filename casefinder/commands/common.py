@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -41,3 +42,18 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `message` as an error and return the `typer.Exit` to raise."""
     err_console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
     return typer.Exit(code)
+
+
+EngineOption = Annotated[
+    Literal["duckdb", "spark"] | None,
+    typer.Option(
+        "--engine",
+        help="SQL engine: duckdb (embedded, default) or spark ([engine] settings, docs/spark.md).",
+    ),
+]
+
+
+def use_engine(engine: str | None) -> None:
+    """Make `--engine` win over the config file for this command (as CASEFINDER_ENGINE__NAME)."""
+    if engine is not None:
+        os.environ["CASEFINDER_ENGINE__NAME"] = engine

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from casefinder.commands.common import console, fail, parse_date
+from casefinder.commands.common import EngineOption, console, fail, parse_date, use_engine
 from casefinder.progress import ProgressFn, progress_bar
 
 if TYPE_CHECKING:
@@ -65,8 +65,10 @@ def features_command(
         str | None,
         typer.Option("--index-date", help="First day of a month; default: day after extract."),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Build the feature table: one row per eligible person at the index date."""
+    use_engine(engine)
     from features import build_features
 
     _check_out(out)
@@ -89,8 +91,10 @@ def panel_command(
     include_opted_out: Annotated[
         bool, typer.Option("--include-opted-out", help="Keep people who opted out.")
     ] = False,
+    engine: EngineOption = None,
 ) -> None:
     """Build a training panel: features and outcome at each index date in a range."""
+    use_engine(engine)
     from config.settings import load_settings
     from features import build_panel, index_dates
 

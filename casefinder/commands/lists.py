@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from casefinder.commands.common import console, err_console, fail, parse_month
+from casefinder.commands.common import (
+    EngineOption,
+    console,
+    err_console,
+    fail,
+    parse_month,
+    use_engine,
+)
 from casefinder.progress import progress_bar
 from config.settings import load_settings
 
@@ -24,9 +31,11 @@ def score(
     model: Annotated[
         str, typer.Option("--model", help="Registry alias or version to score with.")
     ] = "champion",
+    engine: EngineOption = None,
 ) -> None:
     """Score everyone eligible at the month's first day, build each neighbourhood's list, and
     store the run (the same inputs reuse the stored run)."""
+    use_engine(engine)
     from features import FeatureError
     from records import ExtractError
     from scoring.run import score_month

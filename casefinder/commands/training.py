@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from casefinder.commands.common import console, fail, parse_date
+from casefinder.commands.common import EngineOption, console, fail, parse_date, use_engine
 from casefinder.progress import progress_bar
 
 # The test-period comparison `train` prints: (column, header, decimals).
@@ -75,8 +75,10 @@ def train(
     tune: Annotated[
         int, typer.Option("--tune", min=0, help="Optuna trials for hyperparameters (0: none).")
     ] = 0,
+    engine: EngineOption = None,
 ) -> None:
     """Train, evaluate and register a model on an extract's complete index dates."""
+    use_engine(engine)
     from casefinder.logs import mlflow_prints_to_log
     from config.settings import load_settings
     from records import ExtractError
@@ -219,8 +221,10 @@ def predict(
     model: Annotated[
         str, typer.Option("--model", help="Version number or alias (default: champion).")
     ] = "champion",
+    engine: EngineOption = None,
 ) -> None:
     """Score every eligible person at an index date with a registered model."""
+    use_engine(engine)
     from config.settings import load_settings
     from features import FeatureError
     from models.registry import RegistryError

@@ -10,8 +10,10 @@ import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    from records import Extract
 
 FOLDER = Path(__file__).parent
 
@@ -161,18 +163,16 @@ def _num(value: object) -> str:
     return f"CAST({value} AS BIGINT)" if isinstance(value, int) else repr(value)
 
 
-def register(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the code-list tables the feature SQL joins against (temporary, per connection)."""
+def register(extract: Extract) -> None:
+    """Create the code-list tables the feature SQL joins against (temporary, per connection or
+    Spark session)."""
 
     def create(name: str, columns: str, rows: list[tuple[object, ...]]) -> None:
         values = ", ".join(
             "(" + ", ".join(_lit(v) if isinstance(v, str) else _num(v) for v in row) + ")"
             for row in rows
         )
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM (VALUES {values}) "
-            f"AS v({columns})"
-        )
+        extract.create_table(name, f"SELECT * FROM (VALUES {values}) AS v({columns})")
 
     create(GP_CODES_TABLE, "snomed_code, efi_bits, ltc_bits, frailty_level, is_cfs", gp_code_rows())
     create(HFRS_TABLE, "icd10_3char, points", [(k, v) for k, v in hfrs_points().items()])

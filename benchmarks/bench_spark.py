@@ -1,0 +1,124 @@
+"""DuckDB against local Spark on the same generated extract: load, features at one date and a
+12-date panel, wall time and peak memory (this process and Spark's JVM).
+
+    uv run python benchmarks/bench_spark.py --people 100000
+    uv run python benchmarks/bench_spark.py --quick      # 500 people, 2 panel dates
+
+Both engines run the same compiled definitions (records.dialect); the tables are checked equal.
+Spark runs locally (`[engine] master`, default local[2]) bound to loopback. The monthly score is
+the features step plus the model (the same pandas code on both engines today), so it is timed by
+bench_score.py. Extracts are generated under /tmp (reused when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from config.settings import EngineSettings, OutcomeSettings, load_settings
+from features import build_features, build_panel
+from features.dates import add_months
+from features.outcome import last_observed_index_date
+from records import open_extract
+from records.spark import load_spark_extract, spark_session
+
+BENCH_DIR = Path("/tmp/casefinder-bench")
+QUICK_PEOPLE = 500
+
+
+def _jvm_peak_gb(spark: object) -> float:
+    """Peak resident memory of Spark's JVM (Linux VmHWM of the gateway's process)."""
+    try:
+        pid = spark.sparkContext._gateway.proc.pid  # type: ignore[attr-defined]
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024**2
+    except (AttributeError, OSError):
+        pass
+    return float("nan")
+
+
+def _py_peak_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    for column in a.columns:
+        x, y = a[column], b[column]
+        if not (x.isna().to_numpy() == y.isna().to_numpy()).all():
+            return False
+        x, y = x[x.notna()], y[y.notna()]
+        if pd.api.types.is_numeric_dtype(x):
+            if not np.allclose(x.astype(float), y.astype(float), rtol=1e-9, atol=0):
+                return False
+        elif x.astype(str).tolist() != y.astype(str).tolist():
+            return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--dates", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="500 people, 2 panel dates")
+    args = parser.parse_args()
+    people, n_dates = (QUICK_PEOPLE, 2) if args.quick else (args.people, args.dates)
+    folder = BENCH_DIR / f"synth-{people}"
+    if not (folder / "manifest.json").is_file():
+        from synthetic import SynthConfig, generate
+
+        generate(SynthConfig(people=people), folder)
+    settings = load_settings(home=BENCH_DIR / "home")
+    day = date(2026, 11, 1)
+    times: dict[tuple[str, str], float] = {}
+    results: dict[str, dict[str, pd.DataFrame]] = {"duckdb": {}, "spark": {}}
+
+    t = time.perf_counter()
+    duck = open_extract(folder, settings)
+    times[("duckdb", "load")] = time.perf_counter() - t
+    t = time.perf_counter()
+    spark = spark_session(EngineSettings(**{**settings.engine.model_dump(), "name": "spark"}))
+    times[("spark", "start session")] = time.perf_counter() - t
+    t = time.perf_counter()
+    ours = load_spark_extract(folder, spark)
+    times[("spark", "load")] = time.perf_counter() - t
+
+    print(f"load: duckdb {times[('duckdb', 'load')]:.1f} s, spark {times[('spark', 'load')]:.1f} s "
+          f"(session start {times[('spark', 'start session')]:.1f} s)", flush=True)  # fmt: skip
+    last = last_observed_index_date(duck.manifest, OutcomeSettings())
+    dates = [add_months(last, -k) for k in range(n_dates)][::-1]
+    for name, extract in (("duckdb", duck), ("spark", ours)):
+        t = time.perf_counter()
+        results[name]["features"] = build_features(extract, day)
+        times[(name, "features, 1 date")] = time.perf_counter() - t
+        t = time.perf_counter()
+        results[name]["panel"] = build_panel(extract, dates, settings.outcome)
+        times[(name, f"panel, {n_dates} dates")] = time.perf_counter() - t
+        print(f"{name}: features {times[(name, 'features, 1 date')]:.1f} s, panel "
+              f"{times[(name, f'panel, {n_dates} dates')]:.1f} s", flush=True)  # fmt: skip
+
+    print(f"people: {people:,}  (extract {folder}, index date {day}, panel to {dates[-1]})")
+    print(f"{'step':<22} {'duckdb s':>10} {'spark s':>10} {'spark/duckdb':>13}")
+    for step in ("load", "features, 1 date", f"panel, {n_dates} dates"):
+        a, b = times[("duckdb", step)], times[("spark", step)]
+        print(f"{step:<22} {a:>10.1f} {b:>10.1f} {b / a:>12.1f}x")
+    print(f"spark session start    {times[('spark', 'start session')]:.1f} s")
+    same = all(_same(results["duckdb"][k], results["spark"][k]) for k in ("features", "panel"))
+    print(f"tables identical: {'yes' if same else 'NO'}")
+    print(f"peak memory: python {_py_peak_gb():.2f} GB, spark JVM {_jvm_peak_gb(spark):.2f} GB")
+    if not same:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
