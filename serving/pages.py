@@ -225,16 +225,22 @@ async def overview_page(request: Request) -> Response:
 # --- list --------------------------------------------------------------------------------
 
 
-def _list_query(request: Request) -> tuple[str, Month | None, str | None]:
-    """(neighbourhood, month, flag) of a list request after the scope check; raises
-    Denied/ValueError."""
+def _asked_neighbourhood(request: Request) -> str:
+    """The `neighbourhood` asked for (default the user's own) once the user may see it; raises
+    ValueError when there is none, Denied outside the user's scope."""
     user = _user(request)
-    q = request.query_params
-    neighbourhood = q.get("neighbourhood") or user.neighbourhood or ""
+    neighbourhood = request.query_params.get("neighbourhood") or user.neighbourhood or ""
     if not neighbourhood:
         raise ValueError("choose a neighbourhood")
     check_neighbourhood(user, neighbourhood)
-    flag = q.get("flag") or None
+    return neighbourhood
+
+
+def _list_query(request: Request) -> tuple[str, Month | None, str | None]:
+    """(neighbourhood, month, flag) of a list request after the scope check; raises
+    Denied/ValueError."""
+    neighbourhood = _asked_neighbourhood(request)
+    flag = request.query_params.get("flag") or None
     if flag is not None and flag not in LIST_FLAGS:
         raise ValueError(f"unknown flag; flags are {', '.join(LIST_FLAGS)}")
     return neighbourhood, _month(request), flag
@@ -450,11 +456,7 @@ async def segments_page(request: Request) -> Response:
     """A neighbourhood's population segments in pictures (aggregates only, not audited)."""
     from serving.segments_view import segments_view
 
-    user = _user(request)
-    neighbourhood = request.query_params.get("neighbourhood") or user.neighbourhood or ""
-    if not neighbourhood:
-        raise ValueError("choose a neighbourhood")
-    check_neighbourhood(user, neighbourhood)
+    neighbourhood = _asked_neighbourhood(request)
     svc = _service()
     backend = svc.backend
     month, run_id, meta, people = backend.segments(_month(request))
@@ -490,11 +492,7 @@ async def review_page(request: Request) -> Response:
 @_guard
 async def performance_page(request: Request) -> Response:
     """How a neighbourhood's list is doing, month by month (aggregates only, not audited)."""
-    user = _user(request)
-    neighbourhood = request.query_params.get("neighbourhood") or user.neighbourhood or ""
-    if not neighbourhood:
-        raise ValueError("choose a neighbourhood")
-    check_neighbourhood(user, neighbourhood)
+    neighbourhood = _asked_neighbourhood(request)
     months = performance_view(_service(), neighbourhood)
     return _render("performance.html", request, neighbourhood=neighbourhood, months=months)
 
