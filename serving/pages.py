@@ -153,9 +153,7 @@ async def login(request: Request) -> Response:
     user = svc.users.authenticate(token)
     if user is None:
         if svc.throttle.failed(client):
-            svc.audit.append(
-                user=f"client {client}", role="none", action="auth.throttled", person_ids=[]
-            )
+            svc.record_throttled(client)
         return _render("login.html", request, 401, message="That token is not valid.")
     target = start_page(user)
     response = RedirectResponse(target, status_code=303)

@@ -169,11 +169,11 @@ class CaseFinder:
             **where,
         )
 
-    def check_person_access(
-        self, user: User, person_id: str, month: str | None, action: str
-    ) -> str:
-        """The person's neighbourhood once `user` may see them (`person_access`)."""
-        return self.person_access(user, person_id, month, action)[0]
+    def record_throttled(self, client: str) -> None:
+        """Audit a client locked out for failed tokens (no user: the tokens matched nobody)."""
+        self.audit.append(
+            user=f"client {client}", role="none", action="auth.throttled", person_ids=[]
+        )
 
     def person_access(
         self, user: User, person_id: str, month: str | None, action: str
@@ -539,10 +539,8 @@ def _registry_state() -> str | None:
 
 
 def _audit_throttled(action: str, client: str) -> None:
-    """Audit a client locked out for failed tokens (no user: the tokens matched nobody)."""
-    bentoml.get_current_service().audit.append(
-        user=f"client {client}", role="none", action=action, person_ids=[]
-    )
+    """The access middleware's lock-out audit, through the service (`record_throttled`)."""
+    bentoml.get_current_service().record_throttled(client)
 
 
 def _route_templates() -> list[str]:
