@@ -5,7 +5,7 @@ On disk a RiskModel is a folder: `booster.txt` (LightGBM's text format) and `ris
 from code (`models/pyfunc_code.py`, MLflow's recommended form: no pickled object); its wrapper
 loads that folder from the model's artifacts; `predict` returns probability, margin and band for
 each input row. `models.registry` reads the folder straight from the version's artifacts
-(cached on disk by version).
+(cached on disk by version). MLflow is imported only to log a version.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -63,29 +62,13 @@ def load_risk_model_dir(folder: Path) -> RiskModel:
     )
 
 
-class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc wrapper: input the feature columns, output probability, margin, band."""
-
-    model: RiskModel | None = None
-
-    def load_context(self, context: Any) -> None:
-        self.model = load_risk_model_dir(Path(context.artifacts[ARTIFACT_KEY]))
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        if self.model is None:
-            self.load_context(context)
-        assert self.model is not None
-        margin = self.model.margin(model_input)
-        probability = self.model.calibrator.transform(margin)
-        return pd.DataFrame(
-            {
-                "probability": probability,
-                "margin": margin,
-                "band": self.model.band(probability).astype(str),
-            }
-        )
+def pyfunc_output(model: RiskModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """What the pyfunc model returns for `rows`: probability, margin and band per row."""
+    margin = model.margin(rows)
+    probability = model.calibrator.transform(margin)
+    return pd.DataFrame(
+        {"probability": probability, "margin": margin, "band": model.band(probability).astype(str)}
+    )
 
 
 def model_input_frame(model: RiskModel, rows: pd.DataFrame) -> pd.DataFrame:
@@ -102,13 +85,12 @@ def log_risk_model(
 ) -> Any:
     """Log `model` in the active MLflow run as a pyfunc with signature and input example;
     register it under `registered_model_name` when given. Returns MLflow's ModelInfo."""
+    import mlflow
     from mlflow.models import infer_signature
 
     folder = save_risk_model(model, Path(work_dir) / ARTIFACT_KEY)
     example = model_input_frame(model, example_rows.head(5)).reset_index(drop=True)
-    wrapper = RiskModelPyfunc()
-    wrapper.model = model
-    output = wrapper.predict(None, example)
+    output = pyfunc_output(model, example)
     signature = infer_signature(example, output)
     return mlflow.pyfunc.log_model(
         name=name,

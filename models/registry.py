@@ -7,6 +7,10 @@ the alias (`training.registry`); scoring and serving only read them, through thi
 Tracking defaults to a SQLite database under CASEFINDER_HOME with artifacts in
 `<home>/mlartifacts`; `MLFLOW_TRACKING_URI` (or `mlflow.tracking_uri` in settings) points it at a
 real server, whose own artifact store is then used.
+
+MLflow is imported only when needed: on a local store, scoring's reads (the alias, the version's
+run, its artifacts) go straight to the SQLite file (`models.local_store`) and the model comes
+from the on-disk cache, so `score` never imports MLflow once a version is cached.
 """
 
 from __future__ import annotations
@@ -19,17 +23,19 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from config.settings import Settings
+from models import local_store
 from models.artifacts import EVALUATION, TEST_SET, TRAINING_SAMPLE
 from models.risk_model import RiskModel
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 T = TypeVar("T")
 
@@ -55,8 +61,10 @@ def empty_store_template() -> Path:
     (`$XDG_CACHE_HOME/casefinder`, default `~/.cache/casefinder`): MLflow creates a store by
     running all its schema migrations, many seconds; a new home copies this file instead."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "casefinder"
-    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    template = cache / f"mlflow-{metadata.version('mlflow')}-empty.db"
     if not template.is_file():
+        from mlflow.tracking import MlflowClient
+
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".mlflow-", dir=cache) as tmp:
             path = Path(tmp) / "mlflow.db"
@@ -82,6 +90,9 @@ def _local_store(settings: Settings) -> None:
 
 def use_tracking(settings: Settings) -> MlflowClient:
     """Set MLflow's tracking and registry URIs from `settings`; return a client on them."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     if is_local(settings):
         _local_store(settings)
     uri = settings.tracking_uri
@@ -109,9 +120,16 @@ def _where(settings: Settings) -> str:
 
 def resolve_version(settings: Settings, ref: str = CHAMPION) -> str:
     """The version number `ref` names: a number, or an alias such as 'champion'."""
-    client = use_tracking(settings)
     name = settings.mlflow.registered_model
     ref = str(ref).strip()
+    uri = settings.tracking_uri
+    if ref.isdigit() and local_store.version_run_id(uri, name, ref) is not None:
+        return str(int(ref))
+    if not ref.isdigit() and (found := local_store.alias_version(uri, name, ref)) is not None:
+        return found
+    from mlflow.exceptions import MlflowException
+
+    client = use_tracking(settings)
     try:
         if ref.isdigit():
             return str(client.get_model_version(name, ref).version)
@@ -130,6 +148,8 @@ def resolve_version(settings: Settings, ref: str = CHAMPION) -> str:
 
 def model_versions(settings: Settings) -> list[Any]:
     """Every registered version of the model (none when it is not registered)."""
+    from mlflow.exceptions import MlflowException
+
     client = use_tracking(settings)
     try:
         return list(client.search_model_versions(f"name='{settings.mlflow.registered_model}'"))
@@ -213,6 +233,9 @@ def _cached_model(settings: Settings, version: str) -> Path:
     run_id = run_id_of(settings, version)
     if marker.is_file() and marker.read_text("utf-8") == run_id and (folder / META_FILE).is_file():
         return folder
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     uri = f"models:/{settings.mlflow.registered_model}/{version}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=folder.parent) as tmp:
@@ -238,6 +261,10 @@ def _cached_model(settings: Settings, version: str) -> Path:
 
 def run_id_of(settings: Settings, version: str) -> str:
     """The id of the training run that logged `version`."""
+    name = settings.mlflow.registered_model
+    found = local_store.version_run_id(settings.tracking_uri, name, str(version))
+    if found is not None:
+        return found
     mv = use_tracking(settings).get_model_version(settings.mlflow.registered_model, str(version))
     if not mv.run_id:
         raise RegistryError(f"model version {version} has no training run")
@@ -246,8 +273,15 @@ def run_id_of(settings: Settings, version: str) -> str:
 
 def _read_run_artifact(settings: Settings, version: str, path: str, read: Callable[[Path], T]) -> T:
     """Download `path` from the run that logged `version`, read it with `read`, and remove the
-    download (artifacts hold copies of training data)."""
+    download (artifacts hold copies of training data). On a local store the file is read where
+    it is."""
     run_id = run_id_of(settings, version)
+    folder = local_store.run_artifact_dir(settings.tracking_uri, run_id)
+    if folder is not None and (folder / path).is_file():
+        return read(folder / path)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     with tempfile.TemporaryDirectory(prefix="casefinder-artifact-") as target:
         try:
             local = mlflow.artifacts.download_artifacts(

@@ -308,7 +308,7 @@ def test_versions_are_logged_from_code_and_cached_on_disk_by_version(
     def no_download(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("downloaded again")
 
-    monkeypatch.setattr(registry.mlflow.artifacts, "download_artifacts", no_download)
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", no_download)
     again, _ = registry.load_risk_model(settings, result.version)
     assert again.feature_names == result.model.feature_names
     assert again.booster.model_to_string() == result.model.booster.model_to_string()
