@@ -8,6 +8,9 @@ Each step is its own module: the index dates and the split (`training.data`), th
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +30,6 @@ from training.data import Split, TrainingError, split_panel, training_index_date
 from training.evaluation import evaluate_model, read_oracle
 from training.fit import Fitted, fit_booster
 from training.record import RunRecord
-from training.run_log import log_run
 
 __all__ = [
     "TrainResult",
@@ -122,6 +124,7 @@ def train(
     log and register a model. Raises `TrainingError` (or the loader's `ExtractError`)."""
     started = time.time()
     settings = settings or load_settings()
+    _import_in_background(LOGGING_MODULE)
     built = build_training_panel(Path(extract_dir), settings, progress)
     return train_on_panel(
         built.panel,
@@ -134,6 +137,22 @@ def train(
         progress=progress,
         started=started,
     )
+
+
+# Logging the run needs MLflow and matplotlib, 3-4 s to import: `train` imports them on a thread
+# while the panel is built inside DuckDB (which releases the GIL), so little of that is waited for.
+LOGGING_MODULE = "training.run_log"
+
+
+def _import_in_background(name: str) -> None:
+    """Start importing module `name` on a daemon thread. A failed import is left for the main
+    thread's own import of it to raise."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the main thread imports it again and reports
+            importlib.import_module(name)
+
+    threading.Thread(target=load, name=f"import {name}", daemon=True).start()
 
 
 def _matrix(rows: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
@@ -249,6 +268,8 @@ def train_on_panel(
         trained_at=trained_at,
         started=started,
     )
+    from training.run_log import log_run  # see LOGGING_MODULE
+
     logged = log_run(record, settings, experiment, progress)
     return TrainResult(
         run_id=logged.run_id,
