@@ -1,5 +1,5 @@
 """How fast is a monthly scoring run? Target: 1,000,000 people (load, features, scores,
-explanations for the listed, drift, store, exports) in under 5 minutes on 2 cores, peak memory
+explanations for the listed, drift, store, exports) in under 60 s on 2 cores (issue 18), peak memory
 under 8 GB.
 
 Full run (default): generates a synthetic extract of `--people` (not timed; reused when already
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TARGET_SECONDS = 300
+TARGET_SECONDS = 60  # issue 18: the whole monthly run for 1,000,000 people
 TARGET_GB = 8.0
 QUICK_PEOPLE = 2_000
 

@@ -42,7 +42,7 @@ def demo(
 ) -> None:
     """Run the main job end to end on a synthetic population, ending with the service running."""
     from casefinder.commands.training import print_training_result
-    from casefinder.logs import mlflow_prints_to_log
+    from casefinder.logs import routing_mlflow_prints
     from records import open_extract
     from records.report import print_validation
     from scoring.exports import list_table, write_export
@@ -74,9 +74,8 @@ def demo(
         raise typer.Exit(1)
 
     console.rule("3. Train, evaluate and register")
-    mlflow_prints_to_log()
     with progress_bar(console) as progress:
-        result = train(extract_dir, settings, progress=progress)
+        result = train(extract_dir, settings, progress=routing_mlflow_prints(progress))
     print_training_result(result)
     console.print(f"Registered version {result.version} (MLflow run {result.run_id})")
 

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from config.progress import ProgressFn
+
 # Loggers of the libraries casefinder drives; their records go to the log file.
 LIBRARY_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "optuna", "py.warnings", "urllib3", "huey")
 # casefinder's own diagnostic lines (e.g. `log run` step timings) go to the same file.
@@ -52,13 +54,14 @@ def route_library_logs(home: Path, verbose: bool = False) -> Path:
 
 def mlflow_prints_to_log() -> None:
     """MLflow's own prints ("Successfully registered model ...", "Created version ...") go to
-    the `mlflow` logger, so to the log file, once `route_library_logs` has run. Call after
-    MLflow is imported (it patches MLflow's print stream)."""
-    if "path" not in _state or _state.get("verbose") or "mlflow" not in sys.modules:
+    the `mlflow` logger, so to the log file, once `route_library_logs` has run. Cheap to call
+    often: nothing happens until MLflow's logging module is loaded (this never imports it) or
+    once its print stream is routed."""
+    if "path" not in _state or _state.get("verbose"):
         return
-    from mlflow.utils import logging_utils
-
-    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    stream = getattr(sys.modules.get("mlflow.utils.logging_utils"), "MLFLOW_LOGGING_STREAM", None)
+    if stream is None or getattr(stream, "_casefinder_routed", False):
+        return
     logger = logging.getLogger("mlflow")
 
     def write(text: str) -> None:
@@ -67,3 +70,15 @@ def mlflow_prints_to_log() -> None:
 
     stream.write = write  # type: ignore[method-assign]
     stream.flush = lambda: None  # type: ignore[method-assign]
+    stream._casefinder_routed = True
+
+
+def routing_mlflow_prints(progress: ProgressFn) -> ProgressFn:
+    """`progress`, routing MLflow's prints to the log file as soon as MLflow is loaded (training
+    imports it on a thread while the panel builds, so it appears during the command)."""
+
+    def report(task: str, fraction: float) -> None:
+        mlflow_prints_to_log()
+        progress(task, fraction)
+
+    return report

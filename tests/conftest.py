@@ -1,6 +1,7 @@
 """Fixtures every test module may use: the real PostgreSQL server (`postgres`), a fresh state
 database on SQLite and on PostgreSQL (`database_url`), and the one local Spark session of a test
-process (`spark`; Spark takes ~10 s to start).
+process (`spark`; Spark takes ~10 s to start), and an empty casefinder home for CLI tests
+(`cli_home`).
 
 Every test that uses `spark` is marked `spark` and grouped with `xdist_group("spark")`, so under
 `pytest -n auto --dist loadgroup` they all run on one worker, which starts one session.
@@ -9,6 +10,7 @@ Every test that uses `spark` is marked `spark` and grouped with `xdist_group("sp
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,3 +26,14 @@ def spark() -> Iterator[Any]:
     session = spark_session(EngineSettings(master="local[1]", shuffle_partitions=1))
     yield session
     session.stop()
+
+
+@pytest.fixture
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty casefinder home that CLI commands in this test use (CASEFINDER_HOME), with no
+    config file or MLflow server of the machine's."""
+    for name in ("CASEFINDER_CONFIG", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("CASEFINDER_HOME", str(home))
+    return home

@@ -26,7 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -285,6 +287,16 @@ class Server:
         from serving.audit import AuditLog
 
         return AuditLog.of(self.settings())
+
+    def audit_entries(self) -> list[dict]:
+        """Every entry of the server's audit log, oldest first."""
+        return self.audit().entries()
+
+    def post(self, path: str, body: dict, user: str | None = None, **kw: Any) -> httpx.Response:
+        """POST `body` as JSON to `path`, signed in as `user` (no token when None)."""
+        return httpx.post(
+            f"{self.url}{path}", json=body, headers=self.headers(user), timeout=60, **kw
+        )
 
 
 @contextlib.contextmanager

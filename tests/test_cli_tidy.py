@@ -65,14 +65,10 @@ def test_a_wide_table_is_split_and_wrapped_between_words_never_cut() -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("CASEFINDER_CONFIG", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    monkeypatch.setenv("CASEFINDER_HOME", str(home))
-    store = ScoreStore(home / "scores")
+def home(cli_home: Path) -> Path:
+    store = ScoreStore(cli_home / "scores")
     store.write(run_for(train_model(), feature_frame(240), rules=ListSettings(capacity=3)))
-    return home
+    return cli_home
 
 
 def test_summary_and_runs_fit_80_columns(home: Path) -> None:

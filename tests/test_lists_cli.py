@@ -23,18 +23,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("CASEFINDER_CONFIG", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    monkeypatch.setenv("CASEFINDER_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def stored(home: Path) -> tuple[str, str]:
+def stored(cli_home: Path) -> tuple[str, str]:
     """Two runs of 2026-11 (model versions 1 and 2) in the home's score store."""
-    store = ScoreStore(home / "scores")
+    store = ScoreStore(cli_home / "scores")
     model = train_model()
     features = feature_frame(240)
     old = run_for(model, features, rules=ListSettings(capacity=3))
@@ -46,26 +37,26 @@ def stored(home: Path) -> tuple[str, str]:
     return old.run_id, new.run_id
 
 
-def test_month_outside_the_extract_fails_clearly(home: Path, tmp_path: Path) -> None:
+def test_month_outside_the_extract_fails_clearly(cli_home: Path, tmp_path: Path) -> None:
     extract = write_extract(tmp_path / "extract")  # extract_date 2026-10-31
     result = runner.invoke(app, ["score", str(extract), "--month", "2027-01"])
     assert result.exit_code == 2
     assert "2027-01-01" in result.output and "extract date" in result.output
-    assert not (home / "scores").exists()
+    assert not (cli_home / "scores").exists()
 
 
-def test_malformed_month_is_refused(home: Path, tmp_path: Path) -> None:
+def test_malformed_month_is_refused(cli_home: Path, tmp_path: Path) -> None:
     extract = write_extract(tmp_path / "extract")
     result = runner.invoke(app, ["score", str(extract), "--month", "November"])
     assert result.exit_code == 2 and "YYYY-MM" in result.output
 
 
-def test_no_champion_model_fails_clearly(home: Path, tmp_path: Path) -> None:
+def test_no_champion_model_fails_clearly(cli_home: Path, tmp_path: Path) -> None:
     extract = write_extract(tmp_path / "extract")
     result = runner.invoke(app, ["score", str(extract), "--month", "2026-11"])
     assert result.exit_code == 2, result.output
     assert "no champion" in result.output
-    assert not (home / "scores").exists()
+    assert not (cli_home / "scores").exists()
 
 
 def test_lists_exports_the_current_run(stored: tuple[str, str], tmp_path: Path) -> None:

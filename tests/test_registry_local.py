@@ -35,7 +35,9 @@ def test_local_reads_agree_with_mlflow_and_need_no_mlflow(tmp_path: Path) -> Non
         assert local_store.version_run_id(uri, name, version) == mlflow_run
         assert run_id_of(settings, version) == mlflow_run
         artifacts = client.get_run(mlflow_run).info.artifact_uri
-        assert local_store.run_artifact_dir(uri, mlflow_run) == Path(artifacts.removeprefix("file://"))
+        assert local_store.run_artifact_dir(uri, mlflow_run) == Path(
+            artifacts.removeprefix("file://")
+        )
     assert resolve_version(settings, "champion") == first
     assert resolve_version(settings, f"0{first}") == first
 
@@ -79,4 +81,3 @@ print(json.dumps({{"version": version, "rows": len(sample), "mlflow": "mlflow" i
     )
     sample = pd.read_parquet(Path(with_mlflow) / "training_sample.parquet")
     pd.testing.assert_frame_equal(sample, expected)
-

@@ -22,20 +22,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_grou
 MONTH, LAST_MONTH = "2026-10", "2026-09"
 
 
-def post(server, path, body, user=None, **kw):
-    return httpx.post(
-        f"{server.url}{path}", json=body, headers=server.headers(user), timeout=60, **kw
-    )
-
-
-def audit(server) -> list[dict]:
-    return server.audit().entries()
-
-
 @pytest.fixture(scope="module")
 def north(server) -> list[str]:
     """North people on the 2026-09 list (reviewed from it; the 2026-10 run then follows)."""
-    body = post(server, "/list", {"neighbourhood": "North", "month": LAST_MONTH}, "north_team")
+    body = server.post("/list", {"neighbourhood": "North", "month": LAST_MONTH}, "north_team")
     return [p["person_id"] for p in body.json()["people"]]
 
 
@@ -44,22 +34,22 @@ def test_a_team_records_a_decision_and_it_is_stored_and_audited(server, north):
     body = {"person_id": person, "month": LAST_MONTH, "outcome": "accepted",
             "care_coordinator": "district nurse team", "care_plan_started": "2026-09-20",
             "note": "Single care plan agreed with the GP."}  # fmt: skip
-    response = post(server, "/review", body, "north_team")
+    response = server.post("/review", body, "north_team")
     assert response.status_code == 200, response.text
     review = response.json()
     assert review["id"] >= 1 and review["outcome"] == "accepted" and review["user"] == "north_team"
     assert review["neighbourhood"] == "North" and review["care_plan_started"] == "2026-09-20"
     assert review["probability"] is not None
-    entry = audit(server)[-1]
+    entry = server.audit_entries()[-1]
     assert (entry["action"], entry["person_ids"], entry["month"], entry["outcome"]) == (
         "api.review",
         [person],
         LAST_MONTH,
         "allowed",
     )
-    listed = post(server, "/reviews", {"neighbourhood": "North"}, "north_clinician").json()
+    listed = server.post("/reviews", {"neighbourhood": "North"}, "north_clinician").json()
     assert listed["reviews"][0]["id"] == review["id"]
-    assert audit(server)[-1]["action"] == "api.reviews"
+    assert server.audit_entries()[-1]["action"] == "api.reviews"
 
 
 @pytest.mark.parametrize(
@@ -79,34 +69,34 @@ def test_a_team_records_a_decision_and_it_is_stored_and_audited(server, north):
 def test_bad_reviews_are_refused_naming_the_field(server, north, change, status, field):
     body = {"person_id": north[1], "month": LAST_MONTH, **change}
     body = {k: v for k, v in body.items() if v is not None}
-    response = post(server, "/review", body, "north_team")
+    response = server.post("/review", body, "north_team")
     assert response.status_code == status, response.text
     assert field in response.text
     if status == 422:
-        assert audit(server)[-1]["action"] == "api.review.refused"
+        assert server.audit_entries()[-1]["action"] == "api.review.refused"
 
 
 def test_who_may_record_and_one_answer_outside_the_neighbourhood(server, north):
     body = {"person_id": north[2], "month": LAST_MONTH, "outcome": "declined"}
-    assert post(server, "/review", body).status_code == 401
-    scientist = post(server, "/review", body, "scientist")
+    assert server.post("/review", body).status_code == 401
+    scientist = server.post("/review", body, "scientist")
     assert scientist.status_code == 403
-    entry = audit(server)[-1]
+    entry = server.audit_entries()[-1]
     assert entry["action"] == "api.review.refused" and entry["person_ids"] == [north[2]]
-    elsewhere = post(server, "/review", body, "south_team")
-    unknown = post(server, "/review", {**body, "person_id": "P9999"}, "south_team")
+    elsewhere = server.post("/review", body, "south_team")
+    unknown = server.post("/review", {**body, "person_id": "P9999"}, "south_team")
     assert elsewhere.status_code == unknown.status_code == 404
     assert elsewhere.json()["error"].replace(north[2], "X") == unknown.json()["error"].replace(
         "P9999", "X"
     )
-    assert [e["outcome"] for e in audit(server)[-2:]] == ["refused", "refused"]
-    never = post(server, "/review", {**body, "month": "2025-01"}, "north_team")
-    assert never.status_code == 404 and audit(server)[-1]["month"] == "2025-01"
-    out = post(server, "/review", {**body, "person_id": serving_fixtures.OPTED_OUT}, "north_team")
+    assert [e["outcome"] for e in server.audit_entries()[-2:]] == ["refused", "refused"]
+    never = server.post("/review", {**body, "month": "2025-01"}, "north_team")
+    assert never.status_code == 404 and server.audit_entries()[-1]["month"] == "2025-01"
+    out = server.post("/review", {**body, "person_id": serving_fixtures.OPTED_OUT}, "north_team")
     assert out.status_code == 404 and "opted out" in out.json()["error"]
-    assert audit(server)[-1]["action"] == "api.review.refused_opted_out"
-    assert post(server, "/reviews", {"neighbourhood": "North"}, "south_team").status_code == 403
-    assert post(server, "/reviews", {"neighbourhood": "North"}, "scientist").status_code == 403
+    assert server.audit_entries()[-1]["action"] == "api.review.refused_opted_out"
+    assert server.post("/reviews", {"neighbourhood": "North"}, "south_team").status_code == 403
+    assert server.post("/reviews", {"neighbourhood": "North"}, "scientist").status_code == 403
 
 
 def _signed_in(server, user: str) -> httpx.Client:
@@ -143,7 +133,7 @@ def test_origin_is_checked_on_sign_in_and_on_cookie_posts(server, north):
     assert client.post("/ui/review", data=form).status_code == 403  # no Origin at all
     ok = client.post("/ui/review", data=form, headers={"Origin": server.url})
     assert ok.status_code == 200, ok.text  # stored, back on the list page
-    assert [e["action"] for e in audit(server)[-2:]] == ["page.review", "page.list"]
+    assert [e["action"] for e in server.audit_entries()[-2:]] == ["page.review", "page.list"]
     assert client.post("/list", json={"neighbourhood": "North"}, headers=evil).status_code == 403
 
 
@@ -180,17 +170,17 @@ def test_the_next_month_follows_the_decisions(server, north):
 
     accepted, declined = north[0], north[4]
     body = {"person_id": declined, "month": LAST_MONTH, "outcome": "declined"}
-    assert post(server, "/review", body, "north_team").status_code == 200
+    assert server.post("/review", body, "north_team").status_code == 200
     run = score_month(_extract_of(server), MONTH, server.settings())
     assert not run.reused and run.meta["exclusions"]["mdt_accepted"]["first"] >= 1
     assert run.meta["exclusions"]["mdt_reviewed"]["first"] >= 1
-    person = post(server, "/person", {"person_id": accepted, "month": MONTH}, "north_clinician")
+    person = server.post("/person", {"person_id": accepted, "month": MONTH}, "north_clinician")
     assert person.status_code == 200, person.text
     why = person.json()["excluded_because"]
     assert why == {"key": "mdt_accepted",
                    "sentence": "accepted onto the MDT caseload on 2026-09-20"}  # fmt: skip
     assert [r["outcome"] for r in person.json()["reviews"]] == ["accepted"]
-    listed = post(server, "/list", {"neighbourhood": "North", "month": MONTH}, "north_team")
+    listed = server.post("/list", {"neighbourhood": "North", "month": MONTH}, "north_team")
     ids = {p["person_id"] for p in listed.json()["people"]}
     assert accepted not in ids and declined not in ids
     assert verify(server.audit()).ok
@@ -215,10 +205,10 @@ def test_how_the_list_is_doing_in_the_summary_the_page_and_the_cli(server, north
 
     from casefinder.cli import app as cli
 
-    body = post(server, "/summary", {"month": LAST_MONTH}, "scientist").json()
+    body = server.post("/summary", {"month": LAST_MONTH}, "scientist").json()
     north_row = next(p for p in body["performance"] if p["neighbourhood"] == "North")
-    reviewed = len({r["person_id"] for r in post(
-        server, "/reviews", {"neighbourhood": "North", "month": LAST_MONTH}, "north_team"
+    reviewed = len({r["person_id"] for r in server.post(
+        "/reviews", {"neighbourhood": "North", "month": LAST_MONTH}, "north_team"
     ).json()["reviews"]} & set(north))  # fmt: skip
     assert reviewed >= 3
     # /summary is an aggregate output: counts under 5 are suppressed, and the share with them

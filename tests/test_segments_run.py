@@ -73,13 +73,9 @@ def test_movement_from_last_months_run() -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("CASEFINDER_CONFIG", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    monkeypatch.setenv("CASEFINDER_HOME", str(home))
-    ScoreStore(home / "scores").write(run_for(train_model(), _features(240)))
-    return home
+def home(cli_home: Path) -> Path:
+    ScoreStore(cli_home / "scores").write(run_for(train_model(), _features(240)))
+    return cli_home
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])

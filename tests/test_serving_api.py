@@ -26,20 +26,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 MONTH, LAST_MONTH = "2026-10", "2026-09"
 
 
-def post(server, path, body, user=None, **kw):
-    return httpx.post(
-        f"{server.url}{path}", json=body, headers=server.headers(user), timeout=30, **kw
-    )
-
-
-def audit(server) -> list[dict]:
-    return server.audit().entries()
-
-
 @pytest.fixture(scope="module")
 def north(server):
     """Someone on the North list this month, and the list itself."""
-    body = post(server, "/list", {"neighbourhood": "North", "month": MONTH}, "north_team").json()
+    body = server.post("/list", {"neighbourhood": "North", "month": MONTH}, "north_team").json()
     return body["people"][0]["person_id"], body
 
 
@@ -78,7 +68,7 @@ def test_health_readiness_status_are_open_and_metrics_need_a_data_scientist(serv
     assert metrics.status_code == 200
     ready = httpx.get(server.url + "/readyz", timeout=10)
     assert ready.headers["x-registry"] == "reachable"
-    status = post(server, "/status", {})
+    status = server.post("/status", {})
     assert status.status_code == 200
     body = status.json()
     assert body["model_version"] == "1" and body["registry"] == "reachable"
@@ -117,7 +107,7 @@ def _body(path, person, rows):
 def test_no_token_is_401_and_bad_token_is_401(server, north, rows, path):
     person, _ = north
     body = _body(path, person, rows)
-    assert post(server, path, body).status_code == 401
+    assert server.post(path, body).status_code == 401
     bad = httpx.post(
         server.url + path, json=body, headers={"Authorization": "Bearer cf_wrong"}, timeout=10
     )
@@ -130,8 +120,8 @@ def test_each_role_on_each_endpoint(server, north, rows, path, user):
     """North data: allowed roles in North get 200; everyone else 403 (role or neighbourhood),
     except a clinician elsewhere asking for a person: 404, as for someone not in the run."""
     person, _ = north
-    before = len(audit(server))
-    response = post(server, path, _body(path, person, rows), user)
+    before = len(server.audit_entries())
+    response = server.post(path, _body(path, person, rows), user)
     elsewhere = user == "south_clinician" and path in ("/person", "/what_if")
     expected = 200 if user in ALLOWED[path] else 404 if elsewhere else 403
     if path == "/what_if" and response.status_code == 422:
@@ -141,9 +131,10 @@ def test_each_role_on_each_endpoint(server, north, rows, path, user):
     if expected == 403:
         assert "error" in response.json()
     if expected == 403 and path not in ("/person", "/what_if"):
-        assert len(audit(server)) == before  # nothing was read, nothing logged
+        assert len(server.audit_entries()) == before  # nothing was read, nothing logged
     if elsewhere or (expected == 403 and path in ("/person", "/what_if")):
-        entry = audit(server)[-1]  # a refused person-level attempt: user, target and outcome
+        # a refused person-level attempt: user, target and outcome
+        entry = server.audit_entries()[-1]
         assert entry["action"] == f"api.{path[1:]}.refused" and entry["outcome"] == "refused"
         assert entry["user"] == user and entry["person_ids"] == [person]
 
@@ -156,7 +147,7 @@ def test_score_matches_the_registered_model(server, rows):
     from models.registry import load_risk_model
 
     for n in (1, 100):
-        response = post(server, "/score", feature_body(rows, n), "scientist")
+        response = server.post("/score", feature_body(rows, n), "scientist")
         assert response.status_code == 200, response.text
         scored = response.json()
         assert len(scored) == n
@@ -170,16 +161,16 @@ def test_score_matches_the_registered_model(server, rows):
 
 
 def test_score_with_a_chosen_model(server, rows):
-    one = post(server, "/score", feature_body(rows, 3), "scientist").json()
+    one = server.post("/score", feature_body(rows, 3), "scientist").json()
     for ref in ("champion", "1"):
-        chosen = post(server, "/score_model", {"model": ref, **feature_body(rows, 3)}, "scientist")
+        chosen = server.post("/score_model", {"model": ref, **feature_body(rows, 3)}, "scientist")
         assert chosen.status_code == 200, chosen.text
         body = chosen.json()
         assert body["scored_with"] == "1" and body["model_version"] == "1"
         assert [r["probability"] for r in body["results"]] == [r["probability"] for r in one]
-    missing = post(server, "/score_model", {"model": "42", **feature_body(rows, 1)}, "scientist")
+    missing = server.post("/score_model", {"model": "42", **feature_body(rows, 1)}, "scientist")
     assert missing.status_code == 404 and "42" in missing.json()["error"]
-    bad = post(server, "/score_model", {"model": "../x", **feature_body(rows, 1)}, "scientist")
+    bad = server.post("/score_model", {"model": "../x", **feature_body(rows, 1)}, "scientist")
     assert bad.status_code == 400
 
 
@@ -194,7 +185,7 @@ def test_score_with_a_chosen_model(server, rows):
 def test_bad_score_rows_are_400_naming_the_field(server, rows, change, named):
     body = feature_body(rows, 1)
     body["rows"][0].update(change)
-    response = post(server, "/score", body, "scientist")
+    response = server.post("/score", body, "scientist")
     assert response.status_code == 400, response.text
     assert named in response.text
     assert "many" not in response.text  # input values stay out of errors
@@ -228,31 +219,31 @@ def test_list_is_ranked_scoped_and_audited(server, north):
     probabilities = [p["probability"] for p in body["people"]]
     assert probabilities == sorted(probabilities, reverse=True)
     assert all(p["reasons"] for p in body["people"])
-    before = len(audit(server))
-    flagged = post(
-        server, "/list", {"neighbourhood": "North", "month": MONTH, "flag": "new_this_month"},
+    before = len(server.audit_entries())
+    flagged = server.post(
+        "/list", {"neighbourhood": "North", "month": MONTH, "flag": "new_this_month"},
         "north_clinician",
     ).json()  # fmt: skip
     assert all("new_this_month" in p["flags"] for p in flagged["people"])
     expected = [p["person_id"] for p in body["people"] if "new_this_month" in p["flags"]]
     assert [p["person_id"] for p in flagged["people"]] == expected
-    entry = audit(server)[-1]
-    assert len(audit(server)) == before + 1
+    entry = server.audit_entries()[-1]
+    assert len(server.audit_entries()) == before + 1
     assert entry["user"] == "north_clinician" and entry["role"] == "clinician"
     assert entry["action"] == "api.list" and entry["neighbourhood"] == "North"
     assert entry["person_ids"] == expected and entry["month"] == MONTH
-    missing = post(server, "/list", {"neighbourhood": "Nowhere"}, "scientist")
+    missing = server.post("/list", {"neighbourhood": "Nowhere"}, "scientist")
     assert missing.status_code == 403  # role first: scientists never see lists
-    nowhere = post(server, "/list", {"neighbourhood": "Nowhere"}, "north_team")
+    nowhere = server.post("/list", {"neighbourhood": "Nowhere"}, "north_team")
     assert nowhere.status_code == 403  # another neighbourhood, even one that does not exist
-    later = post(server, "/list", {"neighbourhood": "North", "month": "2027-01"}, "north_team")
+    later = server.post("/list", {"neighbourhood": "North", "month": "2027-01"}, "north_team")
     assert later.status_code == 404 and "2027-01" in later.json()["error"]
 
 
 def test_person_explanation_with_change_and_chart(server, north):
     person, listed = north
-    response = post(
-        server, "/person", {"person_id": person, "month": MONTH, "include_chart": True},
+    response = server.post(
+        "/person", {"person_id": person, "month": MONTH, "include_chart": True},
         "north_clinician",
     )  # fmt: skip
     assert response.status_code == 200, response.text
@@ -268,9 +259,9 @@ def test_person_explanation_with_change_and_chart(server, north):
     moved = change["previous_probability"] + change["probability_change"]
     assert moved == pytest.approx(body["probability"], abs=1e-9)
     assert body["chart_svg"].lstrip().startswith("<?xml") and "<svg" in body["chart_svg"]
-    entry = audit(server)[-1]
+    entry = server.audit_entries()[-1]
     assert entry["action"] == "api.person" and entry["person_ids"] == [person]
-    unknown = post(server, "/person", {"person_id": "P9999"}, "north_clinician")
+    unknown = server.post("/person", {"person_id": "P9999"}, "north_clinician")
     assert unknown.status_code == 404
 
 
@@ -286,13 +277,13 @@ def test_people_are_explained_from_stored_inputs_once_the_extract_has_gone(serve
     for month in (MONTH, LAST_MONTH):
         assert not Path(store.meta(store.resolve(month=month))["extract"]["path"]).exists()
     head = server.headers("north_clinician")
-    explained = post(server, "/person", {"person_id": person, "month": MONTH}, "north_clinician")
+    explained = server.post("/person", {"person_id": person, "month": MONTH}, "north_clinician")
     assert explained.status_code == 200, explained.text
     body = explained.json()
     assert body["probability"] == pytest.approx(listed["people"][0]["probability"], abs=1e-12)
     assert body["raising"] and body["change"]["status"] == "both"
     changed = {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}}
-    assert post(server, "/what_if", changed, "north_clinician").status_code == 200
+    assert server.post("/what_if", changed, "north_clinician").status_code == 200
     page = httpx.get(f"{server.url}/ui/person/{person}?month={MONTH}", headers=head, timeout=30)
     assert page.status_code == 200 and "Since last month" in page.text
 
@@ -373,15 +364,15 @@ def test_an_opted_out_person_is_refused_and_the_refusal_audited(server):
         "/what_if": {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}},
     }
     for path, body in asks.items():
-        other = post(server, path, body, "south_clinician")  # scope first: no hint of opt-out
+        other = server.post(path, body, "south_clinician")  # scope first: no hint of opt-out
         assert other.status_code == 404 and "opted out" not in other.text
-        refused = post(server, path, body, "north_clinician")
+        refused = server.post(path, body, "north_clinician")
         assert refused.status_code == 404
         assert refused.json()["error"] == (
             f"person {person} opted out of data use beyond direct care, so no score is held "
             "for them"
         )
-        entry = audit(server)[-1]
+        entry = server.audit_entries()[-1]
         assert entry["action"] == f"api.{path[1:]}.refused_opted_out"
         assert entry["person_ids"] == [person] and entry["neighbourhood"] == "North"
     page = httpx.get(
@@ -389,30 +380,30 @@ def test_an_opted_out_person_is_refused_and_the_refusal_audited(server):
         headers=server.headers("north_clinician"), timeout=30,
     )  # fmt: skip
     assert page.status_code == 404 and "opted out of data use beyond direct care" in page.text
-    assert audit(server)[-1]["action"] == "page.person.refused_opted_out"
+    assert server.audit_entries()[-1]["action"] == "page.person.refused_opted_out"
 
 
 def test_what_if(server, north):
     person, _ = north
     body = {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}}
-    response = post(server, "/what_if", body, "north_clinician")
+    response = server.post("/what_if", body, "north_clinician")
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["changed"]["falls_12m"]["after"] == 3
     delta = result["after"]["probability"] - result["before"]["probability"]
     assert result["probability_change"] == pytest.approx(delta)
-    assert audit(server)[-1]["action"] == "api.what_if"
-    fixed = post(
-        server, "/what_if", {"person_id": person, "changes": {"age": 60}}, "north_clinician"
+    assert server.audit_entries()[-1]["action"] == "api.what_if"
+    fixed = server.post(
+        "/what_if", {"person_id": person, "changes": {"age": 60}}, "north_clinician"
     )
     assert fixed.status_code == 422 and "age" in fixed.json()["error"]
-    empty = post(server, "/what_if", {"person_id": person, "changes": {}}, "north_clinician")
+    empty = server.post("/what_if", {"person_id": person, "changes": {}}, "north_clinician")
     assert empty.status_code == 400
 
 
 def test_summary_is_aggregate_only(server, north):
     person, _ = north
-    response = post(server, "/summary", {"month": MONTH}, "scientist")
+    response = server.post("/summary", {"month": MONTH}, "scientist")
     assert response.status_code == 200
     body = response.json()
     hoods = {h["neighbourhood"]: h for h in body["neighbourhoods"]}
@@ -492,7 +483,7 @@ def test_downloads_are_the_file_casefinder_lists_writes(server):
     assert book.sheetnames == ["About", "North"]
     assert [c.value for c in book["North"][1]] == FILE_COLUMNS
     assert book["North"].max_row == len(frame) + 1
-    assert audit(server)[-1]["action"] == "download.xlsx"
+    assert server.audit_entries()[-1]["action"] == "download.xlsx"
     flagged = httpx.get(
         server.url + "/ui/list.csv" + query + "&flag=risk_risen", headers=head, timeout=30
     )
@@ -517,13 +508,13 @@ def test_audit_log_is_intact_and_complete(server, north):
     """Each kind of person-level read leaves its entry (tests may run on other workers, so this
     one makes its own reads)."""
     person, _ = north
-    before = len(audit(server))
-    post(server, "/person", {"person_id": person}, "north_clinician")
+    before = len(server.audit_entries())
+    server.post("/person", {"person_id": person}, "north_clinician")
     changes = {"person_id": person, "changes": {"falls_12m": 2}}
-    post(server, "/what_if", changes, "north_clinician")
+    server.post("/what_if", changes, "north_clinician")
     for page in ("/ui/list?neighbourhood=North", "/ui/list.csv?neighbourhood=North"):
         httpx.get(server.url + page, headers=server.headers("north_team"), timeout=30)
-    actions = [e["action"] for e in audit(server)[before:]]
+    actions = [e["action"] for e in server.audit_entries()[before:]]
     assert actions == ["api.person", "api.what_if", "page.list", "download.csv"]
     result = verify(server.audit())
     assert result.ok, result.problem
@@ -539,11 +530,11 @@ def test_registry_unreachable_keeps_serving(server, rows):
         import time
 
         time.sleep(5.5)  # past the registry check's cache
-        status = post(server, "/status", {}).json()
+        status = server.post("/status", {}).json()
         assert status["registry"] == "unreachable"
         ready = httpx.get(server.url + "/readyz", timeout=10)
         assert ready.status_code == 200 and ready.headers["x-registry"] == "unreachable"
-        scored = post(server, "/score", feature_body(rows, 2), "scientist")
+        scored = server.post("/score", feature_body(rows, 2), "scientist")
         assert scored.status_code == 200 and scored.json()[0]["model_version"] == "1"
         assert not db.exists()  # the check did not create an empty store
     finally:
@@ -597,7 +588,7 @@ def test_reference_is_the_runs_mean_served_probability_everywhere(server, north,
     mean = people["probability"].dropna().mean()
     assert meta["reference_probability"] == pytest.approx(mean, abs=1e-12)
     person, listed = north
-    body = post(server, "/person", {"person_id": person, "month": MONTH}, "north_clinician").json()
+    body = server.post("/person", {"person_id": person, "month": MONTH}, "north_clinician").json()
     assert body["reference_probability"] == pytest.approx(mean, abs=1e-12)
     assert body["reference"] == "people aged 65+ scored for 2026-10"
     parts = sum(r["probability_change"] for r in body["raising"] + body["lowering"])
@@ -616,7 +607,7 @@ def test_reference_is_the_runs_mean_served_probability_everywhere(server, north,
     assert values and any(v is not None for v in values)
     listed_reasons = listed["people"][0]["reasons"]
     assert [r["sentence"] for r in listed_reasons] == [r["sentence"] for r in body["raising"]]
-    scored = post(server, "/score", feature_body(rows, 3), "scientist").json()
+    scored = server.post("/score", feature_body(rows, 3), "scientist").json()
     for r in scored:  # ad hoc rows: against the latest scored month's population
         assert r["reference_probability"] == pytest.approx(mean, abs=1e-12)
         parts = sum(x["probability_change"] for x in r["raising"] + r["lowering"])
@@ -632,8 +623,8 @@ def test_person_not_on_the_list_says_why_in_words(server):
     unlisted = north[~north["listed"].astype(bool)]
     assert len(unlisted)
     for _, row in unlisted.head(3).iterrows():
-        body = post(
-            server, "/person", {"person_id": row["person_id"], "month": MONTH}, "north_clinician"
+        body = server.post(
+            "/person", {"person_id": row["person_id"], "month": MONTH}, "north_clinician"
         ).json()
         assert body["listed"] is False and body["not_listed"].startswith("not on the list: ")
         if pd.notna(row["excluded"]):
@@ -641,8 +632,8 @@ def test_person_not_on_the_list_says_why_in_words(server):
         else:
             assert f"ranked {int(row['rank'])} in North" in body["not_listed"]
             assert meta["rule"] in body["not_listed"]
-    listed = post(
-        server, "/person", {"person_id": north[north["listed"]]["person_id"].iloc[0],
+    listed = server.post(
+        "/person", {"person_id": north[north["listed"]]["person_id"].iloc[0],
                             "month": MONTH}, "north_clinician",
     ).json()  # fmt: skip
     assert listed["not_listed"] is None
@@ -651,7 +642,7 @@ def test_person_not_on_the_list_says_why_in_words(server):
 def test_what_if_re_derives_dependents_refuses_impossible_and_warns(server, north):
     person, _ = north
     body = {"person_id": person, "month": MONTH, "changes": {"falls_12m": 3}}
-    result = post(server, "/what_if", body, "north_clinician").json()
+    result = server.post("/what_if", body, "north_clinician").json()
     assert "not what an intervention would do" in result["caveat"]
     before = result["changed"].get("efi_falls", {"before": 1.0})["before"]
     if before == 0:  # a fall is a coded eFI deficit: the deficit and the score follow
@@ -659,15 +650,15 @@ def test_what_if_re_derives_dependents_refuses_impossible_and_warns(server, nort
         assert {"efi_falls", "efi_score"} <= set(result["derived"])
     assert result["warnings"] == []  # falls are not part of the outcome
     hours = {"person_id": person, "month": MONTH, "changes": {"care_hours_per_week": 12}}
-    warned = post(server, "/what_if", hours, "north_clinician").json()
+    warned = server.post("/what_if", hours, "north_clinician").json()
     assert any("adult social care involvement" in w for w in warned["warnings"])
     derived = {"person_id": person, "month": MONTH, "changes": {"polypharmacy_10": 1}}
-    refused = post(server, "/what_if", derived, "north_clinician")
+    refused = server.post("/what_if", derived, "north_clinician")
     assert refused.status_code == 422 and "polypharmacy_10" in refused.json()["error"]
     impossible = {
         "person_id": person, "month": MONTH,
         "changes": {"distinct_medicines_3m": 0, "bnf_sections_3m": 0, "rx_opioids_3m": 1},
     }  # fmt: skip
-    refused = post(server, "/what_if", impossible, "north_clinician")
+    refused = server.post("/what_if", impossible, "north_clinician")
     assert refused.status_code == 422
     assert "impossible combination" in refused.json()["error"]

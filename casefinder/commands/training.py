@@ -79,16 +79,18 @@ def train(
 ) -> None:
     """Train, evaluate and register a model on an extract's complete index dates."""
     use_engine(engine)
-    from casefinder.logs import mlflow_prints_to_log
+    from casefinder.logs import routing_mlflow_prints
     from config.settings import load_settings
     from records import ExtractError
     from training import TrainingError, train
 
-    mlflow_prints_to_log()
     settings = load_settings()
     try:
         with progress_bar(console) as progress:
-            result = train(extract, settings, experiment=experiment, tune=tune, progress=progress)
+            result = train(
+                extract, settings, experiment=experiment, tune=tune,
+                progress=routing_mlflow_prints(progress),
+            )  # fmt: skip
     except (TrainingError, ExtractError) as exc:
         raise fail(str(exc)) from None
     print_training_result(result)
