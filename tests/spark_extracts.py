@@ -242,3 +242,22 @@ def extracts(draw: st.DrawFn, max_people: int = 6) -> dict[str, list[dict[str, s
         "mental_health_contacts": mh,
         "caseloads": cl,
     }
+
+
+# How many random extracts one parity example holds: Spark's cost is per query, not per row, so
+# a batch of small extracts merged into one costs a single panel build on each engine.
+BATCH = 8
+
+
+def merged(batch: list[dict[str, list[dict[str, str]]]]) -> dict[str, list[dict[str, str]]]:
+    """One extract holding every extract of `batch`, each one's ids (every `*_id` column)
+    prefixed with its position (`x3_P01`), so their people and records never meet: a difference
+    in the merged panel names the extract it came from."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for k, rows in enumerate(batch):
+        for table, records in rows.items():
+            out.setdefault(table, []).extend(
+                {c: f"x{k}_{v}" if c.endswith("_id") and v else v for c, v in r.items()}
+                for r in records
+            )
+    return out

@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 from extract_builder import add_row, valid_rows, write_extract
 from hypothesis import HealthCheck, Phase, given, settings
-from spark_extracts import INDEX_DATES, MANIFEST, extracts
+from hypothesis import strategies as st
+from spark_extracts import BATCH, INDEX_DATES, MANIFEST, extracts, merged
 from typer.testing import CliRunner
 
 from casefinder.cli import app
@@ -148,23 +149,26 @@ def test_loader_rules_give_the_same_rejects_and_errors(spark: Any, tmp_path: Pat
 
 
 @settings(
-    max_examples=3,
+    max_examples=3,  # each example is BATCH extracts: 24 random extracts in all
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure shows its extract as drawn
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(rows=extracts())
-def test_panel_is_identical_on_both_engines(spark: Any, tmp_path_factory: Any, rows: Any) -> None:
+@given(batch=st.lists(extracts(), min_size=BATCH, max_size=BATCH))
+def test_panel_is_identical_on_both_engines(spark: Any, tmp_path_factory: Any, batch: Any) -> None:
     # The loader's parity is the test above; here Spark reads DuckDB's loaded tables (a Spark
-    # load costs a minute of query planning per extract on one core).
-    folder = _write(tmp_path_factory.mktemp("gen"), rows, MANIFEST)
+    # load costs a minute of query planning per extract on one core). The batch's extracts are
+    # merged into one with their ids kept apart (`merged`): one panel build per engine.
+    folder = _write(tmp_path_factory.mktemp("gen"), merged(batch), MANIFEST)
     duck = load_extract(folder)
     ours = _on_spark(duck, spark)
     try:
         definition = OutcomeSettings()
         expected = build_panel(duck, list(INDEX_DATES), definition, include_opted_out=True)
         actual = build_panel(ours, list(INDEX_DATES), definition, include_opted_out=True)
+        drawn = {f"x{k}" for k in range(BATCH)}
+        assert set(expected["person_id"].str.split("_").str[0]) <= drawn
         assert_same_table(expected, actual)
     finally:
         ours.close()
