@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from config.settings import Settings
 
 
-def open_extract(path: Path, settings: Settings, progress: ProgressFn | None = None) -> Extract:
+def open_extract(
+    path: Path | str, settings: Settings, progress: ProgressFn | None = None
+) -> Extract:
     """How every command reads an extract: into DuckDB (`[engine] name = "duckdb"`, held to
     `[records] duckdb_memory_limit`), or on Spark (`"spark"`, `records.spark`; `path` may then
     be a Hadoop URI or `catalog:DATABASE`). Both give the same tables, rejects and errors."""
@@ -28,7 +30,7 @@ def open_extract(path: Path, settings: Settings, progress: ProgressFn | None = N
         from records.spark import open_spark_extract
 
         return open_spark_extract(path, settings, progress)  # type: ignore[return-value]
-    return open_duckdb_extract(path, settings, progress)
+    return open_duckdb_extract(Path(path), settings, progress)
 
 
 __all__ = [

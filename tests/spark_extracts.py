@@ -5,6 +5,8 @@ the index date, leap days, month ends, missing values, ties and an unknown perso
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -261,3 +263,21 @@ def merged(batch: list[dict[str, list[dict[str, str]]]]) -> dict[str, list[dict[
                 for r in records
             )
     return out
+
+
+def to_catalog(spark: Any, folder: Path, database: str, location: Path) -> str:
+    """The CSV extract in `folder` saved as tables of a Spark catalog database at `location`
+    (text columns, as a site's raw tables might be; the manifest in `extract_manifest`), as
+    `load_spark_extract` reads them; returns the source, `catalog:DATABASE`."""
+    from records.contract import TABLES
+    from records.spark import MANIFEST_TABLE
+
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database} LOCATION '{location}'")
+    for name in TABLES:
+        frame = spark.read.csv(str(folder / f"{name}.csv"), header=True, inferSchema=False)
+        frame.coalesce(1).write.mode("overwrite").saveAsTable(f"{database}.{name}")
+    manifest = (folder / "manifest.json").read_text("utf-8")
+    spark.createDataFrame([(manifest,)], "manifest string").write.mode("overwrite").saveAsTable(
+        f"{database}.{MANIFEST_TABLE}"
+    )
+    return f"catalog:{database}"

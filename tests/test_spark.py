@@ -23,7 +23,7 @@ import pytest
 from extract_builder import add_row, valid_rows, write_extract
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from spark_extracts import BATCH, INDEX_DATES, MANIFEST, extracts, merged
+from spark_extracts import BATCH, INDEX_DATES, MANIFEST, extracts, merged, to_catalog
 from typer.testing import CliRunner
 
 from casefinder.cli import app
@@ -139,6 +139,16 @@ def test_loader_rules_give_the_same_rejects_and_errors(spark: Any, tmp_path: Pat
     diagnoses = "SELECT spell_id, position, icd10 FROM hospital_diagnoses ORDER BY 1, 2"
     assert duck.rows(diagnoses) == ours.rows(diagnoses)
 
+    # The same extract as tables of a Spark catalog database (`--engine spark` on
+    # `catalog:DATABASE`): the same counts, rejects and reasons.
+    source = to_catalog(spark, folder, "cf_messy", tmp_path / "warehouse")
+    in_catalog = load_spark_extract(source, spark)
+    assert _reports(in_catalog) == _reports(duck)
+    assert _rejects(in_catalog) == _rejects(duck)
+    spark.sql("DROP TABLE cf_messy.caseloads")
+    with pytest.raises(ExtractError, match=r"cf_messy\.caseloads: missing table"):
+        load_spark_extract(source, spark)
+
     (folder / "caseloads.csv").write_text("person_id,start_date\nP001,2024-01-01\n")
     with pytest.raises(ExtractError) as duck_error:
         load_extract(folder)
@@ -174,7 +184,7 @@ def test_panel_is_identical_on_both_engines(spark: Any, tmp_path_factory: Any, b
         ours.close()
 
 
-def test_panel_command_on_spark_writes_duckdbs_panel(
+def test_panel_command_on_a_spark_catalog_writes_duckdbs_panel(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CASEFINDER_HOME", str(tmp_path / "home"))
@@ -187,12 +197,15 @@ def test_panel_command_on_spark_writes_duckdbs_panel(
     add_row(rows, "hospital_spells", spell_id="S4", admission_date="2025-09-30",
             discharge_date="2025-10-01", discharge_destination="19")  # fmt: skip
     folder = write_extract(tmp_path / "x", rows)
+    # Spark reads the extract as tables of a catalog database (a folder on Spark is read by
+    # benchmarks/bench_spark.py --quick, which the suite runs and which compares the tables).
+    sources = {"duckdb": str(folder), "spark": to_catalog(spark, folder, "cf_cli", tmp_path / "w")}
     outs = {}
-    for engine in ("duckdb", "spark"):
+    for engine, source in sources.items():
         outs[engine] = tmp_path / f"{engine}.parquet"
         result = CliRunner().invoke(
             app,
-            ["panel", str(folder), "--from", "2025-10-01", "--to", "2025-10-01", "--every", "1M",
+            ["panel", source, "--from", "2025-10-01", "--to", "2025-10-01", "--every", "1M",
              "--out", str(outs[engine]), "--engine", engine, "--include-opted-out"],
         )  # fmt: skip
         assert result.exit_code == 0, result.output

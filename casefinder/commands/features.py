@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 
     from records import Extract
 
-ExtractArg = Annotated[Path, typer.Argument(help="Extract folder (manifest.json + tables).")]
+# Kept as text: a Hadoop URI (`s3a://...`) or `catalog:DATABASE` is not a local path.
+ExtractArg = Annotated[
+    str,
+    typer.Argument(
+        help="Extract folder (manifest.json + tables); with --engine spark also a Hadoop URI "
+        "or catalog:DATABASE (docs/spark.md)."
+    ),
+]
 
 
 @contextmanager
@@ -35,7 +42,7 @@ def _clear_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
 
 
-def _load(path: Path, progress: ProgressFn) -> Extract:
+def _load(path: str, progress: ProgressFn) -> Extract:
     from config.settings import load_settings
     from records import open_extract
 
