@@ -266,6 +266,7 @@ def _load_table(
         late_df = spark.sql(to_spark(query, {**views, table.name: typed_view}))
         late_view = f"__cf_late{tag}_{table.name}"
         late_df.createOrReplaceTempView(late_view)
+        views[f"__scratch_late_{table.name}"] = late_view
         record = ", ".join(f"{_lit(n)}, r.{_q(n)}" for n, _ in source.columns)
         fails = spark.sql(
             to_spark(
@@ -302,8 +303,10 @@ def _load_table(
             f"loader bug: {table.name} read {read}, loaded {loaded}, rejected {rejected}"
         )
     typed.unpersist()
-    for view in (raw_view, typed_view):
-        spark.catalog.dropTempView(view)
+    # The intermediate views stay until the extract is closed: over Spark Connect a DataFrame is
+    # a plan that names its views, resolved again each time it runs.
+    views[f"__scratch_raw_{table.name}"] = raw_view
+    views[f"__scratch_typed_{table.name}"] = typed_view
     source_path = source.path if isinstance(source.path, Path) else Path(str(source.path))
     return clean, rejects, TableReport(table.name, source_path, read, loaded, rejected, reasons)
 

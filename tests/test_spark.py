@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from records.contract import TABLES
 from records.spark import SparkExtract, load_spark_extract
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"  # as the `spark` fixture's (conftest.py)
 
 
 def _write(folder: Path, rows: dict[str, list[dict[str, str]]], manifest: dict) -> Path:
@@ -184,19 +188,27 @@ def test_panel_is_identical_on_both_engines(spark: Any, tmp_path_factory: Any, b
         ours.close()
 
 
-def test_panel_command_on_a_spark_catalog_writes_duckdbs_panel(
-    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CASEFINDER_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CASEFINDER_ENGINE__NAME", raising=False)
-    monkeypatch.setenv("CASEFINDER_ENGINE__MASTER", "local[1]")
+def _cli_rows() -> dict[str, list[dict[str, str]]]:
+    """The hand-built extract of the command tests, with edge cases at the index date."""
     rows = valid_rows()
     add_row(rows, "people", person_id="P010", birth_date="1961-11-01")  # 65 on the index date
     add_row(rows, "hospital_spells", spell_id="S3", admission_date="2025-09-30",
             discharge_date="2025-10-01", discharge_destination="54")  # fmt: skip
     add_row(rows, "hospital_spells", spell_id="S4", admission_date="2025-09-30",
             discharge_date="2025-10-01", discharge_destination="19")  # fmt: skip
-    folder = write_extract(tmp_path / "x", rows)
+    return rows
+
+
+PANEL_ARGS = ["--from", "2025-10-01", "--to", "2025-10-01", "--every", "1M", "--include-opted-out"]
+
+
+def test_panel_command_on_a_spark_catalog_writes_duckdbs_panel(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASEFINDER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CASEFINDER_ENGINE__NAME", raising=False)
+    monkeypatch.setenv("CASEFINDER_ENGINE__MASTER", "local[1]")
+    folder = write_extract(tmp_path / "x", _cli_rows())
     # Spark reads the extract as tables of a catalog database (a folder on Spark is read by
     # benchmarks/bench_spark.py --quick, which the suite runs and which compares the tables).
     sources = {"duckdb": str(folder), "spark": to_catalog(spark, folder, "cf_cli", tmp_path / "w")}
@@ -205,11 +217,35 @@ def test_panel_command_on_a_spark_catalog_writes_duckdbs_panel(
         outs[engine] = tmp_path / f"{engine}.parquet"
         result = CliRunner().invoke(
             app,
-            ["panel", source, "--from", "2025-10-01", "--to", "2025-10-01", "--every", "1M",
-             "--out", str(outs[engine]), "--engine", engine, "--include-opted-out"],
-        )  # fmt: skip
+            ["panel", source, *PANEL_ARGS, "--out", str(outs[engine]), "--engine", engine],
+        )
         assert result.exit_code == 0, result.output
     monkeypatch.delenv("CASEFINDER_ENGINE__NAME", raising=False)
     duck, ours = pd.read_parquet(outs["duckdb"]), pd.read_parquet(outs["spark"])
     assert len(duck) > 0
     assert_same_table(duck, ours)
+
+
+def test_panel_command_over_spark_connect_writes_duckdbs_panel(tmp_path: Path) -> None:
+    """The Spark Connect path (`[engine] remote`, as for a cluster or Databricks) run for real:
+    a local Spark Connect server (`remote = "local[1]"`) in a fresh process, since this
+    process already holds a classic session."""
+    folder = write_extract(tmp_path / "x", _cli_rows())
+    out = tmp_path / "connect.parquet"
+    env = {
+        **os.environ,
+        "CASEFINDER_HOME": str(tmp_path / "home"),
+        "CASEFINDER_ENGINE__REMOTE": "local[1]",
+        "CASEFINDER_ENGINE__CONF": json.dumps(
+            {"spark.sql.shuffle.partitions": "1", "spark.driver.extraJavaOptions": TEST_JVM}
+        ),
+    }
+    env.pop("CASEFINDER_ENGINE__NAME", None)
+    command = [sys.executable, "-m", "casefinder.cli", "panel", str(folder), *PANEL_ARGS,
+               "--out", str(out), "--engine", "spark"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    duck = load_extract(folder)
+    expected = build_panel(duck, [date(2025, 10, 1)], OutcomeSettings(), include_opted_out=True)
+    assert len(expected) > 0
+    assert_same_table(expected, pd.read_parquet(out))
