@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -20,6 +21,11 @@ from features.dates import add_months, check_extract_index_date, sql_date
 from features.definition import Feature
 from features.registry import FEATURES
 from records import Extract, Manifest
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+    from records.spark import SparkExtract
 
 ID_COLUMNS = ("person_id", "index_date", "neighbourhood", "gp_practice_code")
 _INT_KINDS = ("count", "flag", "code")
@@ -126,8 +132,9 @@ def features_sql(
     return f"WITH {', '.join(ctes)} SELECT {', '.join(out_cols)} FROM {previous} ORDER BY person_id"
 
 
-def _numeric_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Integers where a column is complete, floats with NaN where values are missing."""
+def feature_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The feature query's result as the features stage gives it: integers where a column is
+    complete, floats with NaN where values are missing, ids as text."""
     for f in FEATURES:
         column = frame[f.name]
         if f.kind in _INT_KINDS and not column.isna().any():
@@ -138,6 +145,14 @@ def _numeric_frame(frame: pd.DataFrame) -> pd.DataFrame:
     frame["neighbourhood"] = frame["neighbourhood"].astype(str)
     frame["gp_practice_code"] = frame["gp_practice_code"].astype(str)
     return frame
+
+
+def feature_query(extract: Extract, index_date: date) -> str:
+    """The feature query for `index_date` over `extract` (its code lists registered). Raises
+    `FeatureError` for an index date this extract cannot support."""
+    index_date = check_extract_index_date(extract, index_date)
+    codelists.register(extract)
+    return features_sql(extract.manifest, index_date)
 
 
 def build_features(
@@ -151,16 +166,20 @@ def build_features(
     this extract cannot support (an `IndexDate` is already checked).
     """
     progress = progress or no_progress
-    index_date = check_extract_index_date(extract, index_date)
+    sql = feature_query(extract, index_date)
     progress("features", 0.0)
-    codelists.register(extract)
-    sql = features_sql(extract.manifest, index_date)
     progress("features", 0.1)
     frame = extract.frame(sql)
     progress("features", 0.9)
-    frame = _numeric_frame(frame)
+    frame = feature_table(frame)
     progress("features", 1.0)
     return frame
+
+
+def build_features_df(extract: SparkExtract, index_date: date) -> SparkDataFrame:
+    """`build_features`' query on a Spark extract as a Spark DataFrame, nothing collected (the
+    columns as Spark types them; `feature_table` gives a collected part the stage's types)."""
+    return extract.df(feature_query(extract, index_date))
 
 
 def neighbourhood_labels(extract: Extract) -> dict[int, str]:

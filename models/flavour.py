@@ -77,8 +77,7 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
         if self.model is None:
             self.load_context(context)
         assert self.model is not None
-        margin = self.model.margin(model_input)
-        probability = self.model.calibrator.transform(margin)
+        margin, probability = self.model.scores(model_input)
         return pd.DataFrame(
             {
                 "probability": probability,

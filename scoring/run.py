@@ -229,6 +229,7 @@ def make_run(
     history: dict[str, str] | None = None,
     reviews: pd.DataFrame | None = None,
     review_rules: ReviewSettings | None = None,
+    probability: np.ndarray | None = None,
 ) -> ScoringRun:
     """Score, rank, list, flag, explain and summarise one month (no I/O).
 
@@ -241,7 +242,9 @@ def make_run(
     `[segments]` settings (default `SegmentSettings()`); `history`: the current run of each
     earlier month, which `previous` and `listed_before` come from (`ScoreStore.history`);
     `reviews`: the MDT reviews table (`config.db.reviews.read_reviews`), whose decisions the
-    list follows under `review_rules` (`[reviews]`, `features.cohort.review_status`).
+    list follows under `review_rules` (`[reviews]`, `features.cohort.review_status`);
+    `probability`: the model's probability for each row of `features`, when it was computed
+    elsewhere (on Spark executors, `models.spark_scoring`; default: scored here).
     """
     progress = progress or no_progress
     month = Month(month)
@@ -256,7 +259,13 @@ def make_run(
     )  # fmt: skip
 
     progress("scoring", 0.0)
-    probability = model.predict_proba(features) if len(features) else np.empty(0)
+    if probability is None:
+        probability = model.predict_proba(features) if len(features) else np.empty(0)
+    elif len(probability) != len(features):
+        raise ValueError(
+            f"{len(probability):,} precomputed probabilities for {len(features):,} people"
+        )
+    probability = np.asarray(probability, dtype=float)
     band = model.band(probability) if len(features) else np.empty(0, dtype=object)
     progress("scoring", 1.0)
 
@@ -395,6 +404,27 @@ def _eligible_features(extract: Any, day: date, progress: ProgressFn) -> pd.Data
     return feature_stage.build_features(extract, day, progress=progress)
 
 
+def _scored_features(
+    extract: Any, day: date, model: RiskModel, progress: ProgressFn
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The eligible population's features at `day`, and on Spark their probabilities computed
+    on the executors (one query: the feature table, scored, collected with its probability for
+    the list rules); on DuckDB (features, None): `make_run` scores them."""
+    if extract.engine != "spark":
+        return _eligible_features(extract, day, progress), None
+    import features as feature_stage
+    from models.spark_scoring import SCORE_COLUMNS, score_on_executors
+
+    progress("features", 0.0)
+    df = feature_stage.build_features_df(extract, day)
+    columns = list(df.columns)
+    scored = score_on_executors(model, df, keep=columns).orderBy("person_id").toPandas()
+    progress("features", 1.0)
+    probability = scored["probability"].to_numpy(float)
+    table = feature_stage.feature_table(scored.drop(columns=list(SCORE_COLUMNS)))
+    return table, probability
+
+
 def add_inputs(store: ScoreStore, run_id: str, inputs: pd.DataFrame, model: RiskModel) -> None:
     """Store rebuilt model inputs with a run that has none, once they reproduce its stored
     scores (same people, same probabilities); StoreError naming the run otherwise."""
@@ -476,7 +506,7 @@ def score_month(
     extract = open_extract(extract_dir, settings, progress)
     try:
         day = check_extract_index_date(extract, month.index_date)
-        features = _eligible_features(extract, day, progress)
+        features, probability = _scored_features(extract, day, model, progress)
         progress("not eligible", 0.0)
         ineligible = ineligible_people(extract, day)
         [(in_extract,)] = extract.rows("SELECT count(*) FROM people")
@@ -517,6 +547,7 @@ def score_month(
         history=history,
         reviews=reviews,
         review_rules=settings.reviews,
+        probability=probability,
     )
     progress("storing run", 0.0)
     path = store.write(run)
