@@ -16,7 +16,7 @@ import pandas as pd
 from config.progress import ProgressFn, no_progress
 from features import codelists
 from features.blocks import BLOCKS, DERIVED, PEOPLE
-from features.cohort import eligibility_sql
+from features.cohort import PersonSample, cohort_sql
 from features.dates import add_months, check_extract_index_date, sql_date
 from features.definition import Feature
 from features.registry import FEATURES
@@ -79,9 +79,13 @@ def _by_block(features: tuple[Feature, ...]) -> dict[str, list[Feature]]:
 
 
 def features_sql(
-    manifest: Manifest, index_date: date, features: tuple[Feature, ...] = FEATURES
+    manifest: Manifest,
+    index_date: date,
+    features: tuple[Feature, ...] = FEATURES,
+    sample: PersonSample | None = None,
 ) -> str:
-    """The one query computing `features` (default: all) for `index_date` (standard SQL).
+    """The one query computing `features` (default: all) for `index_date` (standard SQL), for
+    everyone eligible (or only the people in `sample`).
 
     A subset must include the inputs of any derived feature in it.
     """
@@ -95,7 +99,7 @@ def features_sql(
         "AS neighbourhood_code FROM (SELECT DISTINCT neighbourhood FROM people) AS n)",
         f"cohort AS (SELECT p.person_id, {sql_date(index_date)} AS index_date, p.neighbourhood, "
         f"p.gp_practice_code, {people_cols} FROM people AS p "
-        f"JOIN nbh ON nbh.neighbourhood = p.neighbourhood WHERE {eligibility_sql(index_date)})",
+        f"JOIN nbh ON nbh.neighbourhood = p.neighbourhood WHERE {cohort_sql(index_date, sample)})",
     ]
     joined_cols, joins = ["c.*"], []
     for name, block in BLOCKS.items():
@@ -147,26 +151,28 @@ def feature_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def feature_query(extract: Extract, index_date: date) -> str:
+def feature_query(extract: Extract, index_date: date, sample: PersonSample | None = None) -> str:
     """The feature query for `index_date` over `extract` (its code lists registered). Raises
     `FeatureError` for an index date this extract cannot support."""
     index_date = check_extract_index_date(extract, index_date)
     codelists.register(extract)
-    return features_sql(extract.manifest, index_date)
+    return features_sql(extract.manifest, index_date, sample=sample)
 
 
 def build_features(
     extract: Extract,
     index_date: date,
     progress: ProgressFn | None = None,
+    sample: PersonSample | None = None,
 ) -> pd.DataFrame:
-    """One row per eligible person at `index_date`: ids, then every feature in registry order.
+    """One row per eligible person at `index_date` (only those in `sample`, when given): ids,
+    then every feature in registry order.
 
     Opted-out people are included (flag `data_opt_out`). Raises `FeatureError` for an index date
     this extract cannot support (an `IndexDate` is already checked).
     """
     progress = progress or no_progress
-    sql = feature_query(extract, index_date)
+    sql = feature_query(extract, index_date, sample)
     progress("features", 0.0)
     progress("features", 0.1)
     frame = extract.frame(sql)

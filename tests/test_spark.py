@@ -196,3 +196,39 @@ def test_panel_command_on_spark_writes_duckdbs_panel(
     duck, ours = pd.read_parquet(outs["duckdb"]), pd.read_parquet(outs["spark"])
     assert len(duck) > 0
     assert_same_table(duck, ours)
+
+
+def test_training_sample_is_seeded_and_by_person_on_both_engines(
+    spark: Any, tmp_path: Path
+) -> None:
+    from config.settings import EngineSettings, load_settings
+    from features.cohort import PersonSample
+    from tests.serving_fixtures import write_small_extract
+
+    duck = load_extract(write_small_extract(tmp_path / "x"))  # 240 people
+    dates, definition = [date(2025, 7, 1), date(2025, 10, 1)], OutcomeSettings()
+    half = PersonSample(0.5, seed=3)
+    full = build_panel(duck, dates, definition)
+    sampled = build_panel(duck, dates, definition, sample=half)
+    people = set(sampled["person_id"])
+    assert 0.3 < len(people) / full["person_id"].nunique() < 0.7
+    # By person: a sampled person keeps every index date (and the same features and outcome).
+    kept = full[full["person_id"].isin(people)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, sampled.reset_index(drop=True))
+    # Seeded: the same people again; another seed, other people.
+    assert set(build_panel(duck, dates[:1], definition, sample=half)["person_id"]) <= people
+    other = build_panel(duck, dates[:1], definition, sample=PersonSample(0.5, seed=4))
+    assert set(other["person_id"]) - people
+    # Spark draws the same people (the same MD5 on both engines).
+    query = f"SELECT person_id FROM people AS p WHERE {half.condition()} ORDER BY person_id"
+    ours = _on_spark(duck, spark)
+    try:
+        assert ours.rows(query) == duck.rows(query)
+    finally:
+        ours.close()
+    assert {r[0] for r in duck.rows(query)} >= people
+    settings = load_settings(engine=EngineSettings(training_sample_fraction=0.5))
+    assert PersonSample.for_training(settings) == PersonSample(0.5, 17)
+    assert PersonSample.for_training(load_settings()) is None
+    with pytest.raises(ValueError, match="sample fraction must be in"):
+        PersonSample(0.0, 1)
