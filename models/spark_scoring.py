@@ -6,7 +6,7 @@ classic session, the function's closure under Spark Connect (which has no broadc
 partition rebuilds a `RiskModel` from them and scores its batches with the model's own code
 (`RiskModel.scores`, `RiskModel.band`, `models.explain.contributions`), so the probability is the
 one DuckDB's run serves. The model modules travel with the function by value, so executors need
-only lightgbm, numpy and pandas (no casefinder install on the cluster).
+only lightgbm, numpy, pandas and pyarrow (no casefinder install on the cluster).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from records.loader import (
     _q,
     _Source,
     check_columns,
+    csv_problem,
 )
 from records.manifest import MANIFEST_NAME, ExtractError, Manifest, parse_manifest, read_manifest
 
@@ -352,6 +353,18 @@ def _manifest(spark: SparkSession, source: str) -> Manifest:
     return parse_manifest(text)
 
 
+def _malformed(source: _Source, folder: str | None) -> str:
+    """What is wrong with a CSV file Spark found malformed: for a local file the DuckDB loader's
+    own words with the line ("line 4: expected 4 columns, found 5", `records.loader.csv_problem`,
+    which streams the file once); elsewhere Spark names no line."""
+    if source.kind == "csv" and folder is not None and not _is_remote_uri(folder):
+        local = replace(source, path=Path(folder.removeprefix("file://")) / source.path.name)
+        found = csv_problem(local)
+        if found:
+            return found
+    return "malformed CSV row"
+
+
 def load_spark_extract(
     source: Path | str, spark: SparkSession, progress: ProgressFn | None = None
 ) -> SparkExtract:
@@ -366,6 +379,7 @@ def load_spark_extract(
     text = str(source)
     manifest = _manifest(spark, text)
     tag = str(next(_ids))
+    folder: str | None = None  # a catalog has none
     if text.startswith(CATALOG_PREFIX):
         database = text[len(CATALOG_PREFIX) :]
         sources = [_catalog_source(spark, database, t) for t in TABLES.values()]
@@ -385,7 +399,8 @@ def load_spark_extract(
         except (PySparkException, Py4JJavaError) as exc:  # a CSV row Spark cannot parse
             if "MALFORMED" not in str(exc).upper():
                 raise
-            raise ExtractError(f"{src.path.name}: unreadable file (malformed CSV row)") from None
+            reason = _malformed(src, folder)
+            raise ExtractError(f"{src.path.name}: unreadable file ({reason})") from None
         view = f"__cf_t{tag}_{name}"
         clean.createOrReplaceTempView(view)
         views[name] = view

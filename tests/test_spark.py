@@ -147,6 +147,25 @@ def test_loader_rules_give_the_same_rejects_and_errors(spark: Any, tmp_path: Pat
     assert "caseloads.csv: missing required column" in str(spark_error.value)
 
 
+@pytest.mark.parametrize(
+    "row",
+    [b"P009,1940-03-01,2,A,E01000001,3,P88001,North,,,,N,extra\n", b'P009,"1940-03-01,2\n'],
+    ids=["too-many-fields", "unterminated-quote"],
+)
+def test_a_malformed_csv_row_is_named_by_its_line_as_on_duckdb(
+    spark: Any, tmp_path: Path, row: bytes
+) -> None:
+    folder = write_extract(tmp_path / "ragged", valid_rows())
+    with (folder / "people.csv").open("ab") as f:  # people load first: the error comes at once
+        f.write(row)
+    with pytest.raises(ExtractError) as duck_error:
+        load_extract(folder)
+    with pytest.raises(ExtractError) as spark_error:
+        load_spark_extract(folder, spark)
+    assert str(spark_error.value) == str(duck_error.value)
+    assert str(spark_error.value).startswith("people.csv: unreadable file (line 5: ")
+
+
 @settings(
     max_examples=3,
     deadline=None,
