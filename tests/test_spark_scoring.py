@@ -1,15 +1,17 @@
 """Scoring on Spark executors gives exactly DuckDB's scores: `casefinder predict --engine spark`
-(same people, order, bands; probabilities equal to 1e-12 relative) on a hand-built extract and on
-a generated one, LightGBM's contributions computed on the executors, and a `score` run on Spark
-stored as DuckDB's run is (same people, probabilities, list and reasons).
+(same people, order, bands; probabilities equal to 1e-12 relative) on a hand-built extract, the
+same scoring on a generated one, LightGBM's contributions computed on the executors, and a
+`score` run on Spark stored as DuckDB's run is (same people, probabilities, list and reasons).
 
 One small real champion (LightGBM + Platt calibrator in a SQLite MLflow registry, trained on
-DuckDB features) scores every extract. Each Spark query of the feature table costs seconds of
-planning, so the tests are few.
+DuckDB features) scores every extract. A Spark load of an extract costs about a minute of query
+planning on one core, so only the `predict` command loads one; the other tests read DuckDB's
+loaded tables as Spark views (the loader's parity is tests/test_spark.py's).
 """
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -129,7 +131,13 @@ def test_contributions_on_executors_add_up_and_match_the_driver(
         score_on_executors(model, df.drop("age"))
 
 
-def test_score_month_on_spark_stores_duckdbs_run(spark: Any, champion: dict[str, Any]) -> None:
+def test_score_month_on_spark_stores_duckdbs_run(
+    spark: Any, champion: dict[str, Any], tmp_path: Path
+) -> None:
+    # The Spark run reads DuckDB's loaded tables as Spark views (a Spark load of the extract
+    # costs a minute; `predict --engine spark` above goes through it): its features are built,
+    # scored on the executors and collected for the list rules as on a Spark load.
+    from records import load_extract
     from scoring.run import score_month
     from scoring.store import ScoreStore
 
@@ -137,10 +145,16 @@ def test_score_month_on_spark_stores_duckdbs_run(spark: Any, champion: dict[str,
     month = "2026-10"
     duck = score_month(extract, month, settings)
     duck_store = settings.score_store.rename(settings.home / "scores-duckdb")
-    on_spark = settings.model_copy(
-        update={"engine": settings.engine.model_copy(update={"name": "spark"})}
-    )
-    ours = score_month(extract, month, on_spark)
+    loaded = load_extract(extract)
+    on_spark = _on_spark(loaded, spark)
+    try:
+        elsewhere = shutil.copytree(extract, tmp_path / "copy")
+        with pytest.raises(ValueError, match="the loaded extract is"):
+            score_month(elsewhere, month, settings, extract=on_spark)
+        ours = score_month(extract, month, settings, extract=on_spark)
+    finally:
+        on_spark.close()
+        loaded.close()
     assert not ours.reused and ours.run_id == duck.run_id
     columns = ["person_id", "probability", "band", "listed", "rank", "excluded", "reasons",
                "reasons_json", "segment"]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,9 @@ from config.progress import ProgressFn, no_progress
 from config.settings import Settings, load_settings
 from models.registry import CHAMPION, load_risk_model
 from models.risk_model import RiskModel
-from records import Extract
+
+if TYPE_CHECKING:
+    from records import Extract
 
 OUTPUT_COLUMNS = ["person_id", "index_date", "probability", "band", "model_version"]
 
