@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from models import explain, risk_model
+from models.explain import contributions as tree_contributions
 from models.risk_model import PlattCalibrator, RiskModel
 
 if TYPE_CHECKING:
@@ -56,10 +57,16 @@ def _is_connect(df: DataFrame) -> bool:
     return type(df).__module__.startswith("pyspark.sql.connect")
 
 
+def in_closure(payload: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """A function returning `payload`, which travels inside it (pickled with the function)."""
+    return lambda: payload
+
+
 def _shipped(df: DataFrame, payload: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    """A function returning `payload` on an executor: broadcast once on a classic session."""
+    """A function returning `payload` on an executor: broadcast once on a classic session, in
+    the function itself under Spark Connect."""
     if _is_connect(df):
-        return lambda: payload
+        return in_closure(payload)
     handle = df.sparkSession.sparkContext.broadcast(payload)
     return lambda: handle.value
 
@@ -90,7 +97,7 @@ def score_batches(
         out["probability"] = probability
         out["band"] = model.band(probability).astype(str)
         if contributions:
-            base, values = explain.contributions(model, batch, num_threads=1)
+            base, values = tree_contributions(model, batch, num_threads=1)
             for i, name in enumerate(model.feature_names):
                 out[f"{CONTRIBUTION_PREFIX}{name}"] = values[:, i]
             out[BASE_COLUMN] = base
@@ -125,10 +132,19 @@ def score_on_executors(
             for name in model.feature_names
         ]
         fields.append(StructField(BASE_COLUMN, DoubleType()))
+    score = batch_scorer(_shipped(df, model_payload(model)), keep, contributions)
+    return df.mapInPandas(score, StructType(fields))
+
+
+def batch_scorer(
+    payload: Callable[[], dict[str, Any]], keep: Sequence[str], contributions: bool
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The function `mapInPandas` runs: `score_batches` with the payload `payload()` returns.
+    Pickled with the model modules by value (it imports no casefinder module)."""
     _by_value()
-    payload = _shipped(df, model_payload(model))
+    keep = list(keep)
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return score_batches(batches, payload(), keep, contributions)
 
-    return df.mapInPandas(score, StructType(fields))
+    return score
