@@ -510,9 +510,10 @@ def csv_problem(source: _Source) -> str | None:
     """Why the loader's CSV read refuses `source`'s file, as in its `ExtractError` ("line 4:
     expected 4 columns, found 5"); None when the file reads. Streams the file (no rows kept):
     another engine that found the file malformed names the line with it."""
+    every = ", ".join(f"max(length({_q(n)}))" for n, _ in source.columns)  # reads every value
     con = duckdb.connect()
     try:
-        con.execute(f"SELECT count(*) FROM {_read_csv(source)}").fetchone()
+        con.execute(f"SELECT {every} FROM {_read_csv(source)}").fetchone()
     except (duckdb.IOException, duckdb.InvalidInputException) as exc:
         return _duckdb_reason(exc, source.path)
     finally:

@@ -149,8 +149,12 @@ def test_loader_rules_give_the_same_rejects_and_errors(spark: Any, tmp_path: Pat
 
 @pytest.mark.parametrize(
     "row",
-    [b"P009,1940-03-01,2,A,E01000001,3,P88001,North,,,,N,extra\n", b'P009,"1940-03-01,2\n'],
-    ids=["too-many-fields", "unterminated-quote"],
+    [
+        b"P009,1940-03-01,2,A,E01000001,3,P88001,North,,,,N,extra\n",
+        b'P009,"1940-03-01,2\n',
+        b"P009,1940-03-01,2,A,E01000001,3,P88001,North\xe9,,,,N\n",
+    ],
+    ids=["too-many-fields", "unterminated-quote", "not-utf-8"],
 )
 def test_a_malformed_csv_row_is_named_by_its_line_as_on_duckdb(
     spark: Any, tmp_path: Path, row: bytes
