@@ -6,9 +6,10 @@
                                                          # (the panel's parity is a test)
 
 Both engines run the same compiled definitions (records.dialect); the tables are checked equal.
-Spark runs locally (`[engine] master`, default local[2]) bound to loopback. The monthly score is
-the features step plus the model (the same pandas code on both engines today), so it is timed by
-bench_score.py. Extracts are generated under /tmp (reused when present).
+Spark runs locally (`[engine] master`, default local[2]) bound to loopback. On Spark, `predict`
+and `score` score on the executors (models/spark_scoring.py) after this features step; that
+scoring is not timed here yet (bench_score.py times DuckDB's monthly run). Extracts are generated
+under /tmp (reused when present).
 """
 
 from __future__ import annotations

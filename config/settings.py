@@ -264,6 +264,11 @@ class EngineSettings(BaseModel):
     shuffle_partitions: int = Field(4, ge=1)
     driver_memory: str = "4g"  # a 2g local driver ran out of broadcast memory at 100,000 people
     conf: dict[str, str] = Field(default_factory=dict)  # further spark.* options
+    # Training collects its panel to the driver for LightGBM; past the driver's memory, train on
+    # this seeded share of people (all of a person's index dates kept or dropped together,
+    # `features.cohort.PersonSample`), drawn in the query on either engine. 1.0: everyone.
+    training_sample_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    training_sample_seed: int = 17
 
     def spark_remote(self) -> str | None:
         """The Spark Connect address in use, if any."""

@@ -5,7 +5,13 @@ description, plain sentence); the same definitions build the feature table, the 
 dictionary and the explanation text.
 """
 
-from features.build import build_features, features_sql, neighbourhood_labels
+from features.build import (
+    build_features,
+    build_features_df,
+    feature_table,
+    features_sql,
+    neighbourhood_labels,
+)
 from features.dates import FeatureError, check_index_date, index_dates
 from features.definition import DOMAINS, Feature
 from features.outcome import build_outcome, build_panel, outcome_sql
@@ -17,10 +23,12 @@ __all__ = [
     "Feature",
     "FeatureError",
     "build_features",
+    "build_features_df",
     "build_outcome",
     "build_panel",
     "check_index_date",
     "feature",
+    "feature_table",
     "features_sql",
     "index_dates",
     "model_feature_names",

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from config.progress import ProgressFn, no_progress
 from features import codelists
 from features.blocks import BLOCKS, DERIVED, PEOPLE
-from features.cohort import eligibility_sql
+from features.cohort import PersonSample, cohort_sql
 from features.dates import add_months, check_extract_index_date, sql_date
 from features.definition import Feature
 from features.registry import FEATURES
 from records import Extract, Manifest
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+    from records.spark import SparkExtract
 
 ID_COLUMNS = ("person_id", "index_date", "neighbourhood", "gp_practice_code")
 _INT_KINDS = ("count", "flag", "code")
@@ -73,9 +79,13 @@ def _by_block(features: tuple[Feature, ...]) -> dict[str, list[Feature]]:
 
 
 def features_sql(
-    manifest: Manifest, index_date: date, features: tuple[Feature, ...] = FEATURES
+    manifest: Manifest,
+    index_date: date,
+    features: tuple[Feature, ...] = FEATURES,
+    sample: PersonSample | None = None,
 ) -> str:
-    """The one query computing `features` (default: all) for `index_date` (standard SQL).
+    """The one query computing `features` (default: all) for `index_date` (standard SQL), for
+    everyone eligible (or only the people in `sample`).
 
     A subset must include the inputs of any derived feature in it.
     """
@@ -89,7 +99,7 @@ def features_sql(
         "AS neighbourhood_code FROM (SELECT DISTINCT neighbourhood FROM people) AS n)",
         f"cohort AS (SELECT p.person_id, {sql_date(index_date)} AS index_date, p.neighbourhood, "
         f"p.gp_practice_code, {people_cols} FROM people AS p "
-        f"JOIN nbh ON nbh.neighbourhood = p.neighbourhood WHERE {eligibility_sql(index_date)})",
+        f"JOIN nbh ON nbh.neighbourhood = p.neighbourhood WHERE {cohort_sql(index_date, sample)})",
     ]
     joined_cols, joins = ["c.*"], []
     for name, block in BLOCKS.items():
@@ -126,8 +136,9 @@ def features_sql(
     return f"WITH {', '.join(ctes)} SELECT {', '.join(out_cols)} FROM {previous} ORDER BY person_id"
 
 
-def _numeric_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Integers where a column is complete, floats with NaN where values are missing."""
+def feature_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The feature query's result as the features stage gives it: integers where a column is
+    complete, floats with NaN where values are missing, ids as text."""
     for f in FEATURES:
         column = frame[f.name]
         if f.kind in _INT_KINDS and not column.isna().any():
@@ -140,27 +151,41 @@ def _numeric_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def feature_query(extract: Extract, index_date: date, sample: PersonSample | None = None) -> str:
+    """The feature query for `index_date` over `extract` (its code lists registered). Raises
+    `FeatureError` for an index date this extract cannot support."""
+    index_date = check_extract_index_date(extract, index_date)
+    codelists.register(extract)
+    return features_sql(extract.manifest, index_date, sample=sample)
+
+
 def build_features(
     extract: Extract,
     index_date: date,
     progress: ProgressFn | None = None,
+    sample: PersonSample | None = None,
 ) -> pd.DataFrame:
-    """One row per eligible person at `index_date`: ids, then every feature in registry order.
+    """One row per eligible person at `index_date` (only those in `sample`, when given): ids,
+    then every feature in registry order.
 
     Opted-out people are included (flag `data_opt_out`). Raises `FeatureError` for an index date
     this extract cannot support (an `IndexDate` is already checked).
     """
     progress = progress or no_progress
-    index_date = check_extract_index_date(extract, index_date)
+    sql = feature_query(extract, index_date, sample)
     progress("features", 0.0)
-    codelists.register(extract)
-    sql = features_sql(extract.manifest, index_date)
     progress("features", 0.1)
     frame = extract.frame(sql)
     progress("features", 0.9)
-    frame = _numeric_frame(frame)
+    frame = feature_table(frame)
     progress("features", 1.0)
     return frame
+
+
+def build_features_df(extract: SparkExtract, index_date: date) -> SparkDataFrame:
+    """`build_features`' query on a Spark extract as a Spark DataFrame, nothing collected (the
+    columns as Spark types them; `feature_table` gives a collected part the stage's types)."""
+    return extract.df(feature_query(extract, index_date))
 
 
 def neighbourhood_labels(extract: Extract) -> dict[int, str]:

@@ -75,6 +75,47 @@ def eligibility_sql(index_date: date, alias: str = "p") -> str:
     return " AND ".join(f"({rule.condition(index_date, alias)})" for rule in ELIGIBILITY)
 
 
+@dataclass(frozen=True)
+class PersonSample:
+    """A seeded share of people, kept or dropped whole (every index date of a person together):
+    those whose MD5 of "seed:person_id" starts below `fraction` of the hex range. The same
+    people on every run and on both engines (DuckDB and Spark compute the same MD5)."""
+
+    fraction: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"sample fraction must be in (0, 1], not {self.fraction}")
+
+    def condition(self, alias: str = "p") -> str:
+        """SQL condition on a table with `person_id` (as `alias`): in the sample."""
+        if self.fraction >= 1.0:
+            return "1 = 1"
+        cut = f"{min(int(self.fraction * 16**8), 16**8 - 1):08x}"  # 8 hex digits compare as text
+        return f"substring(md5(concat('{self.seed}', ':', {alias}.person_id)), 1, 8) < '{cut}'"
+
+    @classmethod
+    def for_training(cls, settings: Settings) -> PersonSample | None:
+        """`[engine] training_sample_fraction` and `_seed` as a sample; None for everyone."""
+        engine = settings.engine
+        if engine.training_sample_fraction >= 1.0:
+            return None
+        return cls(engine.training_sample_fraction, engine.training_sample_seed)
+
+    def describe(self) -> str:
+        """The sample in words (model card, run parameters)."""
+        if self.fraction >= 1.0:
+            return "all people"
+        return f"a seeded sample of {self.fraction:.0%} of people (seed {self.seed}), by person"
+
+
+def cohort_sql(index_date: date, sample: PersonSample | None = None, alias: str = "p") -> str:
+    """SQL condition on `people`: eligible on `index_date` and, when given, in `sample`."""
+    where = eligibility_sql(index_date, alias)
+    return where if sample is None else f"{where} AND ({sample.condition(alias)})"
+
+
 def ineligibility_sql(index_date: date, alias: str = "p") -> str:
     """SQL expression on `people`: the key of the first eligibility rule a person fails on
     `index_date`, NULL when eligible."""

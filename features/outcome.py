@@ -14,7 +14,7 @@ from config.progress import ProgressFn, no_progress
 from config.settings import OutcomeSettings
 from features.blocks import in_list
 from features.build import build_features
-from features.cohort import eligibility_sql
+from features.cohort import PersonSample, cohort_sql
 from features.dates import (
     FeatureError,
     add_months,
@@ -67,12 +67,16 @@ def _rule_sql(rule: OutcomeSettings.Rule) -> str:
     return f"sum(CASE WHEN {' AND '.join(cond)} THEN 1 ELSE 0 END)"
 
 
-def outcome_sql(index_date: date, definition: OutcomeSettings) -> str:
-    """The query giving person_id, outcome and one 0/1 column per agency (standard SQL)."""
+def outcome_sql(
+    index_date: date, definition: OutcomeSettings, sample: PersonSample | None = None
+) -> str:
+    """The query giving person_id, outcome and one 0/1 column per agency (standard SQL), for
+    everyone eligible (or only the people in `sample`)."""
     start, end = sql_date(index_date), sql_date(add_months(index_date, definition.window_months))
     rules = [(name, r) for name, rs in definition.agencies.items() for r in rs]
     rules += [("__always", r) for r in definition.always_counts]
-    ctes = [f"cohort AS (SELECT p.person_id FROM people AS p WHERE {eligibility_sql(index_date)})"]
+    cohort = cohort_sql(index_date, sample)
+    ctes = [f"cohort AS (SELECT p.person_id FROM people AS p WHERE {cohort})"]
     met: dict[str, list[str]] = {}
     joins = []
     for table in definition.tables:
@@ -105,13 +109,15 @@ def build_outcome(
     extract: Extract,
     index_date: date,
     definition: OutcomeSettings | None = None,
+    sample: PersonSample | None = None,
 ) -> pd.DataFrame:
     """person_id, outcome (0/1) and one 0/1 column per agency, for everyone eligible at
-    `index_date`. Raises `FeatureError` if the outcome window is not fully observed."""
+    `index_date` (only those in `sample`, when given). Raises `FeatureError` if the outcome
+    window is not fully observed."""
     definition = definition or OutcomeSettings()
     index_date = check_extract_index_date(extract, index_date)
     check_outcome_observed(extract.manifest, [index_date], definition)
-    frame = extract.frame(outcome_sql(index_date, definition))
+    frame = extract.frame(outcome_sql(index_date, definition, sample))
     frame["person_id"] = frame["person_id"].astype(str)
     for column in ["outcome", *definition.agencies]:
         frame[column] = frame[column].astype("int8")
@@ -125,12 +131,15 @@ def build_panel(
     progress: ProgressFn | None = None,
     *,
     include_opted_out: bool = False,
+    sample: PersonSample | None = None,
 ) -> pd.DataFrame:
     """Features and outcome for every eligible person at each index date, stacked.
 
     Agency columns are named `outcome_<agency>`. People who opted out are left out (contract:
-    not used for training) unless `include_opted_out`. Raises `FeatureError` before building
-    anything if any date is invalid or its outcome window is not fully observed.
+    not used for training) unless `include_opted_out`. With `sample`, only its people are read
+    (in the query: on Spark the rest never reach the driver), with all their index dates.
+    Raises `FeatureError` before building anything if any date is invalid or its outcome window
+    is not fully observed.
     """
     definition = definition or OutcomeSettings()
     progress = progress or no_progress
@@ -147,8 +156,8 @@ def build_panel(
         def step(task: str, fraction: float, i: int = i) -> None:
             progress("panel", (i + fraction) / len(dates))
 
-        features = build_features(extract, day, step)
-        outcome = build_outcome(extract, day, definition)
+        features = build_features(extract, day, step, sample)
+        outcome = build_outcome(extract, day, definition, sample)
         outcome = outcome.rename(columns={a: f"outcome_{a}" for a in definition.agencies})
         frame = features.merge(outcome, on="person_id", how="inner", validate="one_to_one")
         if len(frame) != len(features):

@@ -64,8 +64,7 @@ def load_risk_model_dir(folder: Path) -> RiskModel:
 
 def pyfunc_output(model: RiskModel, rows: pd.DataFrame) -> pd.DataFrame:
     """What the pyfunc model returns for `rows`: probability, margin and band per row."""
-    margin = model.margin(rows)
-    probability = model.calibrator.transform(margin)
+    margin, probability = model.scores(rows)
     return pd.DataFrame(
         {"probability": probability, "margin": margin, "band": model.band(probability).astype(str)}
     )

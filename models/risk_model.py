@@ -75,7 +75,12 @@ class RiskModel:
 
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
         """The served, calibrated probability for each row."""
-        return self.calibrator.transform(self.margin(rows))
+        return self.scores(rows)[1]
+
+    def scores(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(margin, served probability) for each row: the calibrator applied to the margin."""
+        margin = self.margin(rows)
+        return margin, self.calibrator.transform(margin)
 
     def band(self, probability: np.ndarray) -> np.ndarray:
         """The risk band name for each probability."""

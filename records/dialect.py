@@ -50,7 +50,7 @@ _ALLOWED: frozenset[type[exp.Expression]] = frozenset(
         exp.Count, exp.Sum, exp.Max, exp.Min, exp.Avg, exp.ArgMax, exp.RowNumber,
         exp.Substring, exp.Lower, exp.Upper, exp.Trim, exp.Replace, exp.RegexpReplace,
         exp.RegexpFullMatch, exp.Contains, exp.Chr, exp.Unicode, exp.Ascii, exp.Length, exp.Concat,
-        exp.JSONObject, exp.JSONKeyValue, exp.Bracket, exp.Struct, exp.PropertyEQ,
+        exp.JSONObject, exp.JSONKeyValue, exp.Bracket, exp.Struct, exp.PropertyEQ, exp.MD5,
     }
 )  # fmt: skip
 # Functions sqlglot does not model that mean the same on both engines.

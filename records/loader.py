@@ -489,14 +489,36 @@ def _raw_relation(con: duckdb.DuckDBPyConnection, source: _Source) -> tuple[str,
             f"FROM read_parquet({path}, file_row_number = true))"
         )
         return relation, read
-    columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n, _ in source.columns) + "}"
     # A materialised table keeps file order in its rowid (CSV scans have no row number).
     (read,) = con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_RAW} AS SELECT * FROM read_csv({path}, "
-        f"auto_detect = false, header = true, delim = ',', quote = '\"', escape = '\"', "
-        f"comment = '', encoding = 'utf-8', strict_mode = true, columns = {columns})"
+        f"CREATE OR REPLACE TEMP TABLE {_RAW} AS SELECT * FROM {_read_csv(source)}"
     ).fetchone()
     return f"(SELECT rowid + 1 AS {_ROW}, * FROM {_RAW})", read
+
+
+def _read_csv(source: _Source) -> str:
+    """The loader's strict CSV read of `source` (every column text)."""
+    columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n, _ in source.columns) + "}"
+    return (
+        f"read_csv({_lit(str(source.path))}, auto_detect = false, header = true, delim = ',', "
+        f"quote = '\"', escape = '\"', comment = '', encoding = 'utf-8', strict_mode = true, "
+        f"columns = {columns})"
+    )
+
+
+def csv_problem(source: _Source) -> str | None:
+    """Why the loader's CSV read refuses `source`'s file, as in its `ExtractError` ("line 4:
+    expected 4 columns, found 5"); None when the file reads. Streams the file (no rows kept):
+    another engine that found the file malformed names the line with it."""
+    every = ", ".join(f"max(length({_q(n)}))" for n, _ in source.columns)  # reads every value
+    con = duckdb.connect()
+    try:
+        con.execute(f"SELECT {every} FROM {_read_csv(source)}").fetchone()
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        return _duckdb_reason(exc, source.path)
+    finally:
+        con.close()
+    return None
 
 
 def _load_table(

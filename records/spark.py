@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from records.loader import (
     _q,
     _Source,
     check_columns,
+    csv_problem,
 )
 from records.manifest import MANIFEST_NAME, ExtractError, Manifest, parse_manifest, read_manifest
 
@@ -52,6 +54,7 @@ CATALOG_PREFIX = "catalog:"
 # In a catalog database, the manifest is a one-row table holding manifest.json's text.
 MANIFEST_TABLE = "extract_manifest"
 _ids = itertools.count(1)
+_REPLACEMENT = "\ufffd"  # what Spark's CSV reader reads for bytes that are not UTF-8
 
 
 def spark_session(engine: EngineSettings) -> SparkSession:
@@ -211,16 +214,27 @@ def _catalog_source(spark: SparkSession, database: str, table: Table) -> tuple[D
     return frame, _Source(table, Path(full), "parquet", tuple(columns))
 
 
-def _numbered(spark: SparkSession, frame: DataFrame) -> tuple[DataFrame, int]:
+def _numbered(
+    spark: SparkSession, frame: DataFrame, text: bool = False
+) -> tuple[DataFrame, int, bool]:
     """`frame` with a 1-based row number `__cf_row` in read order (partition, then position),
-    without a global sort: each partition's first row from per-partition counts."""
+    without a global sort: each partition's first row from per-partition counts. With `text`
+    (a CSV file's columns), also whether any value holds U+FFFD, which Spark's CSV reader puts
+    where bytes are not UTF-8 (found in the same pass)."""
     from pyspark.sql import functions as F
 
     ids = frame.withColumn("__cf_id", F.monotonically_increasing_id())
     part = F.shiftright(F.col("__cf_id"), 33)
-    counts = sorted(
-        (r[0], r[1]) for r in ids.groupBy(part.alias("p")).count().collect()
-    )  # one row per partition
+    replaced = F.lit(False)
+    if text:
+        for column in frame.columns:
+            replaced = replaced | F.coalesce(F.col(column).contains(_REPLACEMENT), F.lit(False))
+    rows = ids.groupBy(part.alias("p")).agg(
+        F.count(F.lit(1)).alias("n"), F.max(replaced.cast("int")).alias("bad")
+    )
+    per_part = sorted((r[0], r[1], r[2]) for r in rows.collect())  # one row per partition
+    counts = [(p, n) for p, n, _ in per_part]
+    any_replaced = any(bad for _, _, bad in per_part)
     offsets, start = [], 0
     for p, n in counts:
         offsets.append((p, start))
@@ -232,7 +246,7 @@ def _numbered(spark: SparkSession, frame: DataFrame) -> tuple[DataFrame, int]:
         position = F.col("__cf_id").bitwiseAND((1 << 33) - 1)
         numbered = ids.withColumn(_ROW, first[part] + position + 1)
     columns = [_ROW] + [c for c in frame.columns]
-    return numbered.select(*columns), start
+    return numbered.select(*columns), start, any_replaced
 
 
 # ---------------------------------------------------------------------------- loading
@@ -245,13 +259,17 @@ def _load_table(
     extract_date: date,
     views: dict[str, str],
     tag: str,
+    check_text: Callable[[], None] | None = None,
 ) -> tuple[DataFrame, DataFrame, TableReport]:
-    """One table through the loader's rules: (clean rows, rejects rows, report)."""
+    """One table through the loader's rules: (clean rows, rejects rows, report). `check_text`
+    is called when a CSV value holds U+FFFD (it raises for a file that is not UTF-8)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     table = source.table
-    raw, read = _numbered(spark, frame)
+    raw, read, replaced = _numbered(spark, frame, text=source.kind == "csv")
+    if replaced and check_text is not None:
+        check_text()
     raw_view = f"__cf_raw{tag}_{table.name}"
     raw.createOrReplaceTempView(raw_view)
     statement = _load_sql(source, raw_view, extract_date)
@@ -355,6 +373,33 @@ def _manifest(spark: SparkSession, source: str) -> Manifest:
     return parse_manifest(text)
 
 
+def _local_problem(source: _Source, folder: str | None) -> str | None:
+    """For a local CSV file, what the DuckDB loader's strict read finds wrong with it, in its
+    own words with the line ("line 4: expected 4 columns, found 5", "line 5: not UTF-8";
+    `records.loader.csv_problem` streams the file once); None when it reads, or elsewhere."""
+    if source.kind != "csv" or folder is None or _is_remote_uri(folder):
+        return None
+    local = Path(folder.removeprefix("file://")) / source.path.name
+    return csv_problem(replace(source, path=local))
+
+
+def _malformed(source: _Source, folder: str | None) -> str:
+    """What is wrong with a CSV file Spark found malformed (at a Hadoop URI, no line)."""
+    return _local_problem(source, folder) or "malformed CSV row"
+
+
+def _text_checker(source: _Source, folder: str | None) -> Callable[[], None]:
+    """Raise the DuckDB loader's error for a local CSV file that is not UTF-8 (Spark read its
+    bad bytes as U+FFFD); a file that reads (a real U+FFFD) loads on."""
+
+    def check() -> None:
+        found = _local_problem(source, folder)
+        if found:
+            raise ExtractError(f"{source.path.name}: unreadable file ({found})")
+
+    return check
+
+
 def load_spark_extract(
     source: Path | str, spark: SparkSession, progress: ProgressFn | None = None
 ) -> SparkExtract:
@@ -369,6 +414,7 @@ def load_spark_extract(
     text = str(source)
     manifest = _manifest(spark, text)
     tag = str(next(_ids))
+    folder: str | None = None  # a catalog has none
     if text.startswith(CATALOG_PREFIX):
         database = text[len(CATALOG_PREFIX) :]
         sources = [_catalog_source(spark, database, t) for t in TABLES.values()]
@@ -383,12 +429,13 @@ def load_spark_extract(
         progress(name, 0.0)
         try:
             clean, rejected, report = _load_table(
-                spark, frame, src, manifest.extract_date, views, tag
+                spark, frame, src, manifest.extract_date, views, tag, _text_checker(src, folder)
             )
         except (PySparkException, Py4JJavaError) as exc:  # a CSV row Spark cannot parse
             if "MALFORMED" not in str(exc).upper():
                 raise
-            raise ExtractError(f"{src.path.name}: unreadable file (malformed CSV row)") from None
+            reason = _malformed(src, folder)
+            raise ExtractError(f"{src.path.name}: unreadable file ({reason})") from None
         view = f"__cf_t{tag}_{name}"
         clean.createOrReplaceTempView(view)
         views[name] = view

@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from scoring.rules import build_list, capacities, exclusion_counts
 from scoring.segments import segment_people, segments_meta
 from scoring.store import ScoreStore, ScoringRun, StoreError
 from scoring.summary import neighbourhood_counts, render_summary, score_distribution
+
+if TYPE_CHECKING:
+    from records import Extract
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,7 @@ def make_run(
     history: dict[str, str] | None = None,
     reviews: pd.DataFrame | None = None,
     review_rules: ReviewSettings | None = None,
+    probability: np.ndarray | None = None,
 ) -> ScoringRun:
     """Score, rank, list, flag, explain and summarise one month (no I/O).
 
@@ -241,7 +246,9 @@ def make_run(
     `[segments]` settings (default `SegmentSettings()`); `history`: the current run of each
     earlier month, which `previous` and `listed_before` come from (`ScoreStore.history`);
     `reviews`: the MDT reviews table (`config.db.reviews.read_reviews`), whose decisions the
-    list follows under `review_rules` (`[reviews]`, `features.cohort.review_status`).
+    list follows under `review_rules` (`[reviews]`, `features.cohort.review_status`);
+    `probability`: the model's probability for each row of `features`, when it was computed
+    elsewhere (on Spark executors, `models.spark_scoring`; default: scored here).
     """
     progress = progress or no_progress
     month = Month(month)
@@ -256,7 +263,13 @@ def make_run(
     )  # fmt: skip
 
     progress("scoring", 0.0)
-    probability = model.predict_proba(features) if len(features) else np.empty(0)
+    if probability is None:
+        probability = model.predict_proba(features) if len(features) else np.empty(0)
+    elif len(probability) != len(features):
+        raise ValueError(
+            f"{len(probability):,} precomputed probabilities for {len(features):,} people"
+        )
+    probability = np.asarray(probability, dtype=float)
     band = model.band(probability) if len(features) else np.empty(0, dtype=object)
     progress("scoring", 1.0)
 
@@ -395,6 +408,26 @@ def _eligible_features(extract: Any, day: date, progress: ProgressFn) -> pd.Data
     return feature_stage.build_features(extract, day, progress=progress)
 
 
+def _scored_features(
+    extract: Any, day: date, model: RiskModel, progress: ProgressFn
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The eligible population's features at `day`, and on Spark their probabilities computed
+    on the executors (one query: the feature table, scored, collected with its probability for
+    the list rules); on DuckDB (features, None): `make_run` scores them."""
+    if extract.engine != "spark":
+        return _eligible_features(extract, day, progress), None
+    import features as feature_stage
+    from models.spark_scoring import SCORE_COLUMNS, score_on_executors
+
+    progress("features", 0.0)
+    df = feature_stage.build_features_df(extract, day)
+    scored = score_on_executors(model, df).orderBy("person_id").toPandas()
+    progress("features", 1.0)
+    probability = scored["probability"].to_numpy(float)
+    table = feature_stage.feature_table(scored.drop(columns=list(SCORE_COLUMNS)))
+    return table, probability
+
+
 def add_inputs(store: ScoreStore, run_id: str, inputs: pd.DataFrame, model: RiskModel) -> None:
     """Store rebuilt model inputs with a run that has none, once they reproduce its stored
     scores (same people, same probabilities); StoreError naming the run otherwise."""
@@ -418,6 +451,25 @@ def add_inputs(store: ScoreStore, run_id: str, inputs: pd.DataFrame, model: Risk
     store.add_features(run_id, withhold_unscored(inputs, people["probability"]))
 
 
+@contextmanager
+def _opened(
+    extract_dir: Path, settings: Settings, progress: ProgressFn, loaded: Extract | None
+) -> Iterator[Extract]:
+    """The extract at `extract_dir`: `loaded` as given (left open), else opened and closed."""
+    if loaded is not None:
+        if Path(loaded.path).resolve() != extract_dir.resolve():
+            raise ValueError(f"the loaded extract is {loaded.path}, not {extract_dir}")
+        yield loaded
+        return
+    from records import open_extract
+
+    extract = open_extract(extract_dir, settings, progress)
+    try:
+        yield extract
+    finally:
+        extract.close()
+
+
 def score_month(
     extract_dir: Path,
     month: str,
@@ -425,14 +477,17 @@ def score_month(
     *,
     model_ref: str = "champion",
     progress: ProgressFn | None = None,
+    extract: Extract | None = None,
 ) -> RunResult:
     """Score `month` from the extract in `extract_dir` with the registry's `model_ref` model and
-    store the run (reusing a stored run with the same inputs). Raises with a clear message when
-    there is no such model or the month's index date is outside the extract."""
+    store the run (reusing a stored run with the same inputs). `extract`: the extract at
+    `extract_dir` already loaded (e.g. in a notebook's Spark session), used and left open; by
+    default it is opened on `[engine]` and closed here. Raises with a clear message when there
+    is no such model or the month's index date is outside the extract."""
     from config.db.reviews import read_reviews
     from features.cohort import ineligible_people
     from features.dates import check_extract_index_date, check_index_date
-    from records import open_extract, read_manifest
+    from records import read_manifest
 
     progress = progress or no_progress
     month = Month(month)
@@ -459,11 +514,8 @@ def score_month(
     )  # fmt: skip
     if store.has_run(run_id):
         if not store.has_features(run_id):  # stored before runs kept their model inputs
-            extract = open_extract(extract_dir, settings, progress)
-            try:
-                features = _eligible_features(extract, month.index_date, progress)
-            finally:
-                extract.close()
+            with _opened(extract_dir, settings, progress, extract) as loaded:
+                features = _eligible_features(loaded, month.index_date, progress)
             progress("storing model inputs", 0.0)
             add_inputs(store, run_id, model_inputs(features, model), model)
             progress("storing model inputs", 1.0)
@@ -473,15 +525,12 @@ def score_month(
             later_months(store, month),
         )  # fmt: skip
 
-    extract = open_extract(extract_dir, settings, progress)
-    try:
-        day = check_extract_index_date(extract, month.index_date)
-        features = _eligible_features(extract, day, progress)
+    with _opened(extract_dir, settings, progress, extract) as loaded:
+        day = check_extract_index_date(loaded, month.index_date)
+        features, probability = _scored_features(loaded, day, model, progress)
         progress("not eligible", 0.0)
-        ineligible = ineligible_people(extract, day)
-        [(in_extract,)] = extract.rows("SELECT count(*) FROM people")
-    finally:
-        extract.close()
+        ineligible = ineligible_people(loaded, day)
+        [(in_extract,)] = loaded.rows("SELECT count(*) FROM people")
     if len(features) + len(ineligible) != in_extract:
         raise RuntimeError(  # one eligibility rule gives both sets, so this is a bug
             f"{len(features):,} eligible and {len(ineligible):,} not eligible people are not the "
@@ -517,6 +566,7 @@ def score_month(
         history=history,
         reviews=reviews,
         review_rules=settings.reviews,
+        probability=probability,
     )
     progress("storing run", 0.0)
     path = store.write(run)

@@ -209,3 +209,22 @@ def test_semicolon_separated_csv_is_missing_its_columns(tmp_path: Path) -> None:
     assert _load_error(tmp_path) == (
         "gp_events.csv: missing required columns 'person_id', 'event_date', 'snomed_code'"
     )
+
+
+def test_csv_problem_names_the_line_a_strict_read_refuses_and_passes_a_real_u_fffd(
+    tmp_path: Path,
+) -> None:
+    """What another engine asks when it finds a file malformed (records.spark): the loader's own
+    words, and no problem for a UTF-8 file that holds U+FFFD itself."""
+    from records.contract import TABLES
+    from records.loader import _Source, csv_problem
+
+    write_extract(tmp_path)
+    path = tmp_path / "gp_events.csv"
+    header = path.read_text().splitlines()[0].split(",")
+    source = _Source(TABLES["gp_events"], path, "csv", tuple((n, "VARCHAR") for n in header))
+    assert csv_problem(source) is None
+    _append_bytes(path, "P001,2024-01-01,38341003,\ufffd\n".encode())
+    assert csv_problem(source) is None  # valid UTF-8: the column rules judge the value
+    _append_bytes(path, b"P001,2024-01-01,38341003,1\xff\n")
+    assert csv_problem(source) == "line 5: not UTF-8"

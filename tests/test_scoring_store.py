@@ -62,6 +62,23 @@ def test_same_inputs_give_the_same_run_and_the_store_reuses_it(
     pd.testing.assert_frame_equal(stored, first.people, check_dtype=False)
 
 
+def test_precomputed_probabilities_give_the_run_scored_here(model: RiskModel) -> None:
+    # How a Spark run passes the executors' probabilities in: the list, reasons and summary
+    # follow them, and a probability per feature row is required.
+    features = feature_frame(200)
+    here = run_for(model, features, rules=ListSettings(capacity=5))
+    given = run_for(model, features, rules=ListSettings(capacity=5),
+                    probability=model.predict_proba(features))  # fmt: skip
+    pd.testing.assert_frame_equal(here.people, given.people)
+    assert here.meta == given.meta
+    moved = model.predict_proba(features)[::-1].copy()  # other scores: another list
+    other = run_for(model, features, rules=ListSettings(capacity=5), probability=moved)
+    assert np.array_equal(other.people["probability"].to_numpy(), moved)
+    assert not other.people["listed"].equals(here.people["listed"])
+    with pytest.raises(ValueError, match="199 precomputed probabilities for 200 people"):
+        run_for(model, features, probability=moved[:-1])
+
+
 def test_run_stores_the_model_inputs_it_scored(model: RiskModel, store: ScoreStore) -> None:
     features = feature_frame(300).sample(frac=1.0, random_state=4)  # not in person_id order
     features.loc[features.index[:7], "data_opt_out"] = 1

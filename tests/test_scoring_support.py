@@ -149,6 +149,7 @@ def run_for(
     previous: pd.DataFrame | None = None,
     listed_before: tuple[str, ...] | set[str] = (),
     training: pd.DataFrame | None = None,
+    probability: np.ndarray | None = None,
 ) -> ScoringRun:
     """`make_run` with the test feature definitions and a fixed creation time."""
     return make_run(
@@ -164,4 +165,5 @@ def run_for(
         training_sample=training,
         feature_defs=FEATURE_DEFS,
         created=datetime(2026, 11, 2, tzinfo=UTC),
+        probability=probability,
     )

@@ -162,6 +162,29 @@ def test_loader_rules_give_the_same_rejects_and_errors(spark: Any, tmp_path: Pat
     assert "caseloads.csv: missing required column" in str(spark_error.value)
 
 
+@pytest.mark.parametrize(
+    "row",
+    [
+        b"P009,1940-03-01,2,A,E01000001,3,P88001,North,,,,N,extra\n",
+        b'P009,"1940-03-01,2\n',
+        b"P009,1940-03-01,2,A,E01000001,3,P88001,North\xe9,,,,N\n",
+    ],
+    ids=["too-many-fields", "unterminated-quote", "not-utf-8"],
+)
+def test_a_malformed_csv_row_is_named_by_its_line_as_on_duckdb(
+    spark: Any, tmp_path: Path, row: bytes
+) -> None:
+    folder = write_extract(tmp_path / "ragged", valid_rows())
+    with (folder / "people.csv").open("ab") as f:  # people load first: the error comes at once
+        f.write(row)
+    with pytest.raises(ExtractError) as duck_error:
+        load_extract(folder)
+    with pytest.raises(ExtractError) as spark_error:
+        load_spark_extract(folder, spark)
+    assert str(spark_error.value) == str(duck_error.value)
+    assert str(spark_error.value).startswith("people.csv: unreadable file (line 5: ")
+
+
 @settings(
     max_examples=3,  # each example is BATCH extracts: 24 random extracts in all
     deadline=None,
@@ -249,3 +272,39 @@ def test_panel_command_over_spark_connect_writes_duckdbs_panel(tmp_path: Path) -
     expected = build_panel(duck, [date(2025, 10, 1)], OutcomeSettings(), include_opted_out=True)
     assert len(expected) > 0
     assert_same_table(expected, pd.read_parquet(out))
+
+
+def test_training_sample_is_seeded_and_by_person_on_both_engines(
+    spark: Any, tmp_path: Path
+) -> None:
+    from config.settings import EngineSettings, load_settings
+    from features.cohort import PersonSample
+    from tests.serving_fixtures import write_small_extract
+
+    duck = load_extract(write_small_extract(tmp_path / "x"))  # 240 people
+    dates, definition = [date(2025, 7, 1), date(2025, 10, 1)], OutcomeSettings()
+    half = PersonSample(0.5, seed=3)
+    full = build_panel(duck, dates, definition)
+    sampled = build_panel(duck, dates, definition, sample=half)
+    people = set(sampled["person_id"])
+    assert 0.3 < len(people) / full["person_id"].nunique() < 0.7
+    # By person: a sampled person keeps every index date (and the same features and outcome).
+    kept = full[full["person_id"].isin(people)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, sampled.reset_index(drop=True))
+    # Seeded: the same people again; another seed, other people.
+    assert set(build_panel(duck, dates[:1], definition, sample=half)["person_id"]) <= people
+    other = build_panel(duck, dates[:1], definition, sample=PersonSample(0.5, seed=4))
+    assert set(other["person_id"]) - people
+    # Spark draws the same people (the same MD5 on both engines).
+    query = f"SELECT person_id FROM people AS p WHERE {half.condition()} ORDER BY person_id"
+    ours = _on_spark(duck, spark)
+    try:
+        assert ours.rows(query) == duck.rows(query)
+    finally:
+        ours.close()
+    assert {r[0] for r in duck.rows(query)} >= people
+    settings = load_settings(engine=EngineSettings(training_sample_fraction=0.5))
+    assert PersonSample.for_training(settings) == PersonSample(0.5, 17)
+    assert PersonSample.for_training(load_settings()) is None
+    with pytest.raises(ValueError, match="sample fraction must be in"):
+        PersonSample(0.0, 1)

@@ -141,6 +141,8 @@ def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any], store: Mlfl
         assert heading in card
     assert "## Limits" in card and "not living in a care home" in card
     assert f"{result.metrics['auroc']:.3f}" in card
+    assert "Panel built from all people." in card  # `[engine] training_sample_fraction` 1.0
+    assert client.get_run(result.run_id).data.params["training_sample_fraction"] == "1.0"
     comparison = pd.read_csv(
         mlflow.artifacts.download_artifacts(
             run_id=result.run_id, artifact_path=artifacts.COMPARISON

@@ -69,6 +69,7 @@ def card_context(
         "extract_date": info.get("extract_date", "unknown"),
         "complete_to": info.get("complete_to", {}),
         "every_months": cfg.every_months,
+        "people_sample": (info.get("people_sample") or {}).get("words", "all people"),
         "train_dates": _dates(record.split.train_dates),
         "validation_dates": _dates(record.split.validation_dates),
         "test_dates": _dates(record.split.test_dates),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from config.progress import ProgressFn, no_progress
@@ -12,21 +14,51 @@ from config.settings import Settings, load_settings
 from models.registry import CHAMPION, load_risk_model
 from models.risk_model import RiskModel
 
+if TYPE_CHECKING:
+    from records import Extract
+
 OUTPUT_COLUMNS = ["person_id", "index_date", "probability", "band", "model_version"]
 
 
 def score_rows(model: RiskModel, rows: pd.DataFrame, version: str) -> pd.DataFrame:
     """person_id, index_date, probability, band and model version for each row."""
     probability = model.predict_proba(rows)
+    return output_frame(rows, probability, model.band(probability), version)
+
+
+def output_frame(
+    rows: pd.DataFrame, probability: np.ndarray, band: np.ndarray, version: str
+) -> pd.DataFrame:
+    """The output table: `rows`' person_id and index_date with each row's score."""
     return pd.DataFrame(
         {
             "person_id": rows["person_id"].astype(str).to_numpy(),
             "index_date": pd.to_datetime(rows["index_date"]).dt.date.to_numpy(),
-            "probability": probability,
-            "band": model.band(probability).astype(str),
+            "probability": np.asarray(probability, dtype=float),
+            "band": np.asarray(band).astype(str),
             "model_version": str(version),
         }
     )
+
+
+def score_extract(
+    extract: Extract, index_date: date, model: RiskModel, version: str
+) -> pd.DataFrame:
+    """Score every eligible person of a loaded extract at `index_date`. On Spark the features
+    stay on the executors, which score them (`models.spark_scoring`); only the output columns
+    reach the driver. Rows in person_id order on both engines."""
+    import features
+
+    features.check_index_date(extract.manifest, index_date)
+    if extract.engine != "spark":
+        return score_rows(model, features.build_features(extract, index_date), version)
+    from models.spark_scoring import score_on_executors
+
+    df = features.build_features_df(extract, index_date)  # type: ignore[arg-type]
+    scored = score_on_executors(model, df, keep=["person_id", "index_date"])
+    rows = scored.select("person_id", "index_date", "probability", "band").orderBy("person_id")
+    out = rows.toPandas()
+    return output_frame(out, out["probability"].to_numpy(float), out["band"].to_numpy(), version)
 
 
 def predict(
@@ -39,14 +71,15 @@ def predict(
     """Score every eligible person (65+, alive, registered) at `index_date`, which may be the
     day after the extract ends. Raises `features.FeatureError` for an unusable date and
     `models.registry.RegistryError` when the model does not exist."""
-    import features
     from records import open_extract
 
     settings = settings or load_settings()
     progress = progress or no_progress
     model, version = load_risk_model(settings, model_ref)
     extract = open_extract(Path(extract_dir), settings, progress)
-    features.check_index_date(extract.manifest, index_date)
-    rows = features.build_features(extract, index_date)
+    try:
+        scores = score_extract(extract, index_date, model, version)
+    finally:
+        extract.close()
     progress("score", 1.0)
-    return score_rows(model, rows, version)
+    return scores

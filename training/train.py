@@ -22,7 +22,7 @@ import pandas as pd
 
 from config.progress import ProgressFn, no_progress
 from config.settings import Settings, load_settings
-from features.cohort import modelled_population, population_rules
+from features.cohort import PersonSample, modelled_population, population_rules
 from features.dates import history_start
 from models.risk_model import PlattCalibrator, RiskModel
 from synthetic import ORACLE_FILE
@@ -89,10 +89,13 @@ def build_training_panel(
         outcome_months=settings.outcome.window_months,
     )
     # Opted-out people are never trained on: not even read into the panel (the modelled
-    # population leaves them out as well).
+    # population leaves them out as well). A seeded sample of people, when set, is drawn in the
+    # query: on Spark only the sample reaches the driver.
+    sample = PersonSample.for_training(settings)
     panel = features.build_panel(
-        extract, dates, definition=settings.outcome, progress=progress, include_opted_out=False
-    )
+        extract, dates, definition=settings.outcome, progress=progress, include_opted_out=False,
+        sample=sample,
+    )  # fmt: skip
     info = {
         "path": str(extract_dir.resolve()),
         "extract_date": extract.manifest.extract_date.isoformat(),
@@ -103,6 +106,11 @@ def build_training_panel(
         },
         "index_dates": [d.isoformat() for d in dates],
         "panel_rows": len(panel),
+        "people_sample": {
+            "fraction": 1.0 if sample is None else sample.fraction,
+            "seed": None if sample is None else sample.seed,
+            "words": (sample or PersonSample(1.0, 0)).describe(),
+        },
         "data_kind": "synthetic" if (extract_dir / ORACLE_FILE).is_file() else "records",
     }
     return TrainingPanel(
@@ -179,10 +187,16 @@ def _modelled(panel: pd.DataFrame, settings: Settings) -> np.ndarray:
 
 
 def _params(
-    fitted: Fitted, split: Split, model: RiskModel, n_features: int, settings: Settings
+    fitted: Fitted,
+    split: Split,
+    model: RiskModel,
+    n_features: int,
+    settings: Settings,
+    extract_info: dict[str, Any],
 ) -> dict[str, Any]:
     """The run's MLflow parameters."""
     cfg = settings.training
+    sample = extract_info.get("people_sample") or {}
     return {
         **{k: v for k, v in fitted.params.items() if k not in ("verbosity", "metric")},
         "best_iteration": fitted.best_iteration,
@@ -195,6 +209,9 @@ def _params(
         "also_exclude_caseloads": ",".join(cfg.also_exclude_caseloads),
         "list_size": settings.lists.capacity,
         "split_seed": cfg.split_seed,
+        # The share of people the panel was built from (`[engine] training_sample_fraction`).
+        "training_sample_fraction": sample.get("fraction", 1.0),
+        "training_sample_seed": sample.get("seed"),
         "calibrator_slope": round(model.calibrator.slope, 6),
         "calibrator_intercept": round(model.calibrator.intercept, 6),
     }
@@ -259,7 +276,7 @@ def train_on_panel(
         evaluation=evaluated,
         feature_names=list(feature_names),
         extract_info=extract_info,
-        params=_params(fitted, split, model, len(feature_names), settings),
+        params=_params(fitted, split, model, len(feature_names), settings, extract_info),
         counts={
             **split.counts(),
             "excluded_rows": int((~in_population).sum()),
