@@ -306,8 +306,9 @@ def _load_table(
     }
     reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
     kept = [c for c in final.columns if not c.startswith(_PREFIX)]
+    # Only `final` is kept (memory and disk): the clean rows and the rejects are filters of it,
+    # so a table is held once (a second cached copy ran a 100,000-person load out of memory).
     clean = final.where(F.col(_REASON).isNull()).select(*kept)
-    clean = clean.persist(StorageLevel.MEMORY_AND_DISK)
     loaded = clean.count()
     rejects = final.where(F.col(_REASON).isNotNull()).select(
         F.lit(table.name).alias("table_name"),
