@@ -236,6 +236,7 @@ def _cached_model(settings: Settings, version: str) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    use_tracking(settings)  # the download resolves `models:/` through the registry URI
     uri = f"models:/{settings.mlflow.registered_model}/{version}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=folder.parent) as tmp:

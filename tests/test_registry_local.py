@@ -5,6 +5,7 @@ registry reads import no MLflow once the version is cached."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,13 @@ from mlflow.tracking import MlflowClient
 from test_training_support import HAND_FEATURES, hand_panel, isolated_settings
 
 from models import local_store
-from models.registry import load_risk_model, resolve_version, run_id_of, training_sample
+from models.registry import (
+    load_risk_model,
+    model_cache_dir,
+    resolve_version,
+    run_id_of,
+    training_sample,
+)
 from training import promote, train_on_panel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,10 +58,12 @@ def test_local_reads_agree_with_mlflow_and_need_no_mlflow(tmp_path: Path) -> Non
     sqlite3.connect(other).execute("CREATE TABLE runs (x)").connection.commit()
     assert local_store.run_artifact_dir(f"sqlite:///{other}", "r") is None
 
-    # In a fresh process, with the champion cached: the model and the drift sample come without
-    # importing MLflow, and are the ones MLflow's client gives.
+    # In a fresh process: the first load downloads the champion through MLflow; the next, with
+    # the champion cached, gets the model and the drift sample without importing MLflow, and
+    # they are the ones MLflow's client gives.
     model, version = load_risk_model(settings)
     expected = training_sample(settings, version)
+    shutil.rmtree(model_cache_dir(settings, version))
     script = f"""
 import json, sys
 sys.path.insert(0, {str(ROOT)!r})
@@ -67,11 +76,15 @@ print(json.dumps({{"version": version, "rows": len(sample), "mlflow": "mlflow" i
                   "trees": model.booster.num_trees()}}))
 """
     env = {"CASEFINDER_HOME": str(settings.home), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    downloaded, out = runs
+    assert downloaded == {**out, "mlflow": True}
     assert out == {
         "version": first, "rows": len(expected), "mlflow": False,
         "trees": model.booster.num_trees(),
