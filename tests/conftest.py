@@ -9,6 +9,7 @@ Every test that uses `spark` is marked `spark` and grouped with `xdist_group("sp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,3 +46,18 @@ def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("CASEFINDER_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def _engine_as_it_was() -> Iterator[None]:
+    """Each test ends with the CASEFINDER_ENGINE__NAME it started with: `--engine` sets it for
+    the rest of its process (`casefinder.commands.common.use_engine`), and CLI tests run many
+    commands in one process (an undone `--engine spark` sent later tests on the worker to Spark).
+    Torn down after `monkeypatch`, which would otherwise restore the value it deleted."""
+    name = "CASEFINDER_ENGINE__NAME"
+    before = os.environ.get(name)
+    yield
+    if before is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = before

@@ -1,31 +1,29 @@
-"""Evaluation plots written as PNG files (matplotlib, Agg backend: no display needed)."""
+"""Evaluation plots written as PNG files. Figures are made without pyplot (`Figure` draws with
+Agg when saved), so no display is needed and the caller's backend (a notebook's inline one)
+is left as it is, whenever this module is imported."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from training.metrics import decile_table
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
     """ROC curves of the model and baselines."""
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     for name, p in scores.items():
         fpr, tpr, _ = roc_curve(y, p)
         ax.plot(fpr, tpr, label=name, lw=2 if name == "model" else 1)
@@ -37,7 +35,8 @@ def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
 
 def pr_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
     """Precision-recall curves of the model and baselines."""
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     for name, p in scores.items():
         precision, recall, _ = precision_recall_curve(y, p)
         ax.plot(recall, precision, label=name, lw=2 if name == "model" else 1)
@@ -50,7 +49,8 @@ def pr_plot(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
 def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
     """Observed rate against mean predicted risk in deciles of predicted risk."""
     table = decile_table(y, p)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     top = float(max(table["mean_risk"].max(), table["observed_rate"].max())) * 1.05
     ax.plot([0, top], [0, top], ls=":", color="grey", label="perfect")
     ax.plot(table["mean_risk"], table["observed_rate"], marker="o", label="model")
@@ -62,7 +62,8 @@ def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
 def decile_oe_plot(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
     """Observed/expected ratio by decile of predicted risk."""
     table = decile_table(y, p)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.bar(table["decile"], table["oe_ratio"], color="#4477aa")
     ax.axhline(1.0, color="black", lw=1)
     ax.set(xlabel="Risk decile (10 = highest)", ylabel="Observed / expected", xticks=range(1, 11))
@@ -73,7 +74,8 @@ def decile_oe_plot(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
 def importance_plot(importance: pd.Series, path: Path, top: int = 20) -> Path:
     """Mean absolute SHAP value (log-odds) per feature, largest first."""
     shown = importance.sort_values(ascending=False).head(top)[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(shown) + 1.2))
+    fig = Figure(figsize=(7, 0.3 * len(shown) + 1.2))
+    ax = fig.subplots()
     ax.barh(shown.index, shown.to_numpy(), color="#228833")
     ax.set(xlabel="Mean |SHAP value| (log-odds)", title="Global feature importance (SHAP)")
     ax.tick_params(axis="y", labelsize=8)
