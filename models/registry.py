@@ -260,6 +260,22 @@ def _cached_model(settings: Settings, version: str) -> Path:
     return folder
 
 
+def cache_trained_model(settings: Settings, version: str, run_id: str, model: RiskModel) -> Path:
+    """Put the model training just registered as `version` (run `run_id`) in the on-disk cache,
+    as a download would: the first `score` after `train` need not download it."""
+    from models.flavour import save_risk_model
+
+    folder = model_cache_dir(settings, version)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".trained-", dir=folder.parent) as tmp:
+        staged = save_risk_model(model, Path(tmp) / "model")
+        (staged / _RUN_MARKER).write_text(run_id, "utf-8")
+        if folder.exists():  # a store rebuilt with the same version numbers
+            shutil.rmtree(folder)
+        os.rename(staged, folder)
+    return folder
+
+
 def run_id_of(settings: Settings, version: str) -> str:
     """The id of the training run that logged `version`."""
     name = settings.mlflow.registered_model

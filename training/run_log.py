@@ -25,6 +25,7 @@ from config.progress import ProgressFn, no_progress
 from config.settings import Settings
 from models import artifacts
 from models.flavour import log_risk_model
+from models.registry import cache_trained_model
 from training import plots
 from training.description import (
     data_record,
@@ -220,6 +221,7 @@ def log_run(
                 name=artifacts.MODEL_NAME,
             )
         version = str(logged.registered_model_version)
+        cache_trained_model(settings, version, run_id, record.model)
         with timer.step("model card and version tags"):
             card = model_card(record, settings, version=version, run_id=run_id)
             mlflow.log_text(card, artifacts.MODEL_CARD)
