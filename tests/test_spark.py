@@ -249,6 +249,8 @@ def test_panel_command_on_a_spark_catalog_writes_duckdbs_panel(
     assert_same_table(duck, ours)
 
 
+# Its own JVM in a subprocess, so its own group: it runs beside the session's Spark tests.
+@pytest.mark.xdist_group("spark-connect")
 def test_panel_command_over_spark_connect_writes_duckdbs_panel(tmp_path: Path) -> None:
     """The Spark Connect path (`[engine] remote`, as for a cluster or Databricks) run for real:
     a local Spark Connect server (`remote = "local[1]"`) in a fresh process, since this
