@@ -9,7 +9,7 @@ httpx client, every loop bounded in requests and time. Without --home it builds 
 
 Scenarios:
   score 1 row    open loop at 100 requests/s (latency from the scheduled send time, so queueing
-                 counts), target p99 < 50 ms
+                 counts; connections opened first, untimed), target p99 < 50 ms
   score 100 rows closed loop, 4 concurrent clients
   explanation    one person's explanation (/person, no chart) open loop at 50 requests/s,
                  target p99 < 100 ms
@@ -35,10 +35,20 @@ sys.path.insert(0, str(ROOT))
 
 from tests.serving_fixtures import build_home, running_server  # noqa: E402
 
+# Connections an open-loop scenario opens before its clock starts (more than it keeps in flight).
+WARM_CONNECTIONS = 16
+
 
 async def _send(client: httpx.AsyncClient, path: str, body: dict, headers: dict) -> int:
     response = await client.post(path, json=body, headers=headers)
     return response.status_code
+
+
+async def _open_connections(client, path, body, headers, n: int) -> None:
+    """Open `n` connections with concurrent requests, not timed: a scenario measures the service
+    in steady state, not the client's first connections (a fresh client's first burst ran
+    ~100 ms late on this machine, in the client)."""
+    await asyncio.gather(*(_send(client, path, body, headers) for _ in range(n)))
 
 
 async def open_loop(url, path, body, headers, rate: float, seconds: float) -> dict:
@@ -48,6 +58,7 @@ async def open_loop(url, path, body, headers, rate: float, seconds: float) -> di
     errors = 0
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        await _open_connections(client, path, body, headers, WARM_CONNECTIONS)
         start = time.perf_counter()
 
         async def one(i: int) -> None:
@@ -73,6 +84,7 @@ async def closed_loop(url, path, body, headers, clients: int, seconds: float, ca
     errors = 0
     stop = time.perf_counter() + seconds
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        await _open_connections(client, path, body, headers, clients)
         start = time.perf_counter()
 
         async def loop() -> None:

@@ -223,7 +223,7 @@ def contributions(
     `num_threads`: None picks one thread for small batches (starting threads costs more than
     it saves for a few rows) and all cores otherwise; 0 means all cores.
     """
-    return _contributions(model, model.frame(rows).to_numpy(dtype=np.float64), num_threads)
+    return _contributions(model, model.matrix(rows), num_threads)
 
 
 def _threads(n: int, num_threads: int | None) -> int:
@@ -382,7 +382,7 @@ def population_reference(
     served probability (`mean_probability` when already known, e.g. a run's stored one) and a
     seeded background sample of `size` rows (all of them when fewer), weighted so that the
     sample's weighted mean probability is that mean exactly."""
-    x = rows if isinstance(rows, np.ndarray) else model.frame(rows).to_numpy(dtype=np.float64)
+    x = model.matrix(rows)
     n = len(x)
     if n == 0:
         raise ValueError("a reference needs at least one scored person")
@@ -496,7 +496,7 @@ def explain(
         raise ValueError(f"top_n must be ≥ 0, got {top_n}")
     defs = feature_map(features, model.feature_names)
     names = model.feature_names
-    values = model.frame(rows).to_numpy(dtype=np.float64)
+    values = model.matrix(rows)
     if reference is None:
         if not len(values):
             return []
@@ -676,11 +676,10 @@ def changes(
     pi = np.array([p for p, _ in both], dtype=int)
     ci = np.array([c for _, c in both], dtype=int)
 
-    prev_x = model.frame(previous_rows).to_numpy(dtype=np.float64)
-    cur_x = model.frame(current_rows).to_numpy(dtype=np.float64)
-    _, prev_c = contributions(model, previous_rows.iloc[pi])
-    _, cur_c = contributions(model, current_rows.iloc[ci])
-    prev_m, cur_m = model.margin(previous_rows), model.margin(current_rows)
+    prev_x, cur_x = model.matrix(previous_rows), model.matrix(current_rows)
+    _, prev_c = _contributions(model, prev_x[pi])
+    _, cur_c = _contributions(model, cur_x[ci])
+    prev_m, cur_m = _margins(model, prev_x), _margins(model, cur_x)
     prev_p, cur_p = model.calibrator.transform(prev_m), model.calibrator.transform(cur_m)
     prev_b, cur_b = model.band(prev_p), model.band(cur_p)
     delta_lo = cur_c - prev_c
@@ -791,8 +790,8 @@ def what_if(
     delta_p = share_probability(
         model, delta_lo, np.array([before.probability]), np.array([after.probability])
     )[0]
-    before_x = model.frame(before_row).to_numpy(dtype=np.float64)[0]
-    after_x = model.frame(after_row).to_numpy(dtype=np.float64)[0]
+    before_x = model.matrix(before_row)[0]
+    after_x = model.matrix(after_row)[0]
     moved_names = [*clean, *(n for n in derived if n in defs)]
     changed_idx = [model.feature_names.index(n) for n in moved_names]
     moves, _, _ = _movements(model, defs, before_x, after_x, delta_lo, delta_p, None)

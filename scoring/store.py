@@ -31,6 +31,8 @@ import json
 import os
 import shutil
 import socket
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +47,9 @@ RUN_FILE = "run.json"
 PEOPLE_FILE = "people.parquet"
 FEATURES_FILE = "features.parquet"
 SUMMARY_FILE = "summary.md"
+# How old the months folder must be before its pointers are kept in memory (`_pointers`): longer
+# than any file system's timestamp tick (ext4 and XFS ~4 ms, NFS and FAT up to 2 s).
+SNAPSHOT_SETTLE_NS = 2_000_000_000
 
 
 class StoreError(Exception):
@@ -134,6 +139,8 @@ class ScoreStore:
         self.runs_dir = self.root / "runs"
         self.months_dir = self.root / "months"
         self.staging_dir = self.root / ".staging"
+        self._snapshot: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
+        self._snapshot_lock = threading.Lock()
 
     # Writing
     def clean_staging(self) -> list[str]:
@@ -213,17 +220,43 @@ class ScoreStore:
 
     # Reading
     def _pointer(self, month: str) -> dict[str, Any]:
+        """The month's pointer as it is on disk now (what a pointer update must read)."""
         path = self.months_dir / f"{month}.json"
         if not path.is_file():
             return {}
         return json.loads(path.read_text("utf-8"))
+
+    def _pointers(self) -> dict[str, dict[str, Any]]:
+        """Every month's pointer, month -> pointer. Read again whenever the months folder has
+        changed (a pointer is only ever replaced by a rename into it, which changes the folder's
+        modification time), else kept: a service request resolves months without reading files.
+        A snapshot is kept only once the folder is older than `SNAPSHOT_SETTLE_NS`, so two
+        updates within one tick of the file system's clock cannot hide the second."""
+        try:
+            st = os.stat(self.months_dir)
+        except FileNotFoundError:
+            return {}
+        stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot[0] == stamp:
+            return snapshot[1]
+        pointers = {}
+        for path in sorted(self.months_dir.glob("*.json")):
+            try:
+                pointers[path.stem] = json.loads(path.read_text("utf-8"))
+            except FileNotFoundError:  # removed since the listing (a pointer is never renamed away)
+                continue
+        if time.time_ns() - st.st_mtime_ns > SNAPSHOT_SETTLE_NS:
+            with self._snapshot_lock:
+                self._snapshot = (stamp, pointers)
+        return pointers
 
     def has_run(self, run_id: str) -> bool:
         return (self.runs_dir / run_id / RUN_FILE).is_file()
 
     def current_run_id(self, month: str) -> str | None:
         """The current run of `month`, or None when the month has not been scored."""
-        return self._pointer(Month(month)).get("current")
+        return self._pointers().get(str(Month(month)), {}).get("current")
 
     def resolve(self, month: str | None = None, run_id: str | None = None) -> str:
         """`run_id` if given (checked), else the current run of `month`; StoreError otherwise."""
@@ -319,9 +352,7 @@ class ScoreStore:
 
     def months(self) -> list[str]:
         """Months with a current run, oldest first."""
-        if not self.months_dir.is_dir():
-            return []
-        return sorted(p.stem for p in self.months_dir.glob("*.json"))
+        return sorted(self._pointers())
 
     def runs(self, month: str | None = None) -> list[dict[str, Any]]:
         """Metadata of every stored run (of `month` if given), oldest month first."""

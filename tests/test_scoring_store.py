@@ -4,6 +4,7 @@ intact."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,36 @@ def test_new_model_version_is_a_new_run_and_becomes_current(
     metas = {m["run_id"]: m for m in store.runs("2026-11")}
     assert metas[new.run_id]["current"] and not metas[old.run_id]["current"]
     assert store.resolve(month="2026-11") == new.run_id
+
+
+def _age(folder: Path, seconds: float) -> None:
+    """Move a folder's modification time `seconds` into the past."""
+    st = folder.stat()
+    os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_a_reader_keeps_the_month_pointers_until_another_writer_changes_them(
+    model: RiskModel, store: ScoreStore
+) -> None:
+    """A reader (the service) keeps every month's pointer in memory once the months folder has
+    settled, and sees the next pointer update made by another process's store at once."""
+    features = feature_frame(300)
+    old = run_for(model, features)
+    new = run_for(model, features, model_info=ModelInfo(MODEL.name, "2"))
+    store.write(old)
+    reader = ScoreStore(store.root)
+    assert reader.current_run_id("2026-11") == old.run_id
+    assert reader._snapshot is None  # the folder changed a moment ago: nothing kept yet
+    _age(store.months_dir, 10)
+    assert reader.months() == ["2026-11"] and reader._snapshot is not None
+    pointer = store.months_dir / "2026-11.json"
+    kept = pointer.read_text()
+    pointer.write_text("not read")  # in place: the folder does not change, the kept copy serves
+    assert reader.current_run_id("2026-11") == old.run_id
+    pointer.write_text(kept)
+    ScoreStore(store.root).write(new)  # another writer: the folder's time moves on
+    assert reader.current_run_id("2026-11") == new.run_id
+    assert reader.resolve(month="2026-11") == new.run_id
 
 
 def test_two_consecutive_months_carry_flags(model: RiskModel, store: ScoreStore) -> None:
