@@ -570,8 +570,8 @@ def _route_templates() -> list[str]:
 
 def _fix_media_types() -> None:
     """Set each endpoint's response media type once. BentoML derives a root model's (a list
-    output's) media type from its JSON schema on every response, ~3 ms of a 1-row /score; the
-    type never changes, so it is derived here, the same way, at import."""
+    output's) media type from its JSON schema on every response, a sixth of a one-row /score
+    (py-spy); the type never changes, so it is derived here, the same way, at import."""
     for api in CaseFinder.apis.values():
         spec = api.output_spec
         if spec.media_type is None:
