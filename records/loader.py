@@ -106,6 +106,7 @@ class Extract:
     con: duckdb.DuckDBPyConnection
     manifest: Manifest
     reports: dict[str, TableReport]
+    made: set[str] = field(default_factory=set)  # tables made by `create_table`
 
     engine = "duckdb"
 
@@ -124,6 +125,7 @@ class Extract:
     def create_table(self, name: str, sql: str) -> None:
         """A temporary table `name` holding the result of `sql` (code lists)."""
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self.made.add(name)
 
     def close(self) -> None:
         self.con.close()

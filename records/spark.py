@@ -99,6 +99,7 @@ class SparkExtract:
     manifest: Manifest
     reports: dict[str, TableReport]
     views: dict[str, str] = field(default_factory=dict)
+    made: set[str] = field(default_factory=set)  # tables made by `create_table`
     engine = "spark"
 
     @property
@@ -126,6 +127,7 @@ class SparkExtract:
         view = f"__cf_x{next(_ids)}_{name}"
         self.df(sql).createOrReplaceTempView(view)
         self.views[name] = view
+        self.made.add(name)
 
     def close(self) -> None:
         """Drop this extract's views and cached tables (the session stays for the process)."""

@@ -165,7 +165,9 @@ def _num(value: object) -> str:
 
 def register(extract: Extract) -> None:
     """Create the code-list tables the feature SQL joins against (temporary, per connection or
-    Spark session)."""
+    Spark session), once per extract: every index date's query joins the same tables."""
+    if {GP_CODES_TABLE, HFRS_TABLE, CHARLSON_TABLE} <= extract.made:
+        return
 
     def create(name: str, columns: str, rows: list[tuple[object, ...]]) -> None:
         values = ", ".join(
