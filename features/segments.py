@@ -93,10 +93,19 @@ def hours_words(hours: float) -> str:
     return f"home care, {shown} hour{'' if shown == '1' else 's'} a week"
 
 
+def risk_percent(probability: np.ndarray) -> np.ndarray:
+    """Each probability in whole percent, rounded down, so the words never show a person below a
+    whole-percent threshold at it."""
+    return np.floor(np.asarray(probability, dtype=float) * 100 + 1e-9).astype(int)
+
+
+def _risk_text(percent: int) -> str:
+    return f"risk {percent:d}%"
+
+
 def risk_words(probability: float) -> str:
-    """ "risk 34%": the probability in whole percent, rounded down, so the words never show a
-    person below a whole-percent threshold at it."""
-    return f"risk {math.floor(probability * 100 + 1e-9):d}%"
+    """ "risk 34%": the probability in whole percent, rounded down (`risk_percent`)."""
+    return _risk_text(int(risk_percent(probability)))
 
 
 def _in_hospital_words(frame: pd.DataFrame, index_date: date) -> list[str]:
@@ -197,8 +206,8 @@ def assign_segments(
     probability = np.asarray(probability, dtype=float)
     if len(probability) != len(features):
         raise ValueError("probability must have one value per feature row")
-    frame = features.reset_index(drop=True).copy()
-    frame[PROBABILITY] = probability
+    # copy-on-write: the features are not copied to add a column
+    frame = features.reset_index(drop=True).assign(**{PROBABILITY: probability})
     n = len(frame)
     segment = np.full(n, None, dtype=object)
     reasons: list[list[str]] = [[] for _ in range(n)]
@@ -219,8 +228,11 @@ def assign_segments(
             placed |= holds
         segment[placed] = key
     rest = scored & (segment == None)  # noqa: E711
-    for i in np.flatnonzero(rest):
-        reasons[i] = [f"{risk_words(probability[i])}; {FIT_AND_WELL_WORDS}"]
+    rest_rows = np.flatnonzero(rest)
+    percents = risk_percent(probability[rest_rows])
+    words = {k: f"{_risk_text(k)}; {FIT_AND_WELL_WORDS}" for k in np.unique(percents).tolist()}
+    for i, k in zip(rest_rows.tolist(), percents.tolist(), strict=True):
+        reasons[i] = [words[k]]
     segment[rest] = "fit_and_well"
     return pd.DataFrame(
         {

@@ -134,22 +134,41 @@ def reviews_fingerprint(
     return hashlib.sha256((body + json.dumps(rules.model_dump())).encode()).hexdigest()
 
 
-def model_inputs(features: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
+def model_inputs(
+    features: pd.DataFrame,
+    model: RiskModel,
+    values: np.ndarray | None = None,
+    probability: pd.Series | np.ndarray | None = None,
+) -> pd.DataFrame:
     """person_id and the model's input features as float, in `features`' row order: what a run
-    stores so that its scores can be explained without the extract."""
-    values = model.frame(features)  # the float conversion the model scores with
-    inputs = pd.DataFrame(values.to_numpy(dtype=float), columns=values.columns)
+    stores so that its scores can be explained without the extract. `values`: the float matrix
+    the model scored (`model.matrix(features)`, made here when not given); `probability`: the
+    run's, in the same order, to blank the inputs of people it keeps no score for
+    (`withhold_unscored`)."""
+    values = model.matrix(features) if values is None else values
+    if probability is not None:
+        values = _withheld(values, probability)
+    inputs = pd.DataFrame(values, columns=model.feature_names, copy=False)
     inputs.insert(0, "person_id", features["person_id"].astype("string").to_numpy())
     return inputs
+
+
+def _withheld(values: np.ndarray, probability: pd.Series | np.ndarray) -> np.ndarray:
+    hidden = np.isnan(np.asarray(probability, dtype=float))
+    if not hidden.any():
+        return values
+    out = values.copy()
+    out[hidden] = np.nan
+    return out
 
 
 def withhold_unscored(inputs: pd.DataFrame, probability: pd.Series) -> pd.DataFrame:
     """`inputs` with every value blanked for people the run keeps no score for (people who
     opted out of data use beyond direct care): their score cannot be recomputed from the store.
     `probability` is the run's, in the same row order."""
-    hidden = probability.isna().to_numpy()
+    columns = [c for c in inputs.columns if c != "person_id"]
     out = inputs.copy()
-    out.loc[hidden, [c for c in out.columns if c != "person_id"]] = np.nan
+    out[columns] = _withheld(inputs[columns].to_numpy(dtype=float), probability)
     return out
 
 
@@ -188,14 +207,16 @@ def run_reference(people: pd.DataFrame, month: str) -> tuple[float | None, str]:
 
 def _drift(
     model: RiskModel,
-    scored: pd.DataFrame,
+    features: pd.DataFrame,
+    scored: np.ndarray,
     probability: np.ndarray,
     training: pd.DataFrame | None,
     rules: ListSettings,
 ) -> tuple[pd.DataFrame | None, str | None]:
+    """Drift of the scored rows of `features` (`scored`, a mask) from the training sample."""
     if training is None or not len(training):
         return None, "no training sample for this model version"
-    if not len(scored):
+    if not scored.any():
         return None, "nobody was scored"
     if rules.drift_features is not None:
         columns = list(rules.drift_features)
@@ -206,7 +227,7 @@ def _drift(
     actual = pd.DataFrame({"score": probability})
     for column in columns:
         expected[column] = training[column].astype(float).to_numpy()
-        actual[column] = scored[column].astype(float).to_numpy()
+        actual[column] = features[column].to_numpy(dtype=float)[scored]
     table = drift_table(
         expected, actual, ["score", *columns], rules.drift_warning_psi, rules.drift_bins
     )
@@ -263,8 +284,9 @@ def make_run(
     )  # fmt: skip
 
     progress("scoring", 0.0)
+    values = model.matrix(features)  # one float copy: scored, stored and the reference's
     if probability is None:
-        probability = model.predict_proba(features) if len(features) else np.empty(0)
+        probability = model.predict_proba(values) if len(features) else np.empty(0)
     elif len(probability) != len(features):
         raise ValueError(
             f"{len(probability):,} precomputed probabilities for {len(features):,} people"
@@ -291,7 +313,7 @@ def make_run(
         from models.explain import explain, population_reference
 
         ref = population_reference(
-            model, features.loc[people["probability"].notna()],
+            model, values[people["probability"].notna().to_numpy()],
             mean_probability=reference_probability, description=reference_text,
         )  # fmt: skip
         explanations = explain(
@@ -306,7 +328,7 @@ def make_run(
     progress("drift", 0.0)
     scored_mask = people["probability"].notna().to_numpy()
     drift, drift_note = _drift(
-        model, features.loc[scored_mask], people.loc[scored_mask, "probability"].to_numpy(),
+        model, features, scored_mask, people.loc[scored_mask, "probability"].to_numpy(),
         training_sample, rules,
     )  # fmt: skip
     if drift is None and training_note:
@@ -396,7 +418,7 @@ def make_run(
         month=month,
         meta=meta,
         people=people,
-        features=withhold_unscored(model_inputs(features, model), people["probability"]),
+        features=model_inputs(features, model, values, people["probability"]),
         summary=summary,
     )
 
