@@ -23,6 +23,14 @@ EXPERIMENT_TAGS = {
 }
 
 
+def open_stores(settings: Settings) -> None:
+    """Open MLflow's tracking and registry stores for `settings` (MLflow keeps each open, one per
+    URI), making the local store when there is none, as logging a run would."""
+    client = use_tracking(settings)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+
+
 def use_experiment(settings: Settings, name: str | None = None) -> str:
     """Make `name` (default `settings.mlflow.experiment`) the active experiment, creating it
     (with artifacts under home when tracking locally); return its id."""

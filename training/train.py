@@ -132,7 +132,7 @@ def train(
     log and register a model. Raises `TrainingError` (or the loader's `ExtractError`)."""
     started = time.time()
     settings = settings or load_settings()
-    _import_in_background(LOGGING_MODULE)
+    prepared = _prepare_logging(settings)
     built = build_training_panel(Path(extract_dir), settings, progress)
     return train_on_panel(
         built.panel,
@@ -144,23 +144,31 @@ def train(
         tune=tune,
         progress=progress,
         started=started,
+        prepared=prepared,
     )
 
 
-# Logging the run needs MLflow and matplotlib, 3-4 s to import: `train` imports them on a thread
-# while the panel is built inside DuckDB (which releases the GIL), so little of that is waited for.
+# Logging the run needs MLflow and matplotlib, 3-4 s to import, and MLflow's stores, about a
+# second to open (a SQLite store checks its schema): `train` does both on a thread while the panel
+# is built inside DuckDB (which releases the GIL), so little of that is waited for.
 LOGGING_MODULE = "training.run_log"
 
 
-def _import_in_background(name: str) -> None:
-    """Start importing module `name` on a daemon thread. A failed import is left for the main
-    thread's own import of it to raise."""
+def _prepare_logging(settings: Settings) -> threading.Thread:
+    """Start importing `LOGGING_MODULE` and opening the tracking and registry stores on a daemon
+    thread (MLflow keeps one store per URI, so logging later finds them open). A failure is left
+    for the main thread, which does the same again and reports it."""
 
-    def load() -> None:
-        with contextlib.suppress(Exception):  # the main thread imports it again and reports
-            importlib.import_module(name)
+    def prepare() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(LOGGING_MODULE)
+            from training.tracking import open_stores
 
-    threading.Thread(target=load, name=f"import {name}", daemon=True).start()
+            open_stores(settings)
+
+    thread = threading.Thread(target=prepare, name="prepare run logging", daemon=True)
+    thread.start()
+    return thread
 
 
 def _matrix(rows: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
@@ -227,9 +235,11 @@ def train_on_panel(
     tune: int = 0,
     progress: ProgressFn | None = None,
     started: float | None = None,
+    prepared: threading.Thread | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register a model from a built panel (see `train`); `started`
-    (epoch seconds, default now) is when training began, the MLflow run's start time."""
+    (epoch seconds, default now) is when training began, the MLflow run's start time;
+    `prepared`: `train`'s thread preparing the logging, waited for before logging."""
     started = started or time.time()
     progress = progress or no_progress
     cfg = settings.training
@@ -285,6 +295,8 @@ def train_on_panel(
         trained_at=trained_at,
         started=started,
     )
+    if prepared is not None:
+        prepared.join()  # one thread opens a store at a time
     from training.run_log import log_run  # see LOGGING_MODULE
 
     logged = log_run(record, settings, experiment, progress)
