@@ -52,8 +52,8 @@ class RegistryError(Exception):
 
 
 def is_local(settings: Settings) -> bool:
-    """True when tracking goes to the default SQLite file under home."""
-    return settings.tracking_uri.startswith("sqlite:")
+    """True when tracking goes to a SQLite file (by default the one under home)."""
+    return local_store.store_path(settings.tracking_uri) is not None
 
 
 def empty_store_template() -> Path:
@@ -76,8 +76,8 @@ def empty_store_template() -> Path:
 def _local_store(settings: Settings) -> None:
     """Create home and, the first time, its SQLite store (a copy of `empty_store_template`)."""
     settings.ensure_home()
-    db = Path(settings.tracking_uri.removeprefix("sqlite:///"))
-    if db.exists():
+    db = local_store.store_path(settings.tracking_uri)
+    if db is None or db.exists():
         return
     tmp = db.with_name(f".{db.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -112,7 +112,8 @@ def use_tracking(settings: Settings) -> MlflowClient:
 
 def _where(settings: Settings) -> str:
     uri = settings.tracking_uri
-    return uri if not uri.startswith("sqlite:") else f"SQLite {uri.removeprefix('sqlite:///')}"
+    path = local_store.store_path(uri)
+    return uri if path is None else f"SQLite {path}"
 
 
 # --- versions -------------------------------------------------------------------------------
@@ -247,17 +248,25 @@ def _cached_model(settings: Settings, version: str) -> Path:
         found = [p.parent for p in local.rglob(META_FILE) if p.parent.name == ARTIFACT_KEY]
         if not found:
             raise RegistryError(f"{uri} is not a casefinder risk model")
-        (found[0] / _RUN_MARKER).write_text(run_id, "utf-8")
-        stale = folder.with_name(f".stale-{uuid.uuid4().hex}")
-        if folder.exists():
-            os.rename(folder, stale)
-        try:
-            os.rename(found[0], folder)
-        except OSError:  # another process cached it first
-            if not (folder / META_FILE).is_file():
-                raise
-        shutil.rmtree(stale, ignore_errors=True)
+        _publish(found[0], folder, run_id)
     return folder
+
+
+def _publish(staged: Path, folder: Path, run_id: str) -> None:
+    """Make the saved model in `staged` (on the same file system) the cache `folder` of run
+    `run_id`: marked, renamed into place whole, a copy already there moved aside first."""
+    from models.flavour import META_FILE
+
+    (staged / _RUN_MARKER).write_text(run_id, "utf-8")
+    stale = folder.with_name(f".stale-{uuid.uuid4().hex}")
+    if folder.exists():  # another run's copy (a store rebuilt with the same version numbers)
+        os.rename(folder, stale)
+    try:
+        os.rename(staged, folder)
+    except OSError:  # another process cached it first
+        if not (folder / META_FILE).is_file():
+            raise
+    shutil.rmtree(stale, ignore_errors=True)
 
 
 def cache_trained_model(settings: Settings, version: str, run_id: str, model: RiskModel) -> Path:
@@ -268,11 +277,7 @@ def cache_trained_model(settings: Settings, version: str, run_id: str, model: Ri
     folder = model_cache_dir(settings, version)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".trained-", dir=folder.parent) as tmp:
-        staged = save_risk_model(model, Path(tmp) / "model")
-        (staged / _RUN_MARKER).write_text(run_id, "utf-8")
-        if folder.exists():  # a store rebuilt with the same version numbers
-            shutil.rmtree(folder)
-        os.rename(staged, folder)
+        _publish(save_risk_model(model, Path(tmp) / "model"), folder, run_id)
     return folder
 
 

@@ -37,6 +37,7 @@ from models.explain import (
     reference_words,
     what_if,
 )
+from models.local_store import store_path
 from models.risk_model import RiskModel
 from scoring.exports import flag_keys, list_table
 from scoring.store import ScoreStore, StoreError
@@ -108,7 +109,7 @@ def registry_check(settings: Settings, timeout: float = 2.0) -> tuple[bool, str]
     parsed = urlparse(uri)
     try:
         if parsed.scheme == "sqlite":
-            path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+            path = store_path(uri)
             if path is None or not path.is_file():
                 return False, "the MLflow database file is missing"
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
