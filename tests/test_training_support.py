@@ -32,16 +32,13 @@ HAND_DATES = [date(2023, m, 1) for m in (1, 4, 7, 10)] + [date(2024, 1, 1), date
 
 
 def _migrated_store() -> Path:
-    """An empty SQLite MLflow store with MLflow's schema, created once per process (creating the
-    schema takes MLflow many seconds; copying the file takes none)."""
+    """An empty SQLite MLflow store with MLflow's schema: the machine's template, the one a new
+    home copies (`models.registry.empty_store_template`; creating the schema takes MLflow many
+    seconds, copying the file none)."""
     if "store" not in _RUN:
-        import tempfile
+        from models.registry import empty_store_template
 
-        from mlflow.tracking import MlflowClient
-
-        path = Path(tempfile.mkdtemp(prefix="casefinder-mlflow-")) / "mlflow.db"
-        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-        _RUN["store"] = path
+        _RUN["store"] = empty_store_template()
     return _RUN["store"]
 
 
