@@ -6,12 +6,15 @@ before the extract date and each outcome table's `complete_to`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pandas as pd
 
 from config.progress import ProgressFn, no_progress
 from config.settings import OutcomeSettings
+from features import codelists
 from features.blocks import in_list
 from features.build import build_features
 from features.cohort import PersonSample, cohort_sql
@@ -150,20 +153,50 @@ def build_panel(
         raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
     dates = [check_index_date(extract.manifest, day, start) for day in sorted(set(index_dates))]
     check_outcome_observed(extract.manifest, dates, definition)
-    parts = []
-    for i, day in enumerate(dates):
 
-        def step(task: str, fraction: float, i: int = i) -> None:
-            progress("panel", (i + fraction) / len(dates))
-
-        features = build_features(extract, day, step, sample)
-        outcome = build_outcome(extract, day, definition, sample)
+    def one(on: Extract, day: date) -> pd.DataFrame:
+        features = build_features(on, day, None, sample)
+        outcome = build_outcome(on, day, definition, sample)
         outcome = outcome.rename(columns={a: f"outcome_{a}" for a in definition.agencies})
         frame = features.merge(outcome, on="person_id", how="inner", validate="one_to_one")
         if len(frame) != len(features):
             raise RuntimeError(f"outcome and feature cohorts differ at {day}")
-        if not include_opted_out:
-            frame = frame[frame["data_opt_out"] == 0]
-        parts.append(frame)
-    progress("panel", 1.0)
-    return pd.concat(parts, ignore_index=True)
+        return frame if include_opted_out else frame[frame["data_opt_out"] == 0]
+
+    progress("panel", 0.0)
+    if extract.engine != "duckdb" or len(dates) == 1:
+        parts = []
+        for i, day in enumerate(dates):
+            parts.append(one(extract, day))
+            progress("panel", (i + 1) / len(dates))
+        return pd.concat(parts, ignore_index=True)
+    return pd.concat(_dates_concurrently(extract, dates, one, progress), ignore_index=True)
+
+
+# Index dates built at once on DuckDB: one query's single-threaded parts (its start, the transfer
+# to pandas) overlap another's parallel ones. On 2 cores, 30,000 people, the 8-date panel (the
+# same frame): 2.6 s against 3.3 s one at a time.
+PANEL_DATES_AT_ONCE = 2
+
+
+def _dates_concurrently(
+    extract: Extract,
+    dates: list[date],
+    one: Callable[[Extract, date], pd.DataFrame],
+    progress: ProgressFn,
+) -> list[pd.DataFrame]:
+    """`one(extract, day)` for every date, `PANEL_DATES_AT_ONCE` at a time, each on its own
+    connection to the extract's database; the results in date order."""
+    codelists.register(extract)  # once, before the threads read them
+
+    def on_cursor(day: date) -> pd.DataFrame:
+        with extract.cursor() as own:
+            return one(own, day)
+
+    with ThreadPoolExecutor(PANEL_DATES_AT_ONCE, thread_name_prefix="panel") as pool:
+        futures = [pool.submit(on_cursor, day) for day in dates]
+        parts = []
+        for i, future in enumerate(futures):
+            parts.append(future.result())
+            progress("panel", (i + 1) / len(dates))
+    return parts

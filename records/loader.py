@@ -37,7 +37,8 @@ import contextlib
 import csv
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,9 +124,20 @@ class Extract:
         return self.con.execute(sql).fetchall()
 
     def create_table(self, name: str, sql: str) -> None:
-        """A temporary table `name` holding the result of `sql` (code lists)."""
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        """A table `name` holding the result of `sql` (code lists), in the extract's database
+        (not a connection's temporary one), so every `cursor` reads it."""
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
         self.made.add(name)
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[Extract]:
+        """The same loaded extract over a new connection to its database, for one thread (a
+        DuckDB connection is not shared between threads); closed on leaving."""
+        con = self.con.cursor()
+        try:
+            yield replace(self, con=con)
+        finally:
+            con.close()
 
     def close(self) -> None:
         self.con.close()

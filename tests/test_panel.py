@@ -48,6 +48,9 @@ def test_panel_stacks_features_and_outcome_per_date(extract) -> None:
         "outcome_adult_social_care", "outcome_mental_health",
     ]  # fmt: skip
     assert (panel["data_opt_out"] == 0).all()
+    # Dates are built two at a time on their own connections (PANEL_DATES_AT_ONCE), stacked in
+    # date order, each date's rows the same as built alone.
+    assert panel["index_date"].is_monotonic_increasing
     for day in (dates[0], dates[-1]):
         features = build_features(extract, day)
         features = features[features["data_opt_out"] == 0].reset_index(drop=True)
