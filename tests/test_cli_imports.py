@@ -60,3 +60,32 @@ def test_validate_and_features_do_not_import_heavy_packages(tmp_path: Path, comm
 def test_reading_runs_does_not_import_heavy_packages(tmp_path: Path) -> None:
     """`runs` (and the score store it reads, with its month-on-month flags) needs no ML library."""
     assert _imported("runs", home=tmp_path / "home") == []
+
+
+LIGHTGBM_PROBE = """
+import json, sys
+import casefinder.imports
+casefinder.imports.lightgbm_without_sklearn()
+import scoring.run, training  # what `score`, `predict` and `train` load before they run
+loaded = "sklearn" in sys.modules
+import lightgbm, numpy as np
+x = np.random.default_rng(0).normal(size=(200, 3))
+booster = lightgbm.train({"objective": "binary", "verbose": -1, "num_threads": 1},
+                         lightgbm.Dataset(x, (x[:, 0] > 0).astype(int)), num_boost_round=5)
+from sklearn.linear_model import LogisticRegression  # imports normally afterwards
+LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+print("PROBE " + json.dumps([loaded, float(booster.predict(x[:1])[0])]))
+"""
+
+
+def test_scoring_commands_load_lightgbm_without_scikit_learn() -> None:
+    """The CLI loads LightGBM with scikit-learn hidden (casefinder.imports): the stages `score`,
+    `predict` and `train` import load no scikit-learn, LightGBM trains and predicts, and
+    scikit-learn imports and fits normally afterwards."""
+    done = subprocess.run(
+        [sys.executable, "-c", LIGHTGBM_PROBE], capture_output=True, text=True, timeout=120
+    )
+    line = [x for x in done.stdout.splitlines() if x.startswith("PROBE ")]
+    assert line, done.stderr[-2000:]
+    loaded, probability = json.loads(line[-1].removeprefix("PROBE "))
+    assert loaded is False and 0 < probability < 1

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from config.settings import TrainingSettings
 from features.dates import add_months, first_of_next_month
+from synthetic import ORACLE_FILE
 
 
 class TrainingError(Exception):
@@ -124,3 +126,14 @@ def split_panel(panel: pd.DataFrame, settings: TrainingSettings) -> Split:
                 f"training.min_{'train' if name == 'train' else 'eval'}_outcomes."
             )
     return split
+
+
+def read_oracle(extract_dir: Path) -> pd.DataFrame | None:
+    """The generator's true risks (person_id, index_date, probability), when present."""
+    path = Path(extract_dir) / ORACLE_FILE
+    if not path.is_file():
+        return None
+    oracle = pd.read_parquet(path)
+    oracle["person_id"] = oracle["person_id"].astype(str)
+    oracle["index_date"] = pd.to_datetime(oracle["index_date"]).dt.date
+    return oracle[["person_id", "index_date", "probability"]]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,9 +14,8 @@ import pandas as pd
 from config.progress import ProgressFn, no_progress
 from config.settings import ListSettings, Settings
 from models.risk_model import RiskModel
-from synthetic import ORACLE_FILE
 from training.baselines import fit_baselines
-from training.data import Split
+from training.data import Split, read_oracle  # noqa: F401 (re-exported)
 from training.fairness import fairness_table
 from training.metrics import auroc_difference, decile_table, evaluate, list_flags
 
@@ -47,17 +45,6 @@ class Evaluation:
                 f"{r.attribute}={r.group}" for r in self.fairness.itertuples() if r.flag
             ),
         }
-
-
-def read_oracle(extract_dir: Path) -> pd.DataFrame | None:
-    """The generator's true risks (person_id, index_date, probability), when present."""
-    path = Path(extract_dir) / ORACLE_FILE
-    if not path.is_file():
-        return None
-    oracle = pd.read_parquet(path)
-    oracle["person_id"] = oracle["person_id"].astype(str)
-    oracle["index_date"] = pd.to_datetime(oracle["index_date"]).dt.date
-    return oracle[["person_id", "index_date", "probability"]]
 
 
 def list_share(

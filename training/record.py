@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.risk_model import RiskModel
 from training.data import Split
-from training.evaluation import Evaluation
+
+if TYPE_CHECKING:  # the evaluation imports scikit-learn; `train` loads it on a thread
+    from training.evaluation import Evaluation
 
 
 @dataclass

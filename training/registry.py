@@ -28,8 +28,6 @@ from models.registry import (
     use_tracking,
 )
 from models.risk_model import RiskModel
-from training.fairness import fairness_table, flagged_groups
-from training.metrics import evaluate, list_flags
 
 
 @dataclass
@@ -66,6 +64,9 @@ def compare_models(
     champion_version: str | None = None,
 ) -> list[Gate]:
     """The promotion gates for `candidate` against `champion` on the same test rows."""
+    from training.fairness import fairness_table, flagged_groups  # scikit-learn, when needed
+    from training.metrics import evaluate, list_flags
+
     cfg = settings.training
     y = test["outcome"].astype(int).to_numpy()
     nbhd = test["neighbourhood"].astype(str).to_numpy()

@@ -26,8 +26,7 @@ from features.cohort import PersonSample, modelled_population, population_rules
 from features.dates import history_start
 from models.risk_model import PlattCalibrator, RiskModel
 from synthetic import ORACLE_FILE
-from training.data import Split, TrainingError, split_panel, training_index_dates
-from training.evaluation import evaluate_model, read_oracle
+from training.data import Split, TrainingError, read_oracle, split_panel, training_index_dates
 from training.fit import Fitted, fit_booster
 from training.record import RunRecord
 
@@ -149,19 +148,23 @@ def train(
 
 
 # Logging the run needs MLflow and matplotlib, 3-4 s to import, and MLflow's stores, about a
-# second to open (a SQLite store checks its schema): `train` does both on a thread while the panel
-# is built inside DuckDB (which releases the GIL), so little of that is waited for.
+# second to open (a SQLite store checks its schema); calibration, baselines and evaluation need
+# scikit-learn, about a second (the CLI loads LightGBM without it: casefinder.imports). `train`
+# does all that on a thread while the panel is built inside DuckDB (which releases the GIL), so
+# little of it is waited for.
+SKLEARN_MODULES = ("sklearn.linear_model", "sklearn.pipeline", "sklearn.impute", "sklearn.metrics")
 LOGGING_MODULE = "training.run_log"
 
 
 def _prepare_logging(settings: Settings) -> threading.Thread:
-    """Start importing `LOGGING_MODULE` and opening the tracking and registry stores on a daemon
-    thread (MLflow keeps one store per URI, so logging later finds them open). A failure is left
-    for the main thread, which does the same again and reports it."""
+    """Start importing `SKLEARN_MODULES` and `LOGGING_MODULE` and opening the tracking and
+    registry stores on a daemon thread (MLflow keeps one store per URI, so logging later finds
+    them open). A failure is left for the main thread, which does the same again and reports it."""
 
     def prepare() -> None:
         with contextlib.suppress(Exception):
-            importlib.import_module(LOGGING_MODULE)
+            for name in (*SKLEARN_MODULES, LOGGING_MODULE):
+                importlib.import_module(name)
             from training.tracking import open_stores
 
             open_stores(settings)
@@ -278,6 +281,8 @@ def train_on_panel(
         },
     )
     progress("calibrate", 1.0)
+
+    from training.evaluation import evaluate_model  # scikit-learn: see SKLEARN_MODULES
 
     evaluated = evaluate_model(model, split, modelled, feature_names, settings, oracle, progress)
     record = RunRecord(

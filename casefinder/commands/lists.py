@@ -16,6 +16,7 @@ from casefinder.commands.common import (
     parse_month,
     use_engine,
 )
+from casefinder.imports import lightgbm_without_sklearn
 from casefinder.progress import progress_bar
 from config.settings import load_settings
 
@@ -36,6 +37,7 @@ def score(
     """Score everyone eligible at the month's first day, build each neighbourhood's list, and
     store the run (the same inputs reuse the stored run)."""
     use_engine(engine)
+    lightgbm_without_sklearn()
     from features import FeatureError
     from records import ExtractError
     from scoring.run import score_month

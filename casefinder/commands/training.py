@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from casefinder.commands.common import EngineOption, console, fail, parse_date, use_engine
+from casefinder.imports import lightgbm_without_sklearn
 from casefinder.progress import progress_bar
 
 # The test-period comparison `train` prints: (column, header, decimals).
@@ -82,6 +83,8 @@ def train(
     from casefinder.logs import routing_mlflow_prints
     from config.settings import load_settings
     from records import ExtractError
+
+    lightgbm_without_sklearn()
     from training import TrainingError, train
 
     settings = load_settings()
@@ -231,6 +234,8 @@ def predict(
     from features import FeatureError
     from models.registry import RegistryError
     from records import ExtractError
+
+    lightgbm_without_sklearn()
     from training import predict
 
     day = parse_date(index_date, "--index-date")
