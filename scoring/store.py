@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -140,7 +139,6 @@ class ScoreStore:
         self.months_dir = self.root / "months"
         self.staging_dir = self.root / ".staging"
         self._snapshot: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
-        self._snapshot_lock = threading.Lock()
 
     # Writing
     def clean_staging(self) -> list[str]:
@@ -247,8 +245,7 @@ class ScoreStore:
             except FileNotFoundError:  # removed since the listing (a pointer is never renamed away)
                 continue
         if time.time_ns() - st.st_mtime_ns > SNAPSHOT_SETTLE_NS:
-            with self._snapshot_lock:
-                self._snapshot = (stamp, pointers)
+            self._snapshot = (stamp, pointers)  # one assignment: readers see old or new whole
         return pointers
 
     def has_run(self, run_id: str) -> bool:

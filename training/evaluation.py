@@ -15,7 +15,7 @@ from config.progress import ProgressFn, no_progress
 from config.settings import ListSettings, Settings
 from models.risk_model import RiskModel
 from training.baselines import fit_baselines
-from training.data import Split, read_oracle  # noqa: F401 (re-exported)
+from training.data import Split
 from training.fairness import fairness_table
 from training.metrics import auroc_difference, decile_table, evaluate, list_flags
 
