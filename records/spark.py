@@ -301,15 +301,25 @@ def _load_table(
         final = final.drop("__cf_lrow", "__cf_lreason", "__cf_lrecord")
     else:
         final = typed
-    final = final.persist(StorageLevel.MEMORY_AND_DISK)
+    # A local checkpoint, not persist(): later queries (the next tables' linkage, every feature
+    # query) must read this table as loaded. With persist() the cache was never substituted in
+    # them (their plans hold monotonically_increasing_id; at 500 people the feature query's plan
+    # had 150 file scans and 55 windows, no cached scan): each query re-ran the whole loader from
+    # the files, and the feature query ran out of driver memory broadcasting a join at 100,000
+    # people (most likely sized from the Parquet files' compressed bytes, well under the rows'
+    # size). The checkpoint cuts the plan here: queries scan the loaded rows, and the broadcast
+    # threshold stays Spark's default (with it the 100,000-person features step runs). On a
+    # cluster a local checkpoint lives on the executors: a lost executor fails the query.
+    final = final.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
     reasons = {
         r[0]: int(r[1])
         for r in final.where(F.col(_REASON).isNotNull()).groupBy(_REASON).count().collect()
     }
     reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
     kept = [c for c in final.columns if not c.startswith(_PREFIX)]
-    # Only `final` is kept (memory and disk): the clean rows and the rejects are filters of it,
-    # so a table is held once (a second cached copy ran a 100,000-person load out of memory).
+    # Only `final` is kept (checkpointed, memory and disk): the clean rows and the rejects are
+    # filters of it, so a table is held once (a second cached copy ran a 100,000-person load out
+    # of memory).
     clean = final.where(F.col(_REASON).isNull()).select(*kept)
     loaded = clean.count()
     rejects = final.where(F.col(_REASON).isNotNull()).select(
