@@ -101,7 +101,7 @@ BLOCKS: dict[str, Block] = {
         Block(
             "hfrs",
             "hospital_spells",
-            "SELECT c.person_id, h.points FROM (SELECT DISTINCT d.person_id, "
+            "SELECT c.person_id, h.points_tenths FROM (SELECT DISTINCT d.person_id, "
             "substr(d.icd10, 1, 3) AS icd10_3char FROM hospital_diagnoses AS d "
             "WHERE d.admission_date >= {since_24} AND d.admission_date < {cutoff}) AS c "
             f"JOIN {HFRS_TABLE} AS h ON h.icd10_3char = c.icd10_3char",

@@ -275,7 +275,8 @@ _BED_DAYS = (
     "ELSE 0 END)"
 )
 
-_HFRS_POINTS = "sum(points)"
+# Summed in integer tenths of a point (features.codelists.register), so the band's edges are exact.
+_HFRS_TENTHS = "sum(points_tenths)"
 _CHARLSON_PRESENT = {
     c: f"max(CASE WHEN comorbidity = '{c}' THEN 1 ELSE 0 END)" for c in charlson_weights()
 }
@@ -420,7 +421,7 @@ HOSPITAL = (
         name="hfrs_score",
         domain="hospital use",
         block="hfrs",
-        sql=_HFRS_POINTS,
+        sql=f"CAST({_HFRS_TENTHS} AS DOUBLE) / 10",
         kind="number",
         description=(
             "Hospital Frailty Risk Score (Gilbert et al. 2018): points of distinct ICD-10 codes in "
@@ -436,7 +437,7 @@ HOSPITAL = (
         name="hfrs_band",
         domain="hospital use",
         block="hfrs",
-        sql=f"CASE WHEN {_HFRS_POINTS} < 5 THEN 0 WHEN {_HFRS_POINTS} <= 15 THEN 1 ELSE 2 END",
+        sql=f"CASE WHEN {_HFRS_TENTHS} < 50 THEN 0 WHEN {_HFRS_TENTHS} <= 150 THEN 1 ELSE 2 END",
         kind="code",
         description=(
             "Hospital Frailty Risk Score band: low < 5, intermediate 5-15, high > 15 "

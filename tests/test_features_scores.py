@@ -108,6 +108,20 @@ def test_hfrs_band_edges(tmp_path: Path) -> None:
     assert row["hfrs_band"] == 1  # 5-15 is intermediate
 
 
+def test_hfrs_edges_are_exact_whatever_the_order_of_the_sum(tmp_path: Path) -> None:
+    # 1.9 + 2.3 + 0.8 is 4.999999999999999 in doubles, 7.1 + 2.7 + 2.3 + 2.9 is
+    # 15.000000000000002: points are summed in integer tenths, so both are exactly the edge.
+    spells = [
+        _spell("E5", "2024-06-01", "E53;E86;I63"),
+        _spell("E15", "2024-06-01", "F00;R41;E86;B96"),
+    ]
+    people = [person("E5"), person("E15")]
+    extract = load(tmp_path, {"people": people, "hospital_spells": spells})
+    table = build_features(extract, D)
+    assert (row_of(table, "E5")["hfrs_score"], row_of(table, "E15")["hfrs_score"]) == (5.0, 15.0)
+    assert row_of(table, "E5")["hfrs_band"] == row_of(table, "E15")["hfrs_band"] == 1
+
+
 def test_charlson_weights_with_hierarchy(tmp_path: Path) -> None:
     spells = [
         # C1: MI 1 + CHF 1 + diabetes with complication 2 (without: 0) + metastatic 6

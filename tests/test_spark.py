@@ -219,7 +219,22 @@ def _cli_rows() -> dict[str, list[dict[str, str]]]:
             discharge_date="2025-10-01", discharge_destination="54")  # fmt: skip
     add_row(rows, "hospital_spells", spell_id="S4", admission_date="2025-09-30",
             discharge_date="2025-10-01", discharge_destination="19")  # fmt: skip
+    # Frailty scores of exactly 5 and 15, the band edges: summed as doubles in this order they
+    # come out 4.999999999999999 and 15.000000000000002 (Spark once banded such people apart
+    # from DuckDB at 100,000 people); points are summed in integer tenths.
+    add_row(rows, "people", person_id="P011", birth_date="1950-01-01")
+    add_row(rows, "hospital_spells", spell_id="S5", person_id="P003", admission_date="2025-01-10",
+            discharge_date="2025-01-12", diagnoses="E53;E86;I63")  # fmt: skip
+    add_row(rows, "hospital_spells", spell_id="S6", person_id="P011", admission_date="2025-01-10",
+            discharge_date="2025-01-12", diagnoses="F00;R41;E86;B96")  # fmt: skip
     return rows
+
+
+def assert_frailty_edges(panel: pd.DataFrame) -> None:
+    """`_cli_rows`' people at the frailty score's band edges: exactly 5 and 15, intermediate."""
+    edges = panel.set_index("person_id").loc[["P003", "P011"], ["hfrs_score", "hfrs_band"]]
+    assert edges["hfrs_score"].tolist() == [5.0, 15.0]
+    assert edges["hfrs_band"].tolist() == [1, 1]
 
 
 PANEL_ARGS = ["--from", "2025-10-01", "--to", "2025-10-01", "--every", "1M", "--include-opted-out"]
@@ -247,6 +262,7 @@ def test_panel_command_on_a_spark_catalog_writes_duckdbs_panel(
     duck, ours = pd.read_parquet(outs["duckdb"]), pd.read_parquet(outs["spark"])
     assert len(duck) > 0
     assert_same_table(duck, ours)
+    assert_frailty_edges(ours)
 
 
 # Its own JVM in a subprocess, so its own group: it runs beside the session's Spark tests.
@@ -273,7 +289,9 @@ def test_panel_command_over_spark_connect_writes_duckdbs_panel(tmp_path: Path) -
     duck = load_extract(folder)
     expected = build_panel(duck, [date(2025, 10, 1)], OutcomeSettings(), include_opted_out=True)
     assert len(expected) > 0
-    assert_same_table(expected, pd.read_parquet(out))
+    ours = pd.read_parquet(out)
+    assert_same_table(expected, ours)
+    assert_frailty_edges(ours)
 
 
 def test_training_sample_is_seeded_and_by_person_on_both_engines(

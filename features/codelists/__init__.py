@@ -177,7 +177,11 @@ def register(extract: Extract) -> None:
         extract.create_table(name, f"SELECT * FROM (VALUES {values}) AS v({columns})")
 
     create(GP_CODES_TABLE, "snomed_code, efi_bits, ltc_bits, frailty_level, is_cfs", gp_code_rows())
-    create(HFRS_TABLE, "icd10_3char, points", [(k, v) for k, v in hfrs_points().items()])
+    # Points in integer tenths (Gilbert's points have one decimal): a sum of integers is exact on
+    # every engine, so a score of exactly 5 or 15 falls in the same band everywhere (summed as
+    # doubles, 5.0 came out 4.999999999999999 on Spark for some people).
+    tenths = [(k, round(v * 10)) for k, v in hfrs_points().items()]
+    create(HFRS_TABLE, "icd10_3char, points_tenths", tenths)
     create(
         CHARLSON_TABLE,
         "comorbidity, icd10_prefix, prefix_len",
