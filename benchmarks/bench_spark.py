@@ -1,28 +1,34 @@
-"""DuckDB against local Spark on the same generated extract: load, features at one date and a
-12-date panel, wall time and peak memory (this process and Spark's JVM).
+"""DuckDB against local Spark on the same generated extract: load, features at one date, a
+12-date panel and a monthly `score`, wall time and peak memory (this process and Spark's JVM).
 
     uv run python benchmarks/bench_spark.py --people 100000
-    uv run python benchmarks/bench_spark.py --quick      # 500 people, features at one date
-                                                         # (the panel's parity is a test)
+    uv run python benchmarks/bench_spark.py --quick      # 500 people, features at one date and
+                                                         # the monthly score (the panel's parity
+                                                         # is a test)
 
-Both engines run the same compiled definitions (records.dialect); the tables are checked equal.
-Spark runs locally (`[engine] master`, default local[2]) bound to loopback. On Spark, `predict`
-and `score` score on the executors (models/spark_scoring.py) after this features step; that
-scoring is not timed here yet (bench_score.py times DuckDB's monthly run). Extracts are generated
-under /tmp (reused when present).
+Both engines run the same compiled definitions (records.dialect); the tables are checked equal,
+and so are the two monthly runs' stored people (scores, ranks, lists, segments, reasons). The
+monthly score is `scoring.run.score_month` on the extract each engine has loaded (its load is the
+"load" step): on Spark the month's features are scored on the executors
+(models/spark_scoring.py). Its model is a champion trained once on a small extract (untimed).
+Spark runs locally (`[engine] master`, default local[2]) bound to loopback. Extracts are
+generated under /tmp (reused when present).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from config.settings import EngineSettings, OutcomeSettings, load_settings
+from config.settings import EngineSettings, MlflowSettings, OutcomeSettings, load_settings
 from features import build_features, build_panel
 from features.dates import add_months
 from features.outcome import last_observed_index_date
@@ -31,6 +37,8 @@ from records.spark import load_spark_extract, spark_session
 
 BENCH_DIR = Path("/tmp/casefinder-bench")
 QUICK_PEOPLE = 500
+TRAIN_PEOPLE = 4_000  # the champion the monthly score uses (its quality does not matter here)
+MONTH = "2026-11"
 
 
 def _jvm_peak_gb(spark: object) -> float:
@@ -68,6 +76,34 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
+def _champion(settings: Any) -> None:
+    """A champion in `settings`' registry, trained on a small extract when there is none."""
+    from models.registry import current_champion
+    from synthetic import SynthConfig, generate
+    from training import promote, train
+
+    if current_champion(settings) is not None:
+        return
+    small = BENCH_DIR / f"synth-{TRAIN_PEOPLE}-train"
+    if not (small / "manifest.json").is_file():
+        generate(SynthConfig(people=TRAIN_PEOPLE, seed=2), small)
+    result = train(small, settings)
+    promote(settings, result.version, force=True, reason="benchmark model")
+
+
+def _monthly_score(folder: Path, extract: Any, settings: Any) -> pd.DataFrame:
+    """`score_month` on the loaded `extract` into an emptied score store (both engines' runs
+    have the same id: the second must not reuse the first): the run's stored people."""
+    from scoring.run import score_month
+    from scoring.store import ScoreStore
+
+    shutil.rmtree(settings.score_store, ignore_errors=True)
+    result = score_month(folder, MONTH, settings, extract=extract)
+    assert not result.reused
+    people = ScoreStore(settings.score_store).people(result.run_id)
+    return people.sort_values("person_id").reset_index(drop=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
@@ -80,7 +116,9 @@ def main() -> None:
         from synthetic import SynthConfig, generate
 
         generate(SynthConfig(people=people), folder)
-    settings = load_settings(home=BENCH_DIR / "home")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    settings = load_settings(home=BENCH_DIR / "home", mlflow=MlflowSettings(tracking_uri=None))
+    _champion(settings)
     day = date(2026, 11, 1)
     times: dict[tuple[str, str], float] = {}
     results: dict[str, dict[str, pd.DataFrame]] = {"duckdb": {}, "spark": {}}
@@ -107,19 +145,25 @@ def main() -> None:
             t = time.perf_counter()
             results[name]["panel"] = build_panel(extract, dates, settings.outcome)
             times[(name, f"panel, {n_dates} dates")] = time.perf_counter() - t
-        print(f"{name}: features {times[(name, 'features, 1 date')]:.1f} s", flush=True)
+        t = time.perf_counter()
+        results[name]["score"] = _monthly_score(folder, extract, settings)
+        times[(name, "monthly score")] = time.perf_counter() - t
+        print(f"{name}: features {times[(name, 'features, 1 date')]:.1f} s, monthly score "
+              f"{times[(name, 'monthly score')]:.1f} s", flush=True)  # fmt: skip
 
     print(f"people: {people:,}  (extract {folder}, index date {day}, panel to {dates[-1]})")
     print(f"{'step':<22} {'duckdb s':>10} {'spark s':>10} {'spark/duckdb':>13}")
-    steps = ["load", "features, 1 date", *([] if args.quick else [f"panel, {n_dates} dates"])]
+    panel = [] if args.quick else [f"panel, {n_dates} dates"]
+    steps = ["load", "features, 1 date", *panel, "monthly score"]
     for step in steps:
         a, b = times[("duckdb", step)], times[("spark", step)]
         print(f"{step:<22} {a:>10.1f} {b:>10.1f} {b / a:>12.1f}x")
     print(f"spark session start    {times[('spark', 'start session')]:.1f} s")
-    same = all(_same(results["duckdb"][k], results["spark"][k]) for k in results["duckdb"])
-    print(f"tables identical: {'yes' if same else 'NO'}")
+    same = {k: _same(results["duckdb"][k], results["spark"][k]) for k in results["duckdb"]}
+    differ = ", ".join(k for k, v in same.items() if not v)
+    print(f"tables identical: {'NO (' + differ + ')' if differ else 'yes'}")
     print(f"peak memory: python {_py_peak_gb():.2f} GB, spark JVM {_jvm_peak_gb(spark):.2f} GB")
-    if not same:
+    if differ:
         raise SystemExit(1)
 
 

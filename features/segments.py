@@ -206,8 +206,10 @@ def assign_segments(
     probability = np.asarray(probability, dtype=float)
     if len(probability) != len(features):
         raise ValueError("probability must have one value per feature row")
-    # copy-on-write: the features are not copied to add a column
-    frame = features.reset_index(drop=True).assign(**{PROBABILITY: probability})
+    # Only the columns the rules read, and the probability (nothing copied, no column added
+    # to the caller's wide frame).
+    read = [c for c in columns_read(settings) if c in features.columns]
+    frame = pd.DataFrame({c: features[c].to_numpy() for c in read} | {PROBABILITY: probability})
     n = len(frame)
     segment = np.full(n, None, dtype=object)
     reasons: list[list[str]] = [[] for _ in range(n)]
