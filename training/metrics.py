@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from scipy.stats import norm, rankdata
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
@@ -40,7 +41,7 @@ def _newton_logistic(
     beta = np.zeros(design.shape[1])
     for _ in range(iterations):
         eta = design @ beta + offset
-        p = 1 / (1 + np.exp(-eta))
+        p = expit(eta)  # the logistic function without overflow for very negative eta
         w = np.clip(p * (1 - p), 1e-12, None)
         gradient = design.T @ (y - p)
         hessian = design.T @ (design * w[:, None])
