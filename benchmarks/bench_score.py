@@ -75,14 +75,29 @@ def exports(store, run_id: str, out: Path) -> dict[str, float]:
     return timings
 
 
+def ensure_champion(settings, extract: Path, people: int, seed: int) -> None:
+    """A champion in `settings`' registry when there is none: trained (untimed) on the
+    `people`-person extract at `extract`, generated with `seed` when absent, and promoted."""
+    from models.registry import current_champion
+    from synthetic import SynthConfig, generate
+    from training import promote, train
+
+    if current_champion(settings) is not None:
+        return
+    if not (extract / "manifest.json").is_file():
+        generate(SynthConfig(people=people, seed=seed), extract)
+    began = time.perf_counter()
+    result = train(extract, settings)
+    promote(settings, result.version, force=True, reason="benchmark model")
+    print(f"trained champion v{result.version} in {time.perf_counter() - began:.0f} s (untimed)")
+
+
 def full(args: argparse.Namespace) -> float:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from config.settings import MlflowSettings, load_settings
-    from models.registry import current_champion
     from scoring.run import score_month
     from scoring.store import ScoreStore
     from synthetic import SynthConfig, generate
-    from training import promote, train
 
     work = Path(args.work)
     extract = Path(args.extract) if args.extract else work / f"extract-{args.people}-{args.seed}"
@@ -92,16 +107,8 @@ def full(args: argparse.Namespace) -> float:
         print(f"generated {args.people:,} people in {time.perf_counter() - began:.0f} s (untimed)")
     home = work / "home"
     settings = load_settings(home=home, mlflow=MlflowSettings(tracking_uri=None))
-    if current_champion(settings) is None:
-        small = work / f"extract-{args.train_people}-{args.seed + 1}"
-        if not (small / "manifest.json").is_file():
-            generate(SynthConfig(people=args.train_people, seed=args.seed + 1), small)
-        began = time.perf_counter()
-        result = train(small, settings)
-        promote(settings, result.version, force=True, reason="benchmark model")
-        print(
-            f"trained champion v{result.version} in {time.perf_counter() - began:.0f} s (untimed)"
-        )
+    small = work / f"extract-{args.train_people}-{args.seed + 1}"
+    ensure_champion(settings, small, args.train_people, args.seed + 1)
     shutil.rmtree(settings.score_store, ignore_errors=True)
 
     timer = PhaseTimer()

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bench_score import ensure_champion  # this folder is on sys.path when run as a script
 
 from config.settings import EngineSettings, MlflowSettings, OutcomeSettings, load_settings
 from features import build_features, build_panel
@@ -76,21 +77,6 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
-def _champion(settings: Any) -> None:
-    """A champion in `settings`' registry, trained on a small extract when there is none."""
-    from models.registry import current_champion
-    from synthetic import SynthConfig, generate
-    from training import promote, train
-
-    if current_champion(settings) is not None:
-        return
-    small = BENCH_DIR / f"synth-{TRAIN_PEOPLE}-train"
-    if not (small / "manifest.json").is_file():
-        generate(SynthConfig(people=TRAIN_PEOPLE, seed=2), small)
-    result = train(small, settings)
-    promote(settings, result.version, force=True, reason="benchmark model")
-
-
 def _monthly_score(folder: Path, extract: Any, settings: Any) -> pd.DataFrame:
     """`score_month` on the loaded `extract` into an emptied score store (both engines' runs
     have the same id: the second must not reuse the first): the run's stored people."""
@@ -118,7 +104,7 @@ def main() -> None:
         generate(SynthConfig(people=people), folder)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     settings = load_settings(home=BENCH_DIR / "home", mlflow=MlflowSettings(tracking_uri=None))
-    _champion(settings)
+    ensure_champion(settings, BENCH_DIR / f"synth-{TRAIN_PEOPLE}-train", TRAIN_PEOPLE, seed=2)
     day = date(2026, 11, 1)
     times: dict[tuple[str, str], float] = {}
     results: dict[str, dict[str, pd.DataFrame]] = {"duckdb": {}, "spark": {}}
