@@ -277,6 +277,7 @@ _BED_DAYS = (
 
 # Summed in integer tenths of a point (features.codelists.register), so the band's edges are exact.
 _HFRS_TENTHS = "sum(points_tenths)"
+HFRS_LOW_BELOW, HFRS_HIGH_ABOVE = 5, 15  # Gilbert 2018: low < 5, intermediate 5-15, high > 15
 _CHARLSON_PRESENT = {
     c: f"max(CASE WHEN comorbidity = '{c}' THEN 1 ELSE 0 END)" for c in charlson_weights()
 }
@@ -296,7 +297,11 @@ def _charlson_sql(weights: str = "charlson") -> str:
     return " + ".join(terms)
 
 
-HFRS_LABELS = {0: "low (under 5)", 1: "intermediate (5 to 15)", 2: "high (over 15)"}
+HFRS_LABELS = {
+    0: f"low (under {HFRS_LOW_BELOW})",
+    1: f"intermediate ({HFRS_LOW_BELOW} to {HFRS_HIGH_ABOVE})",
+    2: f"high (over {HFRS_HIGH_ABOVE})",
+}
 
 HOSPITAL = (
     *(_emergency_count(m) for m in (3, 6, 12, 36)),
@@ -437,7 +442,10 @@ HOSPITAL = (
         name="hfrs_band",
         domain="hospital use",
         block="hfrs",
-        sql=f"CASE WHEN {_HFRS_TENTHS} < 50 THEN 0 WHEN {_HFRS_TENTHS} <= 150 THEN 1 ELSE 2 END",
+        sql=(
+            f"CASE WHEN {_HFRS_TENTHS} < {HFRS_LOW_BELOW * 10} THEN 0 "
+            f"WHEN {_HFRS_TENTHS} <= {HFRS_HIGH_ABOVE * 10} THEN 1 ELSE 2 END"
+        ),
         kind="code",
         description=(
             "Hospital Frailty Risk Score band: low < 5, intermediate 5-15, high > 15 "
