@@ -174,3 +174,57 @@ def test_months_scored_out_of_order_keep_true_flags(
     meta = store.meta(again)
     assert meta["counts"]["on_last_month_list"] == int(on_both.sum())
     assert meta["counts"]["new_this_month"] == int((~on_both).sum())
+
+
+def test_a_rerun_returns_before_loading_and_the_same_files_elsewhere_after(
+    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new extract is hashed while it loads; a folder scored since its files last changed is
+    hashed first, so its rerun returns without loading. Either way the run id is the whole
+    hash's: a byte-identical copy elsewhere, or the same files touched, reuse the stored run."""
+    import os
+    import shutil
+
+    from config.settings import load_settings
+    from scoring.run import may_be_stored, score_month
+
+    monkeypatch.delenv("CASEFINDER_CONFIG", raising=False)
+    monkeypatch.setenv("CASEFINDER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["tracking_uri"])
+    settings = load_settings()
+    extract = tmp_path / "extract"
+    shutil.copytree(trained["extract"], extract)
+    store = ScoreStore(settings.score_store)
+
+    def scored(folder: Path) -> tuple[object, list[str]]:
+        phases: list[str] = []
+        result = score_month(
+            folder, "2026-11", settings, model_ref=trained["version"],
+            progress=lambda phase, done: phases.append(phase) if done == 0.0 else None,
+        )  # fmt: skip
+        return result, phases
+
+    assert not may_be_stored(store, extract)
+    first, phases = scored(extract)
+    assert not first.reused and "people" in phases  # loaded, and hashed meanwhile
+    assert phases.index("fingerprinting extract") > phases.index("people")
+    assert first.meta["extract"]["path"] == str(extract.resolve())
+
+    assert may_be_stored(store, extract)
+    again, phases = scored(extract)
+    assert again.reused and again.run_id == first.run_id
+    assert "fingerprinting extract" in phases and "people" not in phases  # nothing loaded
+
+    copy = tmp_path / "copy"
+    shutil.copytree(extract, copy)
+    assert not may_be_stored(store, copy)
+    elsewhere, phases = scored(copy)
+    assert elsewhere.reused and elsewhere.run_id == first.run_id and "people" in phases
+
+    later = first.meta["created"]
+    people = extract / "people.parquet"
+    os.utime(people, (people.stat().st_atime, people.stat().st_mtime + 3600))
+    assert not may_be_stored(store, extract), f"touched after the run created at {later}"
+    touched, _ = scored(extract)
+    assert touched.reused and touched.run_id == first.run_id
+    assert [r["run_id"] for r in store.runs("2026-11")] == [first.run_id]
