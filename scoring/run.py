@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -78,53 +76,17 @@ def rule_text(rules: ListSettings) -> str:
     return text
 
 
-@contextmanager
-def _hashing(extract_dir: Path, start: bool) -> Iterator[Future[str] | None]:
-    """The extract's fingerprint being computed on a thread (None unless `start`); stopped
-    when the block ends before it does (an error)."""
-    if not start:
-        yield None
-        return
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(1, thread_name_prefix="fingerprint")
-    try:
-        yield pool.submit(extract_fingerprint, extract_dir, stop)
-    finally:
-        stop.set()
-        pool.shutdown(wait=False)
-
-
-def _extract_files(path: Path) -> list[Path]:
-    """The files of the extract folder its fingerprint covers (manifest and tables), by name."""
-    return sorted(
-        p for p in Path(path).iterdir() if p.is_file() and p.suffix in (".json", ".csv", ".parquet")
-    )
-
-
-def extract_fingerprint(path: Path, stop: threading.Event | None = None) -> str:
-    """SHA-256 over the names and bytes of the extract's files (manifest and tables).
-    `stop`: when set, hashing ends early (CancelledError)."""
+def extract_fingerprint(path: Path) -> str:
+    """SHA-256 over the names and bytes of the extract's files (manifest and tables)."""
     digest = hashlib.sha256()
-    for file in _extract_files(path):
+    for file in sorted(p for p in Path(path).iterdir() if p.is_file()):
+        if file.suffix not in (".json", ".csv", ".parquet"):
+            continue
         digest.update(file.name.encode() + b"\0")
         with open(file, "rb") as handle:
             while chunk := handle.read(1 << 22):
-                if stop is not None and stop.is_set():
-                    raise CancelledError(f"fingerprinting {path} was stopped")
                 digest.update(chunk)
     return digest.hexdigest()
-
-
-def may_be_stored(store: ScoreStore, extract_dir: Path) -> bool:
-    """Whether a stored run could be of the extract as it is now: one was scored from this
-    folder after its files last changed. This only decides whether `score_month` hashes the
-    extract before loading it (a stored run is then returned without loading) or while loading
-    it (a new extract: the hash costs no time); the run id always comes from the whole hash."""
-    scored = store.last_scored_from(extract_dir)
-    if scored is None:
-        return False
-    changed = max((f.stat().st_mtime for f in _extract_files(extract_dir)), default=0.0)
-    return datetime.fromtimestamp(changed, UTC) < scored
 
 
 def run_id_for(
@@ -544,7 +506,9 @@ def score_month(
     `extract_dir` already loaded (e.g. in a notebook's Spark session), used and left open; by
     default it is opened on `[engine]` and closed here. Raises with a clear message when there
     is no such model or the month's index date is outside the extract."""
-    from features.dates import check_index_date
+    from config.db.reviews import read_reviews
+    from features.cohort import ineligible_people
+    from features.dates import check_extract_index_date, check_index_date
     from records import read_manifest
 
     progress = progress or no_progress
@@ -552,30 +516,6 @@ def score_month(
     extract_dir = Path(extract_dir)
     manifest = read_manifest(extract_dir)
     check_index_date(manifest, month.index_date)  # before the model loads: the manifest's rules
-    store = ScoreStore(settings.score_store)
-    # A new extract is hashed on a thread while MLflow and the extract load.
-    with _hashing(extract_dir, not may_be_stored(store, extract_dir)) as hashing:
-        return _score(
-            extract_dir, month, settings, model_ref, progress, extract, manifest, store, hashing
-        )
-
-
-def _score(
-    extract_dir: Path,
-    month: Month,
-    settings: Settings,
-    model_ref: str,
-    progress: ProgressFn,
-    extract: Extract | None,
-    manifest: Any,
-    store: ScoreStore,
-    hashing: Future[str] | None,
-) -> RunResult:
-    """`score_month` once the manifest is checked; `hashing`: the extract's fingerprint being
-    computed, or None to compute it first (a rerun then returns without loading)."""
-    from config.db.reviews import read_reviews
-    from features.cohort import ineligible_people
-    from features.dates import check_extract_index_date
     from models.registry import load_risk_model, training_sample  # imports MLflow
 
     progress("loading model", 0.0)
@@ -583,16 +523,18 @@ def _score(
     progress("loading model", 1.0)
     model_info = ModelInfo(settings.mlflow.registered_model, str(version))
     rules = settings.lists
+    store = ScoreStore(settings.score_store)
+
+    progress("fingerprinting extract", 0.0)
+    fingerprint = extract_fingerprint(extract_dir)
+    progress("fingerprinting extract", 1.0)
     history = store.history(month)
     reviews = read_reviews(settings)
-    reviews_fp = reviews_fingerprint(reviews, month, settings.reviews)
-
-    def stored(fingerprint: str) -> RunResult | None:
-        run_id = run_id_for(
-            month, model_info, fingerprint, rules, settings.segments, history, reviews_fp
-        )
-        if not store.has_run(run_id):
-            return None
+    run_id = run_id_for(
+        month, model_info, fingerprint, rules, settings.segments, history,
+        reviews_fingerprint(reviews, month, settings.reviews),
+    )  # fmt: skip
+    if store.has_run(run_id):
         if not store.has_features(run_id):  # stored before runs kept their model inputs
             with _opened(extract_dir, settings, progress, extract) as loaded:
                 features = _eligible_features(loaded, month.index_date, progress)
@@ -604,13 +546,6 @@ def _score(
             run_id, month, store.runs_dir / run_id, True, store.meta(run_id),
             later_months(store, month),
         )  # fmt: skip
-
-    if hashing is None:  # perhaps a rerun: hash first, and return without loading
-        progress("fingerprinting extract", 0.0)
-        fingerprint = extract_fingerprint(extract_dir)
-        progress("fingerprinting extract", 1.0)
-        if (reused := stored(fingerprint)) is not None:
-            return reused
 
     with _opened(extract_dir, settings, progress, extract) as loaded:
         day = check_extract_index_date(loaded, month.index_date)
@@ -624,12 +559,6 @@ def _score(
             f"{in_extract:,} people of the extract"
         )
     progress("not eligible", 1.0)
-    if hashing is not None:
-        progress("fingerprinting extract", 0.0)
-        fingerprint = hashing.result()
-        progress("fingerprinting extract", 1.0)
-        if (reused := stored(fingerprint)) is not None:  # the same files, copied or touched
-            return reused
     try:
         sample = training_sample(settings, version)
     except Exception as exc:  # drift is reported as not measured, the run goes on

@@ -33,7 +33,6 @@ import shutil
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,11 +169,8 @@ class ScoreStore:
             staging.mkdir(mode=0o700)
             try:
                 _check_features(run.features, run.people["person_id"], run.run_id)
-                # The two tables are compressed side by side (Arrow releases the GIL).
-                with ThreadPoolExecutor(1) as pool:
-                    inputs = pool.submit(_write_parquet, run.features, staging / FEATURES_FILE)
-                    _write_parquet(run.people, staging / PEOPLE_FILE)
-                    inputs.result()
+                _write_parquet(run.people, staging / PEOPLE_FILE)
+                _write_parquet(run.features, staging / FEATURES_FILE)
                 (staging / SUMMARY_FILE).write_text(run.summary, "utf-8")
                 _seal(staging / SUMMARY_FILE)
                 _write_json(staging / RUN_FILE, {**run.meta, "run_id": run.run_id, "month": month})
@@ -350,22 +346,6 @@ class ScoreStore:
                 f"<extract folder> --month {meta['month']}`.\n"
             )
         return text
-
-    def last_scored_from(self, extract_path: Path) -> datetime | None:
-        """When a stored run was last scored from the extract folder at `extract_path` (the
-        newest run's `created`), or None when none was."""
-        if not self.runs_dir.is_dir():
-            return None
-        target, newest = str(Path(extract_path).resolve()), None
-        for folder in self.runs_dir.iterdir():
-            try:
-                meta = json.loads((folder / RUN_FILE).read_text("utf-8"))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if meta.get("extract", {}).get("path") == target:
-                created = datetime.fromisoformat(meta["created"])
-                newest = created if newest is None else max(newest, created)
-        return newest
 
     def months(self) -> list[str]:
         """Months with a current run, oldest first."""

@@ -259,46 +259,6 @@ def test_failure_midway_leaves_the_previous_run_intact(
     assert store.current_run_id("2026-11") == new.run_id
 
 
-def test_a_failed_inputs_write_beside_the_people_leaves_nothing(
-    model: RiskModel, store: ScoreStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The model inputs are written on a thread beside the people; its error is the write's."""
-    run = run_for(model, feature_frame(300))
-    write = scoring.store._write_parquet
-
-    def fail_on_inputs(frame: pd.DataFrame, path: Path) -> None:
-        if path.name == FEATURES_FILE:
-            raise OSError("disk full (injected)")
-        write(frame, path)
-
-    monkeypatch.setattr(scoring.store, "_write_parquet", fail_on_inputs)
-    with pytest.raises(OSError, match="injected"):
-        store.write(run)
-    assert not (store.runs_dir / run.run_id).exists() and list(store.staging_dir.iterdir()) == []
-    assert store.current_run_id("2026-11") is None
-
-
-def test_last_scored_from_is_the_newest_run_of_that_folder(
-    model: RiskModel, store: ScoreStore, tmp_path: Path
-) -> None:
-    from datetime import UTC, datetime
-
-    folder = tmp_path / "extract"
-    assert store.last_scored_from(folder) is None  # no runs at all
-    features = feature_frame(200)
-    made = {
-        version: run_for(model, features, model_info=ModelInfo(MODEL.name, version))
-        for version in ("1", "2", "3")
-    }
-    for version, day, path in (("1", 3, folder), ("2", 9, folder), ("3", 20, tmp_path / "x")):
-        run = made[version]
-        run.meta["extract"] = {**run.meta["extract"], "path": str(path.resolve())}
-        run.meta["created"] = datetime(2026, 11, day, tzinfo=UTC).isoformat()
-        store.write(run)
-    assert store.last_scored_from(folder) == datetime(2026, 11, 9, tzinfo=UTC)
-    assert store.last_scored_from(tmp_path / "other") is None
-
-
 def test_store_errors_name_what_is_missing(store: ScoreStore) -> None:
     with pytest.raises(StoreError, match="2026-11 has not been scored"):
         store.resolve(month="2026-11")
@@ -345,21 +305,3 @@ def test_unknown_capacity_override_is_warned(model: RiskModel) -> None:
         model, feature_frame(200), rules=ListSettings(capacity_by_neighbourhood={"Westt": 5})
     )
     assert any("Westt" in w for w in run.meta["warnings"])
-
-
-def test_the_fingerprint_covers_names_and_bytes_and_stops_when_asked(tmp_path: Path) -> None:
-    import hashlib
-    import threading
-    from concurrent.futures import CancelledError
-
-    from scoring.run import extract_fingerprint
-
-    (tmp_path / "manifest.json").write_text("{}")
-    (tmp_path / "people.parquet").write_bytes(b"p" * 5_000_000)
-    (tmp_path / "notes.txt").write_text("not part of the extract")
-    expected = hashlib.sha256(b"manifest.json\0{}people.parquet\0" + b"p" * 5_000_000)
-    assert extract_fingerprint(tmp_path) == expected.hexdigest()
-    stop = threading.Event()
-    stop.set()
-    with pytest.raises(CancelledError, match="stopped"):
-        extract_fingerprint(tmp_path, stop)
