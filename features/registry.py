@@ -20,6 +20,7 @@ from dataclasses import replace
 from features.blocks import BLOCKS, DERIVED, PEOPLE, bnf_group_bit, in_list
 from features.codelists import (
     CHARLSON_HIERARCHY,
+    HFRS_TENTHS_PER_POINT,
     bnf_group_descriptions,
     bnf_groups,
     charlson_weights,
@@ -426,7 +427,7 @@ HOSPITAL = (
         name="hfrs_score",
         domain="hospital use",
         block="hfrs",
-        sql=f"CAST({_HFRS_TENTHS} AS DOUBLE) / 10",
+        sql=f"CAST({_HFRS_TENTHS} AS DOUBLE) / {HFRS_TENTHS_PER_POINT}",
         kind="number",
         description=(
             "Hospital Frailty Risk Score (Gilbert et al. 2018): points of distinct ICD-10 codes in "
@@ -443,13 +444,13 @@ HOSPITAL = (
         domain="hospital use",
         block="hfrs",
         sql=(
-            f"CASE WHEN {_HFRS_TENTHS} < {HFRS_LOW_BELOW * 10} THEN 0 "
-            f"WHEN {_HFRS_TENTHS} <= {HFRS_HIGH_ABOVE * 10} THEN 1 ELSE 2 END"
+            f"CASE WHEN {_HFRS_TENTHS} < {HFRS_LOW_BELOW * HFRS_TENTHS_PER_POINT} THEN 0 "
+            f"WHEN {_HFRS_TENTHS} <= {HFRS_HIGH_ABOVE * HFRS_TENTHS_PER_POINT} THEN 1 ELSE 2 END"
         ),
         kind="code",
         description=(
-            "Hospital Frailty Risk Score band: low < 5, intermediate 5-15, high > 15 "
-            "(Gilbert 2018)."
+            f"Hospital Frailty Risk Score band: low < {HFRS_LOW_BELOW}, intermediate "
+            f"{HFRS_LOW_BELOW}-{HFRS_HIGH_ABOVE}, high > {HFRS_HIGH_ABOVE} (Gilbert 2018)."
         ),
         sentence="hospital frailty risk {label}",
         none_sentence="hospital frailty risk not known",

@@ -107,6 +107,7 @@ CHARLSON_HIERARCHY: tuple[tuple[str, str], ...] = (
 
 GP_CODES_TABLE = "cf_codelist_gp"
 HFRS_TABLE = "cf_codelist_hfrs"
+HFRS_TENTHS_PER_POINT = 10  # its `points_tenths`: Gilbert's points have one decimal
 CHARLSON_TABLE = "cf_codelist_charlson"
 
 
@@ -180,7 +181,7 @@ def register(extract: Extract) -> None:
     # Points in integer tenths (Gilbert's points have one decimal): a sum of integers is exact on
     # every engine, so a score of exactly 5 or 15 falls in the same band everywhere (summed as
     # doubles, 5.0 came out 4.999999999999999 on Spark for some people).
-    tenths = [(k, round(v * 10)) for k, v in hfrs_points().items()]
+    tenths = [(k, round(v * HFRS_TENTHS_PER_POINT)) for k, v in hfrs_points().items()]
     create(HFRS_TABLE, "icd10_3char, points_tenths", tenths)
     create(
         CHARLSON_TABLE,
