@@ -291,7 +291,7 @@ def test_mlflow_shows_training_runs_named_described_and_timed(
 
 
 def test_versions_are_logged_from_code_and_cached_on_disk_by_version(
-    run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    run: dict[str, Any], store: MlflowClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The model is logged as MLflow's models-from-code (no pickled object) and scoring reads
     the version from disk once it has been downloaded."""
