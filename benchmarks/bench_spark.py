@@ -61,6 +61,22 @@ def _py_peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def _status_gb(field: str) -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+def _reset_peak() -> float:
+    """Start this process's peak resident memory (VmHWM) afresh (Linux: `clear_refs` 5);
+    returns the resident memory now (GB)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
+    return _status_gb("VmRSS")
+
+
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     if list(a.columns) != list(b.columns) or len(a) != len(b):
         return False
@@ -93,7 +109,7 @@ def _monthly_score(folder: Path, extract: Any, settings: Any) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--dates", type=int, default=12)
+    parser.add_argument("--dates", type=int, default=12, help="panel index dates (0: no panel)")
     parser.add_argument("--quick", action="store_true", help="500 people, no panel")
     args = parser.parse_args()
     people, n_dates = (QUICK_PEOPLE, 2) if args.quick else (args.people, args.dates)
@@ -108,6 +124,7 @@ def main() -> None:
     day = date(2026, 11, 1)
     times: dict[tuple[str, str], float] = {}
     results: dict[str, dict[str, pd.DataFrame]] = {"duckdb": {}, "spark": {}}
+    grown: dict[str, float] = {}  # how far this process's memory rose in the monthly score
 
     t = time.perf_counter()
     duck = open_extract(folder, settings)
@@ -127,19 +144,21 @@ def main() -> None:
         t = time.perf_counter()
         results[name]["features"] = build_features(extract, day)
         times[(name, "features, 1 date")] = time.perf_counter() - t
-        if not args.quick:
+        if not args.quick and n_dates:
             t = time.perf_counter()
             results[name]["panel"] = build_panel(extract, dates, settings.outcome)
             times[(name, f"panel, {n_dates} dates")] = time.perf_counter() - t
+        before = _reset_peak()
         t = time.perf_counter()
         results[name]["score"] = _monthly_score(folder, extract, settings)
         times[(name, "monthly score")] = time.perf_counter() - t
+        grown[name] = _status_gb("VmHWM") - before
         print(f"{name}: features {times[(name, 'features, 1 date')]:.1f} s, monthly score "
               f"{times[(name, 'monthly score')]:.1f} s", flush=True)  # fmt: skip
 
     print(f"people: {people:,}  (extract {folder}, index date {day}, panel to {dates[-1]})")
     print(f"{'step':<22} {'duckdb s':>10} {'spark s':>10} {'spark/duckdb':>13}")
-    panel = [] if args.quick else [f"panel, {n_dates} dates"]
+    panel = [] if args.quick or not n_dates else [f"panel, {n_dates} dates"]
     steps = ["load", "features, 1 date", *panel, "monthly score"]
     for step in steps:
         a, b = times[("duckdb", step)], times[("spark", step)]
@@ -149,6 +168,8 @@ def main() -> None:
     differ = ", ".join(k for k, v in same.items() if not v)
     print(f"tables identical: {'NO (' + differ + ')' if differ else 'yes'}")
     print(f"peak memory: python {_py_peak_gb():.2f} GB, spark JVM {_jvm_peak_gb(spark):.2f} GB")
+    print(f"python memory added by the monthly score: duckdb {grown['duckdb']:.2f} GB, "
+          f"spark {grown['spark']:.2f} GB (the driver's share of a Spark run)")  # fmt: skip
     if differ:
         raise SystemExit(1)
 

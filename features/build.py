@@ -136,10 +136,13 @@ def features_sql(
     return f"WITH {', '.join(ctes)} SELECT {', '.join(out_cols)} FROM {previous} ORDER BY person_id"
 
 
-def feature_table(frame: pd.DataFrame) -> pd.DataFrame:
+def feature_table(frame: pd.DataFrame, *, some_columns: bool = False) -> pd.DataFrame:
     """The feature query's result as the features stage gives it: integers where a column is
-    complete, floats with NaN where values are missing, ids as text."""
+    complete, floats with NaN where values are missing, ids as text. `some_columns`: `frame`
+    holds the ids and only some of the features (the others are not looked for)."""
     for f in FEATURES:
+        if some_columns and f.name not in frame.columns:
+            continue
         column = frame[f.name]
         if f.kind in _INT_KINDS and not column.isna().any():
             frame[f.name] = column.astype("int32")

@@ -164,6 +164,11 @@ def caseload_column(caseload: str) -> str:
     return f"on_caseload_{caseload}"
 
 
+def exclusion_columns() -> list[str]:
+    """Every feature-table column `exclusion_flags` may read, whatever the rules."""
+    return [OPT_OUT_COLUMN, *(caseload_column(c) for c in CASELOADS), CARE_HOME_COLUMN]
+
+
 # Flags a listed person carries from month to month: key -> the words shown on every export,
 # page and summary.
 LIST_FLAGS: dict[str, str] = {

@@ -369,6 +369,16 @@ def scored_rows(rows: pd.DataFrame, rules: Any) -> pd.DataFrame:
     return rows[~flags["opted_out"].to_numpy()]
 
 
+def reference_sample(
+    n: int, size: int = REFERENCE_SAMPLE, seed: int = REFERENCE_SEED
+) -> np.ndarray:
+    """The positions, in order, of the seeded background sample among `n` scored rows: all of
+    them when there are at most `size`."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
 def population_reference(
     model: RiskModel,
     rows: pd.DataFrame | np.ndarray,
@@ -377,20 +387,29 @@ def population_reference(
     description: str = "the people explained together",
     size: int = REFERENCE_SAMPLE,
     seed: int = REFERENCE_SEED,
+    population: int | None = None,
 ) -> Reference:
     """The reference of the scored population `rows` (model inputs, in a fixed order): its mean
     served probability (`mean_probability` when already known, e.g. a run's stored one) and a
     seeded background sample of `size` rows (all of them when fewer), weighted so that the
-    sample's weighted mean probability is that mean exactly."""
+    sample's weighted mean probability is that mean exactly.
+
+    `population`: the number of people scored when `rows` are already their background sample
+    (the rows at `reference_sample(population, size, seed)`, e.g. read back from a spool), with
+    `mean_probability` then required."""
     x = model.matrix(rows)
-    n = len(x)
+    if population is None:
+        n = len(x)
+        picked = reference_sample(n, size, seed)
+        sample = x if len(picked) == n else x[picked]
+    elif mean_probability is None:
+        raise ValueError("a presampled reference needs the population's mean probability")
+    elif len(x) != min(population, size):
+        raise ValueError(f"{len(x):,} sample rows for a population of {population:,}")
+    else:
+        n, sample = population, x
     if n == 0:
         raise ValueError("a reference needs at least one scored person")
-    if n > size:
-        picked = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
-        sample = x[picked]
-    else:
-        sample = x
     margins = _margins(model, sample)
     probs = model.calibrator.transform(margins)
     if mean_probability is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -46,6 +46,7 @@ from records.manifest import MANIFEST_NAME, ExtractError, Manifest, parse_manife
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
     from config.settings import EngineSettings, Settings
@@ -135,6 +136,28 @@ class SparkExtract:
             if self.spark.catalog.tableExists(view):
                 self.spark.catalog.dropTempView(view)
         self.views.clear()
+
+
+def arrow_batches(df: DataFrame) -> Iterator[pa.RecordBatch]:
+    """The rows of `df`, in its order, as Arrow record batches streamed to the driver one
+    partition at a time (`toLocalIterator` over each batch packed in Arrow's IPC format): the
+    driver holds a partition's rows, never the whole result, and the query runs once. Batches
+    are at most `spark.sql.execution.arrow.maxRecordsPerBatch` rows."""
+    import pyarrow as pa
+
+    def packed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # On the executors (a nested function travels by value: no casefinder import there).
+        import pyarrow as pa
+
+        for batch in batches:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            yield pa.record_batch([pa.array([sink.getvalue().to_pybytes()], pa.binary())], ["ipc"])
+
+    for row in df.mapInArrow(packed, "ipc binary").toLocalIterator():
+        with pa.ipc.open_stream(pa.py_buffer(bytes(row["ipc"]))) as reader:
+            yield from reader
 
 
 # ---------------------------------------------------------------------------- sources

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,11 +20,13 @@ import pandas as pd
 
 from config.progress import ProgressFn, no_progress
 from config.settings import ListSettings, ReviewSettings, SegmentSettings, Settings
-from features.cohort import review_status
+from features.cohort import exclusion_columns, review_status
 from features.dates import Month
+from features.segments import columns_read
 from models.risk_model import RiskModel
 from scoring.drift import drift_table, main_features
-from scoring.rules import build_list, capacities, exclusion_counts
+from scoring.inputs import SpooledInputs, model_inputs, spool_inputs, withhold_unscored
+from scoring.rules import PERSON_COLUMNS, build_list, capacities, exclusion_counts
 from scoring.segments import segment_people, segments_meta
 from scoring.store import ScoreStore, ScoringRun, StoreError
 from scoring.summary import neighbourhood_counts, render_summary, score_distribution
@@ -134,44 +137,6 @@ def reviews_fingerprint(
     return hashlib.sha256((body + json.dumps(rules.model_dump())).encode()).hexdigest()
 
 
-def model_inputs(
-    features: pd.DataFrame,
-    model: RiskModel,
-    values: np.ndarray | None = None,
-    probability: pd.Series | np.ndarray | None = None,
-) -> pd.DataFrame:
-    """person_id and the model's input features as float, in `features`' row order: what a run
-    stores so that its scores can be explained without the extract. `values`: the float matrix
-    the model scored (`model.matrix(features)`, made here when not given); `probability`: the
-    run's, in the same order, to blank the inputs of people it keeps no score for
-    (`withhold_unscored`)."""
-    values = model.matrix(features) if values is None else values
-    if probability is not None:
-        values = _withheld(values, probability)
-    inputs = pd.DataFrame(values, columns=model.feature_names, copy=False)
-    inputs.insert(0, "person_id", features["person_id"].astype("string").to_numpy())
-    return inputs
-
-
-def _withheld(values: np.ndarray, probability: pd.Series | np.ndarray) -> np.ndarray:
-    hidden = np.isnan(np.asarray(probability, dtype=float))
-    if not hidden.any():
-        return values
-    out = values.copy()
-    out[hidden] = np.nan
-    return out
-
-
-def withhold_unscored(inputs: pd.DataFrame, probability: pd.Series) -> pd.DataFrame:
-    """`inputs` with every value blanked for people the run keeps no score for (people who
-    opted out of data use beyond direct care): their score cannot be recomputed from the store.
-    `probability` is the run's, in the same row order."""
-    columns = [c for c in inputs.columns if c != "person_id"]
-    out = inputs.copy()
-    out[columns] = _withheld(inputs[columns].to_numpy(dtype=float), probability)
-    return out
-
-
 def _reason_columns(explanations: Iterable[Any], top: int) -> tuple[list[str], list[str]]:
     texts, payloads = [], []
     for e in explanations:
@@ -205,6 +170,24 @@ def run_reference(people: pd.DataFrame, month: str) -> tuple[float | None, str]:
     return (float(scored.mean()) if len(scored) else None), reference_words(str(month))
 
 
+def drift_columns(model: RiskModel, rules: ListSettings) -> list[str]:
+    """The features whose drift a run measures: `[lists] drift_features`, else the model's
+    `drift_top_features` main features by gain."""
+    if rules.drift_features is not None:
+        return list(rules.drift_features)
+    importance = model.booster.feature_importance(importance_type="gain")
+    return main_features(model.feature_names, list(importance), rules.drift_top_features)
+
+
+def rule_columns(
+    model: RiskModel, rules: ListSettings, segment_rules: SegmentSettings
+) -> list[str]:
+    """The feature-table columns `make_run` reads besides the model inputs: the ids, the
+    exclusions', the segments' and the drift's (what a Spark run keeps on the driver)."""
+    wanted = [*PERSON_COLUMNS, *exclusion_columns(), *columns_read(segment_rules)]
+    return list(dict.fromkeys([*wanted, *drift_columns(model, rules)]))
+
+
 def _drift(
     model: RiskModel,
     features: pd.DataFrame,
@@ -218,11 +201,7 @@ def _drift(
         return None, "no training sample for this model version"
     if not scored.any():
         return None, "nobody was scored"
-    if rules.drift_features is not None:
-        columns = list(rules.drift_features)
-    else:
-        importance = model.booster.feature_importance(importance_type="gain")
-        columns = main_features(model.feature_names, list(importance), rules.drift_top_features)
+    columns = drift_columns(model, rules)
     expected = pd.DataFrame({"score": model.predict_proba(training)})
     actual = pd.DataFrame({"score": probability})
     for column in columns:
@@ -255,6 +234,7 @@ def make_run(
     reviews: pd.DataFrame | None = None,
     review_rules: ReviewSettings | None = None,
     probability: np.ndarray | None = None,
+    inputs: SpooledInputs | None = None,
 ) -> ScoringRun:
     """Score, rank, list, flag, explain and summarise one month (no I/O).
 
@@ -269,7 +249,9 @@ def make_run(
     `reviews`: the MDT reviews table (`config.db.reviews.read_reviews`), whose decisions the
     list follows under `review_rules` (`[reviews]`, `features.cohort.review_status`);
     `probability`: the model's probability for each row of `features`, when it was computed
-    elsewhere (on Spark executors, `models.spark_scoring`; default: scored here).
+    elsewhere (on Spark executors, `models.spark_scoring`; default: scored here); `inputs`: the
+    model inputs of `features`' rows spooled to disk (`scoring.inputs`), `features` then holding
+    only the `rule_columns` and `probability` required (a Spark run).
     """
     progress = progress or no_progress
     month = Month(month)
@@ -284,7 +266,14 @@ def make_run(
     )  # fmt: skip
 
     progress("scoring", 0.0)
-    values = model.matrix(features)  # one float copy: scored, stored and the reference's
+    if inputs is not None:  # the model inputs stay on disk: read back for reasons and storing
+        if probability is None:
+            raise ValueError("spooled model inputs need their precomputed probabilities")
+        if inputs.rows != len(features):
+            raise ValueError(f"{inputs.rows:,} spooled input rows for {len(features):,} people")
+        values = None
+    else:
+        values = model.matrix(features)  # one float copy: scored, stored and the reference's
     if probability is None:
         probability = model.predict_proba(values) if len(features) else np.empty(0)
     elif len(probability) != len(features):
@@ -310,15 +299,18 @@ def make_run(
     people["reasons_json"] = pd.Series(pd.NA, index=people.index, dtype="string")
     reference_probability, reference_text = run_reference(people, month)
     if len(listed):
-        from models.explain import explain, population_reference
+        from models.explain import explain, population_reference, reference_sample
 
+        scored_rows = np.flatnonzero(people["probability"].notna().to_numpy())
+        background = scored_rows[reference_sample(len(scored_rows))]
         ref = population_reference(
-            model, values[people["probability"].notna().to_numpy()],
+            model, _rows_at(features, inputs, background),
             mean_probability=reference_probability, description=reference_text,
+            population=len(scored_rows),
         )  # fmt: skip
         explanations = explain(
-            model, features.loc[listed], top_n=rules.top_reasons, features=feature_defs,
-            reference=ref,
+            model, _rows_at(features, inputs, listed.to_numpy()),
+            top_n=rules.top_reasons, features=feature_defs, reference=ref,
         )  # fmt: skip
         texts, payloads = _reason_columns(explanations, rules.top_reasons)
         people.loc[listed, "reasons"] = texts
@@ -418,9 +410,21 @@ def make_run(
         month=month,
         meta=meta,
         people=people,
-        features=model_inputs(features, model, values, people["probability"]),
+        features=(
+            model_inputs(features, model, values, people["probability"])
+            if inputs is None
+            else inputs.withheld(people["probability"])
+        ),
         summary=summary,
     )
+
+
+def _rows_at(
+    features: pd.DataFrame, inputs: SpooledInputs | None, positions: np.ndarray
+) -> pd.DataFrame:
+    """The rows of `features` at `positions` with their model inputs: read back from the spool
+    when the run has one."""
+    return features.iloc[positions] if inputs is None else inputs.rows_at(positions)
 
 
 def _eligible_features(extract: Any, day: date, progress: ProgressFn) -> pd.DataFrame:
@@ -431,23 +435,38 @@ def _eligible_features(extract: Any, day: date, progress: ProgressFn) -> pd.Data
 
 
 def _scored_features(
-    extract: Any, day: date, model: RiskModel, progress: ProgressFn
-) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The eligible population's features at `day`, and on Spark their probabilities computed
-    on the executors (one query: the feature table, scored, collected with its probability for
-    the list rules); on DuckDB (features, None): `make_run` scores them."""
+    extract: Any, day: date, model: RiskModel, keep: list[str], spool: Path, progress: ProgressFn
+) -> tuple[pd.DataFrame, np.ndarray | None, SpooledInputs | None]:
+    """The eligible population's features at `day`: on DuckDB the whole table (`make_run`
+    scores it); on Spark scored on the executors and streamed to the driver a partition at a
+    time, keeping only the columns `keep` and the probability, the model inputs spooled to a
+    Parquet file in the folder `spool` (`scoring.inputs`)."""
     if extract.engine != "spark":
-        return _eligible_features(extract, day, progress), None
+        return _eligible_features(extract, day, progress), None, None
     import features as feature_stage
-    from models.spark_scoring import SCORE_COLUMNS, score_on_executors
+    from models.spark_scoring import score_on_executors
+    from records.spark import arrow_batches
 
     progress("features", 0.0)
     df = feature_stage.build_features_df(extract, day)
-    scored = score_on_executors(model, df).orderBy("person_id").toPandas()
+    keep = [c for c in df.columns if c in set(keep)]
+    columns = [c for c in df.columns if c in set(keep) | set(model.feature_names)]
+    scored = score_on_executors(model, df, keep=columns).orderBy("person_id")
+    kept: list[pd.DataFrame] = []
+    probability: list[np.ndarray] = []
+
+    def frames() -> Iterator[pd.DataFrame]:
+        for batch in arrow_batches(scored):
+            frame = batch.to_pandas()
+            kept.append(frame[keep])
+            probability.append(frame["probability"].to_numpy(float))
+            yield frame
+
+    inputs = spool_inputs(frames(), model, spool / "model-inputs.parquet")
     progress("features", 1.0)
-    probability = scored["probability"].to_numpy(float)
-    table = feature_stage.feature_table(scored.drop(columns=list(SCORE_COLUMNS)))
-    return table, probability
+    table = pd.concat(kept, ignore_index=True) if kept else scored.select(keep).toPandas()
+    table = feature_stage.feature_table(table, some_columns=True)
+    return table, np.concatenate(probability) if probability else np.empty(0), inputs
 
 
 def add_inputs(store: ScoreStore, run_id: str, inputs: pd.DataFrame, model: RiskModel) -> None:
@@ -547,52 +566,57 @@ def score_month(
             later_months(store, month),
         )  # fmt: skip
 
-    with _opened(extract_dir, settings, progress, extract) as loaded:
-        day = check_extract_index_date(loaded, month.index_date)
-        features, probability = _scored_features(loaded, day, model, progress)
-        progress("not eligible", 0.0)
-        ineligible = ineligible_people(loaded, day)
-        [(in_extract,)] = loaded.rows("SELECT count(*) FROM people")
-    if len(features) + len(ineligible) != in_extract:
-        raise RuntimeError(  # one eligibility rule gives both sets, so this is a bug
-            f"{len(features):,} eligible and {len(ineligible):,} not eligible people are not the "
-            f"{in_extract:,} people of the extract"
-        )
-    progress("not eligible", 1.0)
-    try:
-        sample = training_sample(settings, version)
-    except Exception as exc:  # drift is reported as not measured, the run goes on
-        sample, note = None, f"{type(exc).__name__}: {exc}"
-    else:
-        note = None
+    with tempfile.TemporaryDirectory(prefix="casefinder-spool-") as spool:
+        with _opened(extract_dir, settings, progress, extract) as loaded:
+            day = check_extract_index_date(loaded, month.index_date)
+            keep = rule_columns(model, rules, settings.segments)
+            features, probability, inputs = _scored_features(
+                loaded, day, model, keep, Path(spool), progress
+            )
+            progress("not eligible", 0.0)
+            ineligible = ineligible_people(loaded, day)
+            [(in_extract,)] = loaded.rows("SELECT count(*) FROM people")
+        if len(features) + len(ineligible) != in_extract:
+            raise RuntimeError(  # one eligibility rule gives both sets, so this is a bug
+                f"{len(features):,} eligible and {len(ineligible):,} not eligible people are "
+                f"not the {in_extract:,} people of the extract"
+            )
+        progress("not eligible", 1.0)
+        try:
+            sample = training_sample(settings, version)
+        except Exception as exc:  # drift is reported as not measured, the run goes on
+            sample, note = None, f"{type(exc).__name__}: {exc}"
+        else:
+            note = None
 
-    run = make_run(
-        month=month,
-        features=features,
-        ineligible=ineligible,
-        model=model,
-        model_info=model_info,
-        extract={
-            "path": str(extract_dir.resolve()),
-            "fingerprint": fingerprint,
-            "extract_date": manifest.extract_date.isoformat(),
-            "complete_to": {k: v.isoformat() for k, v in manifest.complete_to.items()},
-        },
-        rules=rules,
-        previous=store.previous_list(month),
-        listed_before=store.listed_before(month),
-        training_sample=sample,
-        training_note=note,
-        progress=progress,
-        segment_rules=settings.segments,
-        history=history,
-        reviews=reviews,
-        review_rules=settings.reviews,
-        probability=probability,
-    )
-    progress("storing run", 0.0)
-    path = store.write(run)
-    progress("storing run", 1.0)
+        run = make_run(
+            month=month,
+            features=features,
+            ineligible=ineligible,
+            model=model,
+            model_info=model_info,
+            extract={
+                "path": str(extract_dir.resolve()),
+                "fingerprint": fingerprint,
+                "extract_date": manifest.extract_date.isoformat(),
+                "complete_to": {k: v.isoformat() for k, v in manifest.complete_to.items()},
+            },
+            rules=rules,
+            previous=store.previous_list(month),
+            listed_before=store.listed_before(month),
+            training_sample=sample,
+            training_note=note,
+            progress=progress,
+            segment_rules=settings.segments,
+            history=history,
+            reviews=reviews,
+            review_rules=settings.reviews,
+            probability=probability,
+            inputs=inputs,
+        )
+        progress("storing run", 0.0)
+        path = store.write(run)
+        progress("storing run", 1.0)
     return RunResult(
         run.run_id, month, path, False, store.meta(run.run_id), later_months(store, month)
     )

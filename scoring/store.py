@@ -33,10 +33,11 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -69,8 +70,15 @@ class ScoringRun:
     month: str
     meta: dict[str, Any]
     people: pd.DataFrame
-    features: pd.DataFrame
+    features: pd.DataFrame | InputBatches
     summary: str
+
+
+class InputBatches(Protocol):
+    """Model inputs too large to hold, given a frame at a time in the run's order
+    (`scoring.inputs.SpooledInputs`)."""
+
+    def batches(self) -> Iterator[pd.DataFrame]: ...
 
 
 def _seal(path: Path) -> None:
@@ -124,6 +132,42 @@ def _check_features(features: pd.DataFrame, person_ids: pd.Series, run_id: str) 
         )
 
 
+def _write_input_batches(
+    batches: Iterator[pd.DataFrame], person_ids: pd.Series, path: Path, run_id: str
+) -> None:
+    """Write model inputs given a frame at a time to `path`, checking as they come that they
+    are one row per person of the run, in the run's order (`_check_features`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = person_ids.astype(str).to_numpy()
+    start, writer = 0, None
+    try:
+        for frame in batches:
+            if "person_id" not in frame.columns:
+                raise StoreError(f"model inputs of run {run_id!r} have no person_id column")
+            part = frame["person_id"].astype(str).to_numpy()
+            if start + len(part) > len(ids) or not (part == ids[start : start + len(part)]).all():
+                raise StoreError(
+                    f"model inputs of run {run_id!r} do not match its people: more rows than its "
+                    f"{len(ids):,} people, or in another order (from input row {start:,})"
+                )
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+            start += len(part)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None or start != len(ids):
+        raise StoreError(
+            f"model inputs of run {run_id!r} do not match its people: {start:,} input rows for "
+            f"{len(ids):,} people"
+        )
+    _seal(path)
+
+
 def _replace_atomically(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     _write_json(tmp, data)  # sealed: 0600 and fsynced
@@ -168,9 +212,14 @@ class ScoreStore:
             staging = self.staging_dir / _staging_name()
             staging.mkdir(mode=0o700)
             try:
-                _check_features(run.features, run.people["person_id"], run.run_id)
+                inputs, ids = run.features, run.people["person_id"]
+                if isinstance(inputs, pd.DataFrame):
+                    _check_features(inputs, ids, run.run_id)
                 _write_parquet(run.people, staging / PEOPLE_FILE)
-                _write_parquet(run.features, staging / FEATURES_FILE)
+                if isinstance(inputs, pd.DataFrame):
+                    _write_parquet(inputs, staging / FEATURES_FILE)
+                else:
+                    _write_input_batches(inputs.batches(), ids, staging / FEATURES_FILE, run.run_id)
                 (staging / SUMMARY_FILE).write_text(run.summary, "utf-8")
                 _seal(staging / SUMMARY_FILE)
                 _write_json(staging / RUN_FILE, {**run.meta, "run_id": run.run_id, "month": month})

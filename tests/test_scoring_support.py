@@ -14,6 +14,7 @@ import pandas as pd
 from config.settings import ListSettings
 from features.definition import Feature
 from models.risk_model import PlattCalibrator, RiskModel
+from scoring.inputs import SpooledInputs
 from scoring.run import ModelInfo, make_run
 from scoring.store import ScoringRun
 
@@ -150,6 +151,7 @@ def run_for(
     listed_before: tuple[str, ...] | set[str] = (),
     training: pd.DataFrame | None = None,
     probability: np.ndarray | None = None,
+    inputs: SpooledInputs | None = None,
 ) -> ScoringRun:
     """`make_run` with the test feature definitions and a fixed creation time."""
     return make_run(
@@ -166,4 +168,5 @@ def run_for(
         feature_defs=FEATURE_DEFS,
         created=datetime(2026, 11, 2, tzinfo=UTC),
         probability=probability,
+        inputs=inputs,
     )

@@ -132,14 +132,26 @@ def test_contributions_on_executors_add_up_and_match_the_driver(
 
 
 def test_score_month_on_spark_stores_duckdbs_run(
-    spark: Any, champion: dict[str, Any], tmp_path: Path
+    spark: Any, champion: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The Spark run reads DuckDB's loaded tables as Spark views (a Spark load of the extract
     # costs a minute; `predict --engine spark` above goes through it): its features are built,
-    # scored on the executors and collected for the list rules as on a Spark load.
+    # scored on the executors and streamed to the driver a partition at a time as on a Spark
+    # load, which keeps only the columns the list rules read and spools the model inputs.
+    import scoring.run
     from records import load_extract
+    from scoring.inputs import SpooledInputs
     from scoring.run import score_month
     from scoring.store import ScoreStore
+
+    given: dict[str, Any] = {}
+    make_run = scoring.run.make_run
+
+    def seen(**kwargs: Any) -> Any:
+        given["duckdb" if kwargs["inputs"] is None else "spark"] = kwargs
+        return make_run(**kwargs)
+
+    monkeypatch.setattr(scoring.run, "make_run", seen)
 
     settings, extract = champion["settings"], champion["extract"]
     month = "2026-10"
@@ -156,6 +168,11 @@ def test_score_month_on_spark_stores_duckdbs_run(
         on_spark.close()
         loaded.close()
     assert not ours.reused and ours.run_id == duck.run_id
+    held = given["spark"]["features"]
+    assert isinstance(given["spark"]["inputs"], SpooledInputs)
+    assert set(held.columns) == set(scoring.run.rule_columns(
+        champion["model"], settings.lists, settings.segments
+    )) and held.shape[1] < given["duckdb"]["features"].shape[1] / 4  # fmt: skip
     columns = ["person_id", "probability", "band", "listed", "rank", "excluded", "reasons",
                "reasons_json", "segment"]  # fmt: skip
     a = ScoreStore(duck_store).people(duck.run_id, columns=columns)
@@ -174,3 +191,35 @@ def test_score_month_on_spark_stores_duckdbs_run(
     inputs_a = ScoreStore(duck_store).features(duck.run_id)
     inputs_b = ScoreStore(settings.score_store).features(ours.run_id)
     pd.testing.assert_frame_equal(inputs_a, inputs_b, rtol=RTOL)
+
+
+def test_arrow_batches_stream_the_rows_in_order_a_batch_at_a_time(spark: Any) -> None:
+    """How `score` on Spark brings the month's table to the driver: a partition at a time, in
+    the frame's order, with Spark's values and nulls."""
+    import pyarrow as pa
+
+    from records.spark import arrow_batches
+
+    df = (
+        spark.range(0, 23_000, numPartitions=3)
+        .selectExpr(
+            "format_string('P%06d', 23000 - id) AS person_id",
+            "id / 4 AS value",
+            "CAST(IF(id % 7 = 0, NULL, id) AS INT) AS count",
+        )
+        .orderBy("person_id")
+    )
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "5000")
+    try:
+        batches = arrow_batches(df)
+        first = next(batches)  # a generator: the first batch before the rest are fetched
+        rest = list(batches)
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    assert first.num_rows <= 5000 and len(rest) >= 4
+    got = pa.Table.from_batches([first, *rest]).to_pandas()
+    expected = df.toPandas()
+    assert got["person_id"].is_monotonic_increasing and len(got) == 23_000
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert got["count"].isna().sum() == len(range(0, 23_000, 7))
+    assert list(arrow_batches(df.limit(0))) == []
