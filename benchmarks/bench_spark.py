@@ -156,7 +156,8 @@ def main() -> None:
         print(f"{name}: features {times[(name, 'features, 1 date')]:.1f} s, monthly score "
               f"{times[(name, 'monthly score')]:.1f} s", flush=True)  # fmt: skip
 
-    print(f"people: {people:,}  (extract {folder}, index date {day}, panel to {dates[-1]})")
+    panel_to = f", panel to {dates[-1]}" if dates else ""
+    print(f"people: {people:,}  (extract {folder}, index date {day}{panel_to})")
     print(f"{'step':<22} {'duckdb s':>10} {'spark s':>10} {'spark/duckdb':>13}")
     panel = [] if args.quick or not n_dates else [f"panel, {n_dates} dates"]
     steps = ["load", "features, 1 date", *panel, "monthly score"]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from models.risk_model import RiskModel
 
-SPOOL_BATCH_ROWS = 65_536  # rows read back at a time (about 60 MB of a 120-feature model)
+SPOOL_BATCH_ROWS = 16_384  # rows read back at a time (about 16 MB of a 120-feature model)
 
 
 def model_inputs(
