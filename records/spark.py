@@ -138,15 +138,12 @@ class SparkExtract:
         self.views.clear()
 
 
-def arrow_batches(df: DataFrame) -> Iterator[pa.RecordBatch]:
-    """The rows of `df`, in its order, as Arrow record batches streamed to the driver one
-    partition at a time (`toLocalIterator` over each batch packed in Arrow's IPC format): the
-    driver holds a partition's rows, never the whole result, and the query runs once. Batches
-    are at most `spark.sql.execution.arrow.maxRecordsPerBatch` rows."""
-    import pyarrow as pa
+def batch_packer() -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The function `mapInArrow` runs for `arrow_batches`: each Arrow batch of a partition as
+    one row holding it in Arrow's IPC format. Made here, so it travels by value (executors need
+    pyarrow, no casefinder module)."""
 
     def packed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        # On the executors (a nested function travels by value: no casefinder import there).
         import pyarrow as pa
 
         for batch in batches:
@@ -155,7 +152,17 @@ def arrow_batches(df: DataFrame) -> Iterator[pa.RecordBatch]:
                 writer.write_batch(batch)
             yield pa.record_batch([pa.array([sink.getvalue().to_pybytes()], pa.binary())], ["ipc"])
 
-    for row in df.mapInArrow(packed, "ipc binary").toLocalIterator():
+    return packed
+
+
+def arrow_batches(df: DataFrame) -> Iterator[pa.RecordBatch]:
+    """The rows of `df`, in its order, as Arrow record batches streamed to the driver one
+    partition at a time (`toLocalIterator` over each batch packed in Arrow's IPC format): the
+    driver holds a partition's rows, never the whole result, and the query runs once. Batches
+    are at most `spark.sql.execution.arrow.maxRecordsPerBatch` rows."""
+    import pyarrow as pa
+
+    for row in df.mapInArrow(batch_packer(), "ipc binary").toLocalIterator():
         with pa.ipc.open_stream(pa.py_buffer(bytes(row["ipc"]))) as reader:
             yield from reader
 

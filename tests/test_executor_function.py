@@ -1,6 +1,8 @@
-"""The function Spark executors run to score (`models.spark_scoring.batch_scorer`) travels with
-the model's code: unpickled in a Python where no casefinder package can be imported (only
-lightgbm, numpy and pandas), it gives the driver's margin, probability, band and contributions."""
+"""The functions Spark executors run travel by value: unpickled in a Python where no casefinder
+package can be imported (only lightgbm, numpy, pandas and pyarrow), the scorer
+(`models.spark_scoring.batch_scorer`) gives the driver's margin, probability, band and
+contributions, and the packer that streams a table to the driver (`records.spark.batch_packer`)
+keeps its rows."""
 
 from __future__ import annotations
 
@@ -54,3 +56,24 @@ def test_the_executor_function_needs_no_casefinder_module_and_scores_as_the_driv
     names = [f"contribution_{n}" for n in model.feature_names]
     np.testing.assert_allclose(out[names].to_numpy(), values, rtol=1e-12, atol=1e-15)
     assert (out[BASE_COLUMN] == base).all()
+
+
+def test_the_batch_packer_needs_no_casefinder_module_and_keeps_the_rows() -> None:
+    """`records.spark.arrow_batches`' executor side (how `score` on Spark streams the month's
+    table to the driver): each batch comes back whole, in order, from its IPC bytes."""
+    import pyarrow as pa
+    from pyspark import cloudpickle
+
+    from records.spark import batch_packer
+
+    rows = feature_frame(50)[["person_id", "age", "efi_score"]]
+    batches = [pa.RecordBatch.from_pandas(rows.iloc[i : i + 20]) for i in (0, 20, 40)]
+    blob = cloudpickle.dumps((batch_packer(), batches))
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER], input=blob, capture_output=True, timeout=120, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    packed = pickle.loads(done.stdout)
+    assert [b.num_rows for b in packed] == [1, 1, 1]
+    back = [pa.ipc.open_stream(b.column(0)[0].as_py()).read_next_batch() for b in packed]
+    assert pa.Table.from_batches(back).to_pandas().equals(rows.reset_index(drop=True))
