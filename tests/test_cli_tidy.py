@@ -190,3 +190,23 @@ def test_the_mlflow_store_schema_is_made_once_and_copied_into_new_homes(
     client.create_experiment("x")  # a working store
     assert [e.name for e in client.search_experiments()].count("x") == 1
     assert "x" not in [e.name for e in use_tracking(first).search_experiments()]
+
+
+def test_help_keeps_every_bracketed_settings_section() -> None:
+    """Option help that names a settings section ("[engine] settings") shows it: Rich reads an
+    unescaped `[engine]` as markup and drops it."""
+    import typer
+
+    checked = 0
+    commands = [([], typer.main.get_command(app))]
+    while commands:
+        path, command = commands.pop()
+        commands += [([*path, n], c) for n, c in getattr(command, "commands", {}).items()]
+        sections = {m for p in command.params for m in re.findall(r"\[[a-z_]+\]", p.help or "")}
+        if not sections:
+            continue
+        shown = runner.invoke(app, [*path, "--help"], terminal_width=200).output
+        for section in sections:
+            assert section in shown, (path, section)
+            checked += 1
+    assert checked >= 5  # --engine's "[engine]" on features, panel, train, predict and score
