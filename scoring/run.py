@@ -458,7 +458,7 @@ def _scored_features(
     def frames() -> Iterator[pd.DataFrame]:
         for batch in arrow_batches(scored):
             frame = batch.to_pandas()
-            kept.append(frame[keep])
+            kept.append(frame[keep].copy())  # its own memory: the batch's frame is let go
             probability.append(frame["probability"].to_numpy(float))
             yield frame
 

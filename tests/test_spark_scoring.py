@@ -11,7 +11,11 @@ loaded tables as Spark views (the loader's parity is tests/test_spark.py's).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_spark import _on_spark
+from test_spark import TEST_JVM, _on_spark
 from test_training_support import isolated_settings
 from typer.testing import CliRunner
 
@@ -223,3 +227,44 @@ def test_arrow_batches_stream_the_rows_in_order_a_batch_at_a_time(spark: Any) ->
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     assert got["count"].isna().sum() == len(range(0, 23_000, 7))
     assert list(arrow_batches(df.limit(0))) == []
+
+
+def test_score_command_over_spark_connect_stores_duckdbs_run(
+    champion: dict[str, Any], tmp_path: Path
+) -> None:
+    """The `score` path a cluster runs (`[engine] remote`: Spark Connect, no broadcast, the
+    month's table streamed through Connect's `toLocalIterator`) for real: a local Spark Connect
+    server in a fresh process, its extract loaded by Spark, stores DuckDB's run."""
+    from scoring.run import score_month
+    from scoring.store import ScoreStore
+
+    settings, extract, month = champion["settings"], champion["extract"], "2026-10"
+    store = settings.score_store
+    if store.exists():  # earlier tests' runs: both runs below start from an empty store
+        store.rename(tmp_path / "earlier-scores")
+    env = {
+        **os.environ,
+        "CASEFINDER_HOME": str(settings.home),
+        "CASEFINDER_ENGINE__REMOTE": "local[1]",
+        "CASEFINDER_ENGINE__CONF": json.dumps(
+            {"spark.sql.shuffle.partitions": "1", "spark.driver.extraJavaOptions": TEST_JVM}
+        ),
+    }
+    for name in ("CASEFINDER_ENGINE__NAME", "CASEFINDER_CONFIG", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "casefinder.cli", "score", str(extract), "--month", month,
+               "--engine", "spark"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    connect = ScoreStore(store.rename(tmp_path / "connect-scores"))
+    duck = score_month(extract, month, settings)
+    [run_id] = [r["run_id"] for r in connect.runs(month)]
+    assert run_id == duck.run_id and connect.meta(run_id)["counts"] == duck.meta["counts"]
+    ours, theirs = connect.people(run_id), ScoreStore(store).people(run_id)
+    assert ours["listed"].sum() > 0
+    for column in ("person_id", "band", "listed", "rank", "excluded", "reasons", "segment"):
+        assert ours[column].astype(str).tolist() == theirs[column].astype(str).tolist(), column
+    np.testing.assert_allclose(ours["probability"], theirs["probability"], rtol=RTOL)
+    pd.testing.assert_frame_equal(
+        connect.features(run_id), ScoreStore(store).features(run_id), rtol=RTOL
+    )
