@@ -48,7 +48,8 @@ EngineOption = Annotated[
     Literal["duckdb", "spark"] | None,
     typer.Option(
         "--engine",
-        help="SQL engine: duckdb (embedded, default) or spark (\\[engine] settings, docs/spark.md).",
+        help="SQL engine: duckdb (embedded, default) or spark "
+        "(\\[engine] settings, docs/spark.md).",
     ),
 ]
 
