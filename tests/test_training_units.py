@@ -331,3 +331,31 @@ def test_list_metrics_use_each_neighbourhoods_list_capacity() -> None:
         "North": 1.0,
         "South": 1.0,
     }
+
+
+def test_median_imputer_gives_scikit_learns_median_imputation_with_indicators() -> None:
+    from sklearn.impute import SimpleImputer
+
+    from training.baselines import MedianImputer
+
+    rng = np.random.default_rng(3)
+    fit_rows = rng.normal(size=(401, 6)).round(1)  # ties, and an odd count per column
+    fit_rows[rng.random(fit_rows.shape) < 0.3] = np.nan
+    fit_rows[:, 2] = np.nan  # no value at all: imputed as 0, kept, with its indicator
+    fit_rows[:, 4] = rng.normal(size=401)  # nothing missing: no indicator
+    fit_rows[0, 5] = np.nan
+    fit_rows[1:, 5] = np.repeat([1.0, 2.0], 200)  # an even count: the middle two averaged
+    new_rows = rng.normal(size=(50, 6))
+    new_rows[rng.random(new_rows.shape) < 0.3] = np.nan  # column 4 missing only here
+    frame = pd.DataFrame(fit_rows, columns=[f"f{i}" for i in range(6)])
+
+    ours = MedianImputer().fit(frame)
+    theirs = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
+    theirs.fit(frame)
+    assert ours.statistics_[5] == 1.5 and ours.statistics_[2] == 0.0
+    np.testing.assert_array_equal(ours.statistics_, theirs.statistics_)
+    for rows in (frame, pd.DataFrame(new_rows, columns=frame.columns)):
+        mine = ours.transform(rows)
+        assert mine.shape == (len(rows), 6 + 5)
+        np.testing.assert_array_equal(mine, theirs.transform(rows))
+    assert not np.isnan(ours.transform(new_rows)).any()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.impute import SimpleImputer
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -44,6 +44,34 @@ def _score_baseline(name: str, column: str, validation: pd.DataFrame) -> Baselin
     return Baseline(name=name, columns=[column], model=_FillZero(lr))
 
 
+class MedianImputer(TransformerMixin, BaseEstimator):
+    """Median imputation with missing-value indicators: what scikit-learn's
+    `SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)` gives (a
+    column with no value imputed as 0; an indicator for each column missing anywhere in the fit
+    rows, after the imputed columns), with medians from `np.nanmedian`. SimpleImputer takes its
+    medians through masked arrays: 2.0 s against 0.1 s on 66,000 rows of 102 features
+    (`tests/test_training_units.py` checks both give the same array)."""
+
+    def fit(self, x: pd.DataFrame | np.ndarray, y: object = None) -> MedianImputer:
+        values = np.asarray(x, dtype=np.float64)
+        missing = np.isnan(values)
+        empty = missing.all(axis=0)
+        medians = np.zeros(values.shape[1])
+        if (~empty).any():
+            medians[~empty] = np.nanmedian(values[:, ~empty], axis=0)
+        self.statistics_ = medians
+        self.indicator_columns_ = np.flatnonzero(missing.any(axis=0))
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def transform(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        values = np.array(x, dtype=np.float64)  # a copy: filled in place below
+        missing = np.isnan(values)
+        indicators = missing[:, self.indicator_columns_].astype(np.float64)
+        values[missing] = np.broadcast_to(self.statistics_, values.shape)[missing]
+        return np.hstack([values, indicators])
+
+
 class _FillZero:
     """Missing single-score values count as 0 (nothing recorded)."""
 
@@ -71,7 +99,7 @@ def fit_baselines(
         sample = train.sample(LOGISTIC_MAX_ROWS, random_state=seed)
     x = sample[feature_names].astype(float)
     pipeline = make_pipeline(
-        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        MedianImputer(),
         StandardScaler(),
         # Newton-Cholesky suits many more rows than columns (scikit-learn's guide); one BLAS
         # thread: at ~200 columns the threads only wait for each other (measured 0.6 s against
