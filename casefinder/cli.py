@@ -3,9 +3,13 @@ API and print; the work itself lives in the stage packages."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -107,5 +111,35 @@ def _register_stages() -> None:
 
 _register_stages()
 
+
+def run() -> NoReturn:
+    """The `casefinder` command: run `app`, then end the process without tearing the
+    interpreter down.
+
+    Once a command has finished, Python's own shutdown frees every module and object one by
+    one: 1.8 s after `train` (some 3,700 modules with MLflow's), 1.1 s after `models`, on the
+    2-core machine, for nothing, as the process ends anyway. So, as Python would, wait for
+    non-daemon threads and run the exit handlers (MLflow's, logging's flush), flush stdout
+    and stderr, then end the process with the command's exit status. An exception other than
+    the command's exit takes Python's ordinary path."""
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # what `sys.exit("message")` prints
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader that went away (`| head`)
+            stream.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    app()
+    run()

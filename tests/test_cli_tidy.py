@@ -210,3 +210,40 @@ def test_help_keeps_every_bracketed_settings_section() -> None:
             assert section in shown, (path, section)
             checked += 1
     assert checked >= 5  # --engine's "[engine]" on features, panel, train, predict and score
+
+
+FAST_EXIT_SCRIPT = """
+import atexit, sys, threading, time
+from pathlib import Path
+from casefinder import cli
+
+out = Path(sys.argv[1])
+def late_thread():
+    time.sleep(0.3)
+    (out / "thread").write_text("joined")
+def command():
+    atexit.register(lambda: (out / "atexit").write_text("ran"))
+    threading.Thread(target=late_thread).start()
+    print("printed, not yet flushed", end="")
+    raise SystemExit(sys.argv[2] if not sys.argv[2].isdigit() else int(sys.argv[2]))
+cli.app = command
+cli.run()
+"""
+
+
+@pytest.mark.parametrize(("exit_with", "status"), [("0", 0), ("3", 3), ("no model", 1)])
+def test_the_command_ends_its_process_as_python_would_but_without_teardown(
+    tmp_path: Path, exit_with: str, status: int
+) -> None:
+    """`casefinder.cli.run` skips the interpreter's teardown, so it must do what that would:
+    wait for a non-daemon thread, run exit handlers, flush output, keep the exit status."""
+    done = subprocess.run(
+        [sys.executable, "-c", FAST_EXIT_SCRIPT, str(tmp_path), exit_with],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert done.returncode == status, done.stderr
+    assert done.stdout == "printed, not yet flushed"
+    assert (tmp_path / "thread").read_text() == "joined"
+    assert (tmp_path / "atexit").read_text() == "ran"
+    if status == 1:
+        assert done.stderr.strip() == "no model"
