@@ -247,3 +247,28 @@ def test_the_command_ends_its_process_as_python_would_but_without_teardown(
     assert (tmp_path / "atexit").read_text() == "ran"
     if status == 1:
         assert done.stderr.strip() == "no model"
+
+
+TELEMETRY_SCRIPT = """
+import sys
+if sys.argv[1] == "casefinder":
+    import config  # noqa: F401
+import mlflow  # noqa: F401
+from mlflow.telemetry import get_telemetry_client
+print(get_telemetry_client() is not None)
+"""
+
+
+def test_mlflow_sends_no_telemetry_from_a_process_that_imports_casefinder() -> None:
+    """MLflow starts its usage telemetry when imported outside CI; casefinder turns it off."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+
+    def telemetry_on(first: str) -> bool:
+        done = subprocess.run(
+            [sys.executable, "-c", TELEMETRY_SCRIPT, first], capture_output=True, text=True,
+            env=env, timeout=120, cwd=Path(__file__).parents[1], check=True,
+        )  # fmt: skip
+        return done.stdout.strip() == "True"
+
+    assert telemetry_on("mlflow")  # MLflow's default, in an environment that is not CI
+    assert not telemetry_on("casefinder")
