@@ -14,7 +14,7 @@ from features.build import (
 )
 from features.dates import FeatureError, check_index_date, index_dates
 from features.definition import DOMAINS, Feature
-from features.outcome import build_outcome, build_panel, outcome_sql
+from features.outcome import build_outcome, build_panel, build_panel_df, outcome_sql, panel_sql
 from features.registry import FEATURES, feature, model_feature_names
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "build_features_df",
     "build_outcome",
     "build_panel",
+    "build_panel_df",
     "check_index_date",
     "feature",
     "feature_table",
@@ -34,4 +35,5 @@ __all__ = [
     "model_feature_names",
     "neighbourhood_labels",
     "outcome_sql",
+    "panel_sql",
 ]

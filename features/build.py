@@ -8,6 +8,7 @@ min(index date, complete_to + 1).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -78,14 +79,34 @@ def _by_block(features: tuple[Feature, ...]) -> dict[str, list[Feature]]:
     return out
 
 
-def features_sql(
+@dataclass(frozen=True)
+class Query:
+    """A query in parts, to be composed into a larger one (the panel joins the outcome onto the
+    feature rows): its CTEs, then its SELECT, in no order."""
+
+    ctes: tuple[str, ...]
+    select: str
+
+    def sql(self, order_by: str) -> str:
+        """The whole query, its rows ordered by `order_by`."""
+        return f"WITH {', '.join(self.ctes)} {self.select} ORDER BY {order_by}"
+
+
+def feature_columns(features: tuple[Feature, ...] = FEATURES) -> list[str]:
+    """The feature query's columns in order: the ids, then `features`."""
+    return [*ID_COLUMNS, *(f.name for f in features)]
+
+
+def features_parts(
     manifest: Manifest,
     index_date: date,
     features: tuple[Feature, ...] = FEATURES,
     sample: PersonSample | None = None,
-) -> str:
-    """The one query computing `features` (default: all) for `index_date` (standard SQL), for
-    everyone eligible (or only the people in `sample`).
+) -> Query:
+    """The feature query for `index_date` in parts (standard SQL): its CTEs, among them `cohort`
+    (the people eligible, or only those in `sample`, with `person_id`), and the SELECT giving
+    one row per person of `cohort`: ids, then `features` (default: all) typed as the stage
+    types them (INTEGER for counts, flags and codes, DOUBLE otherwise).
 
     A subset must include the inputs of any derived feature in it.
     """
@@ -133,13 +154,26 @@ def features_sql(
         f"CAST({_q(f.name)} AS {'INTEGER' if f.kind in _INT_KINDS else 'DOUBLE'}) AS {_q(f.name)}"
         for f in features
     ]
-    return f"WITH {', '.join(ctes)} SELECT {', '.join(out_cols)} FROM {previous} ORDER BY person_id"
+    return Query(tuple(ctes), f"SELECT {', '.join(out_cols)} FROM {previous}")
+
+
+def features_sql(
+    manifest: Manifest,
+    index_date: date,
+    features: tuple[Feature, ...] = FEATURES,
+    sample: PersonSample | None = None,
+) -> str:
+    """The one query computing `features` (default: all) for `index_date` (standard SQL), for
+    everyone eligible (or only the people in `sample`), by person_id (`features_parts`)."""
+    return features_parts(manifest, index_date, features, sample).sql("person_id")
 
 
 def feature_table(frame: pd.DataFrame, *, some_columns: bool = False) -> pd.DataFrame:
     """The feature query's result as the features stage gives it: integers where a column is
-    complete, floats with NaN where values are missing, ids as text. `some_columns`: `frame`
-    holds the ids and only some of the features (the others are not looked for)."""
+    complete, floats with NaN where values are missing, ids as text. These are the types pandas
+    reads from a Parquet file of the query's columns (an INTEGER column with a NULL anywhere in
+    the file reads as float64), so a table Spark writes reads as this one. `some_columns`:
+    `frame` holds the ids and only some of the features (the others are not looked for)."""
     for f in FEATURES:
         if some_columns and f.name not in frame.columns:
             continue
@@ -186,8 +220,9 @@ def build_features(
 
 
 def build_features_df(extract: SparkExtract, index_date: date) -> SparkDataFrame:
-    """`build_features`' query on a Spark extract as a Spark DataFrame, nothing collected (the
-    columns as Spark types them; `feature_table` gives a collected part the stage's types)."""
+    """`build_features`' query on a Spark extract as a Spark DataFrame, nothing collected, by
+    person_id (the columns as Spark types them: written as Parquet and read by pandas they give
+    `build_features`' table; `feature_table` gives a collected part the stage's types)."""
     return extract.df(feature_query(extract, index_date))
 
 

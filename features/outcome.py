@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import reduce
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,7 +19,7 @@ from config.progress import ProgressFn, no_progress
 from config.settings import OutcomeSettings
 from features import codelists
 from features.blocks import in_list
-from features.build import build_features
+from features.build import Query, feature_columns, feature_table, features_parts
 from features.cohort import PersonSample, cohort_sql
 from features.dates import (
     FeatureError,
@@ -28,6 +31,11 @@ from features.dates import (
 )
 from records import Extract, Manifest
 from records.contract import TABLES
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+    from records.spark import SparkExtract
 
 
 def window_end(index_date: date, definition: OutcomeSettings) -> date:
@@ -70,18 +78,24 @@ def _rule_sql(rule: OutcomeSettings.Rule) -> str:
     return f"sum(CASE WHEN {' AND '.join(cond)} THEN 1 ELSE 0 END)"
 
 
-def outcome_sql(
-    index_date: date, definition: OutcomeSettings, sample: PersonSample | None = None
-) -> str:
-    """The query giving person_id, outcome and one 0/1 column per agency (standard SQL), for
-    everyone eligible (or only the people in `sample`)."""
+@dataclass(frozen=True)
+class _OutcomeParts:
+    """The outcome for the people of a CTE named `cohort` (with `person_id`), to be joined onto
+    a relation aliased `c` holding them: CTEs counting each rule's records per person in the
+    window, the LEFT JOINs of those onto `c`, and the columns (name, expression) `outcome` and
+    one 0/1 per agency, typed TINYINT."""
+
+    ctes: tuple[str, ...]
+    joins: str
+    columns: tuple[tuple[str, str], ...]
+
+
+def _outcome_parts(index_date: date, definition: OutcomeSettings) -> _OutcomeParts:
     start, end = sql_date(index_date), sql_date(add_months(index_date, definition.window_months))
     rules = [(name, r) for name, rs in definition.agencies.items() for r in rs]
     rules += [("__always", r) for r in definition.always_counts]
-    cohort = cohort_sql(index_date, sample)
-    ctes = [f"cohort AS (SELECT p.person_id FROM people AS p WHERE {cohort})"]
+    ctes, joins = [], []
     met: dict[str, list[str]] = {}
-    joins = []
     for table in definition.tables:
         mine = [(i, name, r) for i, (name, r) in enumerate(rules) if r.table == table]
         date_column = TABLES[table].date_column
@@ -101,11 +115,25 @@ def outcome_sql(
     always = " OR ".join(met.get("__always", [])) or "1 = 0"
     involved = " + ".join(f"({flag})" for flag in flags.values())
     outcome = f"CASE WHEN {involved} >= {definition.min_agencies} OR {always} THEN 1 ELSE 0 END"
-    columns = ", ".join(f"{flag} AS {name}" for name, flag in flags.items())
-    return (
-        f"WITH {', '.join(ctes)} SELECT c.person_id, {outcome} AS outcome, {columns} "
-        f"FROM cohort AS c {' '.join(joins)} ORDER BY c.person_id"
+    columns = [("outcome", outcome), *flags.items()]
+    return _OutcomeParts(
+        tuple(ctes),
+        " ".join(joins),
+        tuple((name, f"CAST({sql} AS TINYINT)") for name, sql in columns),
     )
+
+
+def outcome_sql(
+    index_date: date, definition: OutcomeSettings, sample: PersonSample | None = None
+) -> str:
+    """The query giving person_id, outcome and one 0/1 column per agency (standard SQL), for
+    everyone eligible (or only the people in `sample`), by person_id."""
+    parts = _outcome_parts(index_date, definition)
+    eligible = cohort_sql(index_date, sample)
+    cohort = f"cohort AS (SELECT p.person_id FROM people AS p WHERE {eligible})"
+    columns = ", ".join(f"{sql} AS {name}" for name, sql in parts.columns)
+    select = f"SELECT c.person_id, {columns} FROM cohort AS c {parts.joins}"
+    return Query((cohort, *parts.ctes), select).sql("c.person_id")
 
 
 def build_outcome(
@@ -122,9 +150,69 @@ def build_outcome(
     check_outcome_observed(extract.manifest, [index_date], definition)
     frame = extract.frame(outcome_sql(index_date, definition, sample))
     frame["person_id"] = frame["person_id"].astype(str)
-    for column in ["outcome", *definition.agencies]:
-        frame[column] = frame[column].astype("int8")
     return frame
+
+
+# The panel's row order: index date, then person (each date's query orders by person_id).
+PANEL_ORDER = ("index_date", "person_id")
+
+
+def panel_sql(
+    manifest: Manifest,
+    index_date: date,
+    definition: OutcomeSettings,
+    *,
+    include_opted_out: bool = False,
+    sample: PersonSample | None = None,
+) -> str:
+    """The panel's rows for one index date as one query (standard SQL, run as it is by DuckDB
+    and compiled for Spark): the feature query's rows with the outcome computed for those same
+    people (`outcome`, `outcome_<agency>`), opted-out people left out unless
+    `include_opted_out`, by person_id.
+
+    The outcome is joined onto the feature rows, counting records for the feature query's own
+    `cohort`: the two cannot cover different people.
+    """
+    features = features_parts(manifest, index_date, sample=sample)
+    outcome = _outcome_parts(index_date, definition)
+    ctes = (*features.ctes, f"feature_rows AS ({features.select})", *outcome.ctes)
+    names = {"outcome": "outcome", **{a: f"outcome_{a}" for a in definition.agencies}}
+    columns = [f'c."{name}"' for name in feature_columns()]
+    columns += [f"{sql} AS {names[name]}" for name, sql in outcome.columns]
+    where = "" if include_opted_out else " WHERE c.data_opt_out = 0"
+    select = f"SELECT {', '.join(columns)} FROM feature_rows AS c {outcome.joins}{where}"
+    return Query(ctes, select).sql(", ".join(f"c.{column}" for column in PANEL_ORDER))
+
+
+def panel_dates(
+    extract: Extract, index_dates: list[date], definition: OutcomeSettings
+) -> list[date]:
+    """The panel's index dates, sorted and checked once; `FeatureError` before anything is built
+    if there are none, or any is invalid or its outcome window is not fully observed."""
+    if not index_dates:
+        raise FeatureError("no index dates given for the panel")
+    start = history_start(extract)
+    if start is None:
+        raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
+    dates = [check_index_date(extract.manifest, day, start) for day in sorted(set(index_dates))]
+    check_outcome_observed(extract.manifest, dates, definition)
+    return dates
+
+
+def panel_query(
+    extract: Extract,
+    index_date: date,
+    definition: OutcomeSettings,
+    *,
+    include_opted_out: bool = False,
+    sample: PersonSample | None = None,
+) -> str:
+    """`panel_sql` for a checked `index_date` over `extract` (its code lists registered)."""
+    codelists.register(extract)
+    return panel_sql(
+        extract.manifest, index_date, definition, include_opted_out=include_opted_out,
+        sample=sample,
+    )  # fmt: skip
 
 
 def build_panel(
@@ -136,7 +224,8 @@ def build_panel(
     include_opted_out: bool = False,
     sample: PersonSample | None = None,
 ) -> pd.DataFrame:
-    """Features and outcome for every eligible person at each index date, stacked.
+    """Features and outcome for every eligible person at each index date, stacked in date order,
+    each date by person_id (`panel_sql`).
 
     Agency columns are named `outcome_<agency>`. People who opted out are left out (contract:
     not used for training) unless `include_opted_out`. With `sample`, only its people are read
@@ -146,22 +235,11 @@ def build_panel(
     """
     definition = definition or OutcomeSettings()
     progress = progress or no_progress
-    if not index_dates:
-        raise FeatureError("no index dates given for the panel")
-    start = history_start(extract)
-    if start is None:
-        raise FeatureError(f"{extract.path.name}: the extract holds no dated records")
-    dates = [check_index_date(extract.manifest, day, start) for day in sorted(set(index_dates))]
-    check_outcome_observed(extract.manifest, dates, definition)
+    dates = panel_dates(extract, index_dates, definition)
 
     def one(on: Extract, day: date) -> pd.DataFrame:
-        features = build_features(on, day, None, sample)
-        outcome = build_outcome(on, day, definition, sample)
-        outcome = outcome.rename(columns={a: f"outcome_{a}" for a in definition.agencies})
-        frame = features.merge(outcome, on="person_id", how="inner", validate="one_to_one")
-        if len(frame) != len(features):
-            raise RuntimeError(f"outcome and feature cohorts differ at {day}")
-        return frame if include_opted_out else frame[frame["data_opt_out"] == 0]
+        sql = panel_query(on, day, definition, include_opted_out=include_opted_out, sample=sample)
+        return feature_table(on.frame(sql))
 
     progress("panel", 0.0)
     if extract.engine != "duckdb" or len(dates) == 1:
@@ -171,6 +249,30 @@ def build_panel(
             progress("panel", (i + 1) / len(dates))
         return pd.concat(parts, ignore_index=True)
     return pd.concat(_dates_concurrently(extract, dates, one, progress), ignore_index=True)
+
+
+def build_panel_df(
+    extract: SparkExtract,
+    index_dates: list[date],
+    definition: OutcomeSettings | None = None,
+    *,
+    include_opted_out: bool = False,
+    sample: PersonSample | None = None,
+) -> SparkDataFrame:
+    """`build_panel` on a Spark extract as one Spark DataFrame, nothing collected: each date's
+    `panel_sql` stacked and sorted by `PANEL_ORDER` (the columns as Spark types them; written to
+    Parquet and read by pandas they give `build_panel`'s table)."""
+    definition = definition or OutcomeSettings()
+    dates = panel_dates(extract, index_dates, definition)
+
+    def one(day: date) -> SparkDataFrame:
+        sql = panel_query(
+            extract, day, definition, include_opted_out=include_opted_out, sample=sample
+        )
+        return extract.df(sql)
+
+    parts = [one(day) for day in dates]
+    return reduce(lambda a, b: a.unionByName(b), parts).orderBy(*PANEL_ORDER)
 
 
 # Index dates built at once on DuckDB: one query's single-threaded parts (its start, the transfer

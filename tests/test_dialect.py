@@ -11,7 +11,7 @@ import pytest
 from config.settings import OutcomeSettings
 from features.build import features_sql
 from features.cohort import ineligibility_sql
-from features.outcome import outcome_sql
+from features.outcome import outcome_sql, panel_sql
 from records.contract import TABLES
 from records.dialect import DialectError, to_spark
 from records.loader import _late_sql, _load_sql, _Source
@@ -26,6 +26,7 @@ def test_every_query_casefinder_writes_compiles_to_spark() -> None:
         assert "MAX_BY(" in spark and "ARG_MAX" not in spark.upper()
         assert "CAST(36.0 AS DOUBLE)" in spark  # the eFI's divisor is not a DECIMAL on Spark
         to_spark(outcome_sql(day, OutcomeSettings()))
+        to_spark(panel_sql(MANIFEST, day, OutcomeSettings()))
         to_spark(f"SELECT {ineligibility_sql(day)} AS reason FROM people AS p")
     for table in TABLES.values():
         source = _Source(
