@@ -167,6 +167,18 @@ def arrow_batches(df: DataFrame) -> Iterator[pa.RecordBatch]:
             yield from reader
 
 
+def write_parquet(df: DataFrame, out: str) -> DataFrame:
+    """`df` written by Spark itself as a Parquet dataset at `out` (a local path, made absolute,
+    or any Hadoop-compatible URI), replacing whatever is there: a folder of part files in
+    `df`'s order (`part-00000` first), which `pandas.read_parquet` and `spark.read.parquet` read
+    as one table. Nothing is collected to the driver. Returns the written table, read back
+    lazily from its files (for counts)."""
+    if not _is_remote_uri(out):
+        out = str(Path(out.removeprefix("file://")).resolve())
+    df.write.mode("overwrite").parquet(out)
+    return df.sparkSession.read.parquet(out)
+
+
 # ---------------------------------------------------------------------------- sources
 
 _SPARK_TYPES = {

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from hypothesis import strategies as st
 
 from features.codelists import CHARLSON_TABLE, bnf_groups, charlson_codes, gp_code_rows, hfrs_points
@@ -263,6 +264,15 @@ def merged(batch: list[dict[str, list[dict[str, str]]]]) -> dict[str, list[dict[
                 for r in records
             )
     return out
+
+
+def assert_same_output(duck_file: Path, spark_folder: Path) -> pd.DataFrame:
+    """What pandas reads from Spark's Parquet folder is exactly DuckDB's file: same columns in
+    the same order, same dtypes, same rows in the same order, integers and text equal, floats to
+    1e-9 relative, nulls in the same places. Returns DuckDB's table."""
+    duck, ours = pd.read_parquet(duck_file), pd.read_parquet(spark_folder)
+    pd.testing.assert_frame_equal(ours, duck, check_exact=False, rtol=1e-9, atol=0)
+    return duck
 
 
 def to_catalog(spark: Any, folder: Path, database: str, location: Path) -> str:

@@ -105,12 +105,39 @@ def test_features_command_bad_index_dates_exit_2(
 def test_commands_refuse_bad_options(folder: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["features", str(folder), "--out", str(tmp_path / "f.csv")])
-    assert result.exit_code == 2 and "give a .parquet file name" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "give a .parquet name" in " ".join(result.output.split())
     args = ["panel", str(folder), "--to", "2025-01-01", "--out", str(tmp_path / "p.parquet")]
     result = runner.invoke(app, [*args, "--from", "2024-13-01"])
     assert result.exit_code == 2 and "not a date" in result.output
     result = runner.invoke(app, [*args, "--from", "2026-01-01"])
     assert result.exit_code == 2 and "before it starts" in " ".join(result.output.split())
+
+
+def test_an_out_that_cannot_be_written_as_asked_is_refused_before_loading(
+    folder: Path, tmp_path: Path
+) -> None:
+    """DuckDB writes one file (a folder at --out, e.g. a Spark output, is not replaced; a Hadoop
+    URI needs Spark); Spark replaces a Parquet dataset's folder, never one holding other files.
+    All refused before the extract is loaded (no Spark session is started here)."""
+    runner = CliRunner()
+    spark_output = tmp_path / "spark.parquet"
+    spark_output.mkdir()
+    (spark_output / "part-00000-x.snappy.parquet").write_bytes(b"")
+    notes = tmp_path / "notes.parquet"
+    notes.mkdir()
+    (notes / "keep.txt").write_text("mine")
+    cases = [
+        ("duckdb", str(spark_output), "a folder (written by --engine spark?)"),
+        ("duckdb", "s3a://bucket/f.parquet", "a Hadoop URI needs --engine spark"),
+        ("spark", str(notes), "a folder holding more than a Parquet dataset; not replaced"),
+    ]
+    for engine, out, message in cases:
+        args = ["features", str(folder), "--out", out, "--engine", engine]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert message in " ".join(result.output.split())
+    assert (notes / "keep.txt").read_text() == "mine"
+    assert (spark_output / "part-00000-x.snappy.parquet").exists()
 
 
 def test_commands_refuse_an_unusable_extract(tmp_path: Path) -> None:

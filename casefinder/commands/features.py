@@ -15,6 +15,7 @@ from casefinder.progress import ProgressFn, progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import DataFrame as SparkDataFrame
 
     from records import Extract
 
@@ -55,19 +56,68 @@ def _load(path: str, progress: ProgressFn) -> Extract:
     return extract
 
 
-def _check_out(out: Path) -> None:
-    if out.suffix.lower() != ".parquet":
-        raise fail(f"--out {out}: give a .parquet file name")
+_OUT_HELP = (
+    " to write, named .parquet: a Parquet file; with --engine spark a folder of Parquet part "
+    "files written by Spark itself (a local path or a Hadoop URI), which pandas.read_parquet "
+    "and spark.read.parquet read as one table. Replaced if present."
+)
 
 
-def _write(frame: pd.DataFrame, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out, index=False)
+def _is_uri(out: str) -> bool:
+    return "://" in out and not out.startswith("file://")
+
+
+def _is_parquet_dataset(folder: Path) -> bool:
+    """Whether `folder` holds only a Parquet dataset's files (part files, Spark's markers)."""
+    return all(
+        f.is_file() and (f.name.startswith(("part-", "_", ".")) or f.suffix == ".parquet")
+        for f in folder.iterdir()
+    )
+
+
+def _check_out(out: str) -> None:
+    """`--out` checked before anything is loaded (a clear error, exit 2): a .parquet name; on
+    DuckDB a local file, not a folder; on Spark a local path or a Hadoop URI, an existing local
+    folder only if it holds a Parquet dataset (replaced, as DuckDB replaces its file)."""
+    from config.settings import load_settings
+
+    if not out.rstrip("/").lower().endswith(".parquet"):
+        raise fail(f"--out {out}: give a .parquet name")
+    if load_settings().engine.name == "spark":
+        local = None if _is_uri(out) else Path(out.removeprefix("file://"))
+        if local is not None and local.is_dir() and not _is_parquet_dataset(local):
+            raise fail(f"--out {out}: a folder holding more than a Parquet dataset; not replaced")
+    elif _is_uri(out):
+        raise fail(f"--out {out}: a Hadoop URI needs --engine spark")
+    elif Path(out).is_dir():
+        raise fail(
+            f"--out {out}: a folder (written by --engine spark?); DuckDB writes one file: "
+            "remove it or give another name"
+        )
+
+
+def _write(frame: pd.DataFrame, out: str) -> None:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def _write_on_spark(
+    df: SparkDataFrame, out: str, progress: ProgressFn, stage: str
+) -> SparkDataFrame:
+    """`df` written by Spark at `out`, no row through the driver; the written table, read back
+    lazily (for counts)."""
+    from records.spark import write_parquet
+
+    progress(stage, 0.0)
+    written = write_parquet(df, out)
+    progress(stage, 1.0)
+    return written
 
 
 def features_command(
     extract: ExtractArg,
-    out: Annotated[Path, typer.Option("--out", help="Feature table to write (.parquet).")],
+    out: Annotated[str, typer.Option("--out", help="Feature table" + _OUT_HELP)],
     index_date: Annotated[
         str | None,
         typer.Option("--index-date", help="First day of a month; default: day after extract."),
@@ -76,7 +126,7 @@ def features_command(
 ) -> None:
     """Build the feature table: one row per eligible person at the index date."""
     use_engine(engine)
-    from features import build_features
+    from features import build_features, build_features_df
 
     _check_out(out)
     with _clear_errors(), progress_bar(console) as progress:
@@ -84,16 +134,21 @@ def features_command(
         day = parse_date(index_date, "--index-date") or (
             loaded.manifest.extract_date + timedelta(days=1)
         )
-        frame = build_features(loaded, day, progress)
-    _write(frame, out)
-    console.print(f"{len(frame):,} people x {frame.shape[1] - 4} features at {day} -> {out}")
+        if loaded.engine == "spark":  # written by Spark: no person's row reaches the driver
+            written = _write_on_spark(build_features_df(loaded, day), out, progress, "features")
+            rows, columns = written.count(), len(written.columns)
+        else:
+            frame = build_features(loaded, day, progress)
+            _write(frame, out)
+            rows, columns = frame.shape
+    console.print(f"{rows:,} people x {columns - 4} features at {day} -> {out}")
 
 
 def panel_command(
     extract: ExtractArg,
     start: Annotated[str, typer.Option("--from", help="First index date (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option("--to", help="Last index date (YYYY-MM-DD).")],
-    out: Annotated[Path, typer.Option("--out", help="Panel to write (.parquet).")],
+    out: Annotated[str, typer.Option("--out", help="Panel" + _OUT_HELP)],
     every: Annotated[str, typer.Option("--every", help="Step between dates: 1M, 3M, 1Y.")] = "3M",
     include_opted_out: Annotated[
         bool, typer.Option("--include-opted-out", help="Keep people who opted out.")
@@ -103,26 +158,30 @@ def panel_command(
     """Build a training panel: features and outcome at each index date in a range."""
     use_engine(engine)
     from config.settings import load_settings
-    from features import build_panel, index_dates
+    from features import build_panel, build_panel_df, index_dates
 
     _check_out(out)
     first, last = parse_date(start, "--from"), parse_date(end, "--to")
     assert first is not None and last is not None
+    definition = load_settings().outcome
     with _clear_errors():
         dates = index_dates(first, last, every)
         with progress_bar(console) as progress:
             loaded = _load(extract, progress)
-            frame = build_panel(
-                loaded,
-                dates,
-                load_settings().outcome,
-                progress,
-                include_opted_out=include_opted_out,
-            )
-    _write(frame, out)
+            if loaded.engine == "spark":  # written by Spark: no person's row reaches the driver
+                df = build_panel_df(loaded, dates, definition, include_opted_out=include_opted_out)
+                written = _write_on_spark(df, out, progress, "panel")
+                [(rows, rate)] = written.selectExpr("count(*)", "avg(outcome)").collect()
+            else:
+                frame = build_panel(
+                    loaded, dates, definition, progress, include_opted_out=include_opted_out
+                )
+                _write(frame, out)
+                rows, rate = len(frame), frame["outcome"].mean()
+    rate = float("nan") if rate is None else rate
     console.print(
-        f"{len(frame):,} rows over {len(dates)} index dates ({dates[0]} to {dates[-1]}), "
-        f"outcome rate {frame['outcome'].mean():.1%} -> {out}"
+        f"{rows:,} rows over {len(dates)} index dates ({dates[0]} to {dates[-1]}), "
+        f"outcome rate {rate:.1%} -> {out}"
     )
 
 
