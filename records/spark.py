@@ -173,7 +173,7 @@ def write_parquet(df: DataFrame, out: str) -> DataFrame:
     `df`'s order (`part-00000` first), which `pandas.read_parquet` and `spark.read.parquet` read
     as one table. Nothing is collected to the driver. Returns the written table, read back
     lazily from its files (for counts)."""
-    if not _is_remote_uri(out):
+    if not is_hadoop_uri(out):
         out = str(Path(out.removeprefix("file://")).resolve())
     df.write.mode("overwrite").parquet(out)
     return df.sparkSession.read.parquet(out)
@@ -194,13 +194,15 @@ def _duck_type(spark_type: str) -> str:
     return "DECIMAL" if t.startswith("decimal") else _SPARK_TYPES.get(t, "OTHER")
 
 
-def _is_remote_uri(path: str) -> bool:
+def is_hadoop_uri(path: str) -> bool:
+    """Whether `path` is a Hadoop-compatible URI (`s3a://`, `abfss://`, ...) rather than a
+    local path (`file://` counts as local)."""
     return "://" in path and not path.startswith("file://")
 
 
 def _exists(spark: SparkSession, uri: str) -> bool:
     """Whether a file exists at `uri` (local path or any Hadoop-compatible URI)."""
-    if not _is_remote_uri(uri):
+    if not is_hadoop_uri(uri):
         return Path(uri.removeprefix("file://")).is_file()
     jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
     hadoop_path = jvm.org.apache.hadoop.fs.Path(uri)
@@ -416,7 +418,7 @@ def _manifest(spark: SparkSession, source: str) -> Manifest:
         if len(rows) != 1:
             raise ExtractError(f"{full}: expected one row, found {len(rows)}")
         return parse_manifest(rows[0][0])
-    if not _is_remote_uri(source):
+    if not is_hadoop_uri(source):
         folder = Path(source.removeprefix("file://"))
         if not folder.is_dir():
             raise ExtractError(f"{folder}: not a folder")
@@ -432,7 +434,7 @@ def _local_problem(source: _Source, folder: str | None) -> str | None:
     """For a local CSV file, what the DuckDB loader's strict read finds wrong with it, in its
     own words with the line ("line 4: expected 4 columns, found 5", "line 5: not UTF-8";
     `records.loader.csv_problem` streams the file once); None when it reads, or elsewhere."""
-    if source.kind != "csv" or folder is None or _is_remote_uri(folder):
+    if source.kind != "csv" or folder is None or is_hadoop_uri(folder):
         return None
     local = Path(folder.removeprefix("file://")) / source.path.name
     return csv_problem(replace(source, path=local))
@@ -474,7 +476,7 @@ def load_spark_extract(
         database = text[len(CATALOG_PREFIX) :]
         sources = [_catalog_source(spark, database, t) for t in TABLES.values()]
     else:
-        folder = text if _is_remote_uri(text) else str(Path(text.removeprefix("file://")))
+        folder = text if is_hadoop_uri(text) else str(Path(text.removeprefix("file://")))
         sources = [_read_source(spark, folder, t) for t in TABLES.values()]
     views: dict[str, str] = {}
     reports: dict[str, TableReport] = {}

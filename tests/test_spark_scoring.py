@@ -59,24 +59,36 @@ def assert_same_scores(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
 def test_predict_command_on_spark_writes_duckdbs_scores(
     spark: Any, champion: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On Spark the scores are written by Spark itself (a folder of part files), no person's
+    score through the driver, and read back they are DuckDB's file."""
+    from test_spark_outputs import driver_collects, person_level
+
     settings = champion["settings"]
     monkeypatch.setenv("CASEFINDER_HOME", str(settings.home))
     monkeypatch.delenv("CASEFINDER_CONFIG", raising=False)
     monkeypatch.delenv("CASEFINDER_ENGINE__NAME", raising=False)
     outs = {}
+    collected = []
     for engine in ("duckdb", "spark"):
         outs[engine] = tmp_path / f"{engine}.parquet"
-        result = CliRunner().invoke(
-            app,
-            ["predict", str(champion["extract"]), "--index-date", DAY_AFTER_EXTRACT,
-             "--out", str(outs[engine]), "--engine", engine],
-        )  # fmt: skip
+        with driver_collects() as seen:
+            result = CliRunner().invoke(
+                app,
+                ["predict", str(champion["extract"]), "--index-date", DAY_AFTER_EXTRACT,
+                 "--out", str(outs[engine]), "--engine", engine],
+            )  # fmt: skip
+        collected += seen
         assert result.exit_code == 0, result.output
     monkeypatch.delenv("CASEFINDER_ENGINE__NAME", raising=False)
+    assert outs["duckdb"].is_file() and outs["spark"].is_dir()
     duck, ours = pd.read_parquet(outs["duckdb"]), pd.read_parquet(outs["spark"])
     assert_same_scores(duck, ours)
+    assert duck.dtypes.equals(ours.dtypes)
     assert duck["person_id"].is_monotonic_increasing
     assert duck["band"].nunique() > 1  # the model separates people: bands are a real check
+    assert f"Scored {len(duck):,} people" in " ".join(result.output.split())
+    assert collected, "the probe recorded nothing: the loader's counts should show"
+    assert person_level(collected, len(duck)) == []
 
 
 def test_predict_on_spark_gives_duckdbs_scores_on_a_generated_extract(

@@ -15,7 +15,10 @@ from models.registry import CHAMPION, load_risk_model
 from models.risk_model import RiskModel
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
+
     from records import Extract
+    from records.spark import SparkExtract
 
 OUTPUT_COLUMNS = ["person_id", "index_date", "probability", "band", "model_version"]
 
@@ -52,13 +55,26 @@ def score_extract(
     features.check_index_date(extract.manifest, index_date)
     if extract.engine != "spark":
         return score_rows(model, features.build_features(extract, index_date), version)
+    out = scores_df(extract, index_date, model, version).toPandas()  # type: ignore[arg-type]
+    return output_frame(out, out["probability"].to_numpy(float), out["band"].to_numpy(), version)
+
+
+def scores_df(
+    extract: SparkExtract, index_date: date, model: RiskModel, version: str
+) -> SparkDataFrame:
+    """`score_extract`'s table on a Spark extract as a Spark DataFrame (`OUTPUT_COLUMNS`, by
+    person_id), scored on the executors (`models.spark_scoring`), nothing collected."""
+    from pyspark.sql import functions as F
+
+    import features
     from models.spark_scoring import score_on_executors
 
-    df = features.build_features_df(extract, index_date)  # type: ignore[arg-type]
+    features.check_index_date(extract.manifest, index_date)
+    df = features.build_features_df(extract, index_date)
     scored = score_on_executors(model, df, keep=["person_id", "index_date"])
-    rows = scored.select("person_id", "index_date", "probability", "band").orderBy("person_id")
-    out = rows.toPandas()
-    return output_frame(out, out["probability"].to_numpy(float), out["band"].to_numpy(), version)
+    return scored.select(
+        "person_id", "index_date", "probability", "band", F.lit(str(version)).alias("model_version")
+    ).orderBy("person_id")
 
 
 def predict(
@@ -83,3 +99,31 @@ def predict(
         extract.close()
     progress("score", 1.0)
     return scores
+
+
+def write_predictions_on_spark(
+    extract_path: str,
+    index_date: date,
+    out: str,
+    settings: Settings,
+    model_ref: str = CHAMPION,
+    progress: ProgressFn | None = None,
+) -> tuple[int, str]:
+    """`predict` on Spark with its table written by Spark itself at `out` (a folder of Parquet
+    part files by person_id, a local path or any Hadoop URI, replacing what is there), so no
+    person's score reaches the driver; `pandas.read_parquet(out)` gives `predict`'s table.
+    Returns the number of people scored and the model version."""
+    from records import open_extract
+    from records.spark import write_parquet
+
+    progress = progress or no_progress
+    model, version = load_risk_model(settings, model_ref)
+    extract = open_extract(extract_path, settings, progress)
+    try:
+        progress("score", 0.0)
+        written = write_parquet(scores_df(extract, index_date, model, version), out)  # type: ignore[arg-type]
+        rows = written.count()
+    finally:
+        extract.close()
+    progress("score", 1.0)
+    return rows, str(version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -58,3 +59,49 @@ def use_engine(engine: str | None) -> None:
     """Make `--engine` win over the config file for this command (as CASEFINDER_ENGINE__NAME)."""
     if engine is not None:
         os.environ["CASEFINDER_ENGINE__NAME"] = engine
+
+
+# Kept as text: a Hadoop URI (`s3a://...`) or `catalog:DATABASE` is not a local path.
+ExtractArg = Annotated[
+    str,
+    typer.Argument(
+        help="Extract folder (manifest.json + tables); with --engine spark also a Hadoop URI "
+        "or catalog:DATABASE (docs/spark.md)."
+    ),
+]
+
+PARQUET_OUT_HELP = (
+    " to write, named .parquet: a Parquet file; with --engine spark a folder of Parquet part "
+    "files written by Spark itself (a local path or a Hadoop URI), which pandas.read_parquet "
+    "and spark.read.parquet read as one table. Replaced if present."
+)
+
+
+def _is_parquet_dataset(folder: Path) -> bool:
+    """Whether `folder` holds only a Parquet dataset's files (part files, Spark's markers)."""
+    return all(
+        f.is_file() and (f.name.startswith(("part-", "_", ".")) or f.suffix == ".parquet")
+        for f in folder.iterdir()
+    )
+
+
+def check_parquet_out(out: str) -> None:
+    """`--out` checked before anything is loaded (a clear error, exit 2): a .parquet name; on
+    DuckDB a local file, not a folder; on Spark a local path or a Hadoop URI, an existing local
+    folder only if it holds a Parquet dataset (replaced, as DuckDB replaces its file)."""
+    from config.settings import load_settings
+    from records.spark import is_hadoop_uri
+
+    if not out.rstrip("/").lower().endswith(".parquet"):
+        raise fail(f"--out {out}: give a .parquet name")
+    if load_settings().engine.name == "spark":
+        local = None if is_hadoop_uri(out) else Path(out.removeprefix("file://"))
+        if local is not None and local.is_dir() and not _is_parquet_dataset(local):
+            raise fail(f"--out {out}: a folder holding more than a Parquet dataset; not replaced")
+    elif is_hadoop_uri(out):
+        raise fail(f"--out {out}: a Hadoop URI needs --engine spark")
+    elif Path(out).is_dir():
+        raise fail(
+            f"--out {out}: a folder (written by --engine spark?); DuckDB writes one file: "
+            "remove it or give another name"
+        )

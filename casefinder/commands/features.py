@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from casefinder.commands.common import EngineOption, console, fail, parse_date, use_engine
+from casefinder.commands.common import (
+    PARQUET_OUT_HELP,
+    EngineOption,
+    ExtractArg,
+    check_parquet_out,
+    console,
+    fail,
+    parse_date,
+    use_engine,
+)
 from casefinder.progress import ProgressFn, progress_bar
 
 if TYPE_CHECKING:
@@ -18,15 +27,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
 
     from records import Extract
-
-# Kept as text: a Hadoop URI (`s3a://...`) or `catalog:DATABASE` is not a local path.
-ExtractArg = Annotated[
-    str,
-    typer.Argument(
-        help="Extract folder (manifest.json + tables); with --engine spark also a Hadoop URI "
-        "or catalog:DATABASE (docs/spark.md)."
-    ),
-]
 
 
 @contextmanager
@@ -56,46 +56,6 @@ def _load(path: str, progress: ProgressFn) -> Extract:
     return extract
 
 
-_OUT_HELP = (
-    " to write, named .parquet: a Parquet file; with --engine spark a folder of Parquet part "
-    "files written by Spark itself (a local path or a Hadoop URI), which pandas.read_parquet "
-    "and spark.read.parquet read as one table. Replaced if present."
-)
-
-
-def _is_uri(out: str) -> bool:
-    return "://" in out and not out.startswith("file://")
-
-
-def _is_parquet_dataset(folder: Path) -> bool:
-    """Whether `folder` holds only a Parquet dataset's files (part files, Spark's markers)."""
-    return all(
-        f.is_file() and (f.name.startswith(("part-", "_", ".")) or f.suffix == ".parquet")
-        for f in folder.iterdir()
-    )
-
-
-def _check_out(out: str) -> None:
-    """`--out` checked before anything is loaded (a clear error, exit 2): a .parquet name; on
-    DuckDB a local file, not a folder; on Spark a local path or a Hadoop URI, an existing local
-    folder only if it holds a Parquet dataset (replaced, as DuckDB replaces its file)."""
-    from config.settings import load_settings
-
-    if not out.rstrip("/").lower().endswith(".parquet"):
-        raise fail(f"--out {out}: give a .parquet name")
-    if load_settings().engine.name == "spark":
-        local = None if _is_uri(out) else Path(out.removeprefix("file://"))
-        if local is not None and local.is_dir() and not _is_parquet_dataset(local):
-            raise fail(f"--out {out}: a folder holding more than a Parquet dataset; not replaced")
-    elif _is_uri(out):
-        raise fail(f"--out {out}: a Hadoop URI needs --engine spark")
-    elif Path(out).is_dir():
-        raise fail(
-            f"--out {out}: a folder (written by --engine spark?); DuckDB writes one file: "
-            "remove it or give another name"
-        )
-
-
 def _write(frame: pd.DataFrame, out: str) -> None:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +77,7 @@ def _write_on_spark(
 
 def features_command(
     extract: ExtractArg,
-    out: Annotated[str, typer.Option("--out", help="Feature table" + _OUT_HELP)],
+    out: Annotated[str, typer.Option("--out", help="Feature table" + PARQUET_OUT_HELP)],
     index_date: Annotated[
         str | None,
         typer.Option("--index-date", help="First day of a month; default: day after extract."),
@@ -128,7 +88,7 @@ def features_command(
     use_engine(engine)
     from features import build_features, build_features_df
 
-    _check_out(out)
+    check_parquet_out(out)
     with _clear_errors(), progress_bar(console) as progress:
         loaded = _load(extract, progress)
         day = parse_date(index_date, "--index-date") or (
@@ -148,7 +108,7 @@ def panel_command(
     extract: ExtractArg,
     start: Annotated[str, typer.Option("--from", help="First index date (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option("--to", help="Last index date (YYYY-MM-DD).")],
-    out: Annotated[str, typer.Option("--out", help="Panel" + _OUT_HELP)],
+    out: Annotated[str, typer.Option("--out", help="Panel" + PARQUET_OUT_HELP)],
     every: Annotated[str, typer.Option("--every", help="Step between dates: 1M, 3M, 1Y.")] = "3M",
     include_opted_out: Annotated[
         bool, typer.Option("--include-opted-out", help="Keep people who opted out.")
@@ -160,7 +120,7 @@ def panel_command(
     from config.settings import load_settings
     from features import build_panel, build_panel_df, index_dates
 
-    _check_out(out)
+    check_parquet_out(out)
     first, last = parse_date(start, "--from"), parse_date(end, "--to")
     assert first is not None and last is not None
     definition = load_settings().outcome

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from casefinder.commands.common import EngineOption, console, fail, parse_date, use_engine
+from casefinder.commands.common import (
+    PARQUET_OUT_HELP,
+    EngineOption,
+    ExtractArg,
+    check_parquet_out,
+    console,
+    fail,
+    parse_date,
+    use_engine,
+)
 from casefinder.imports import lightgbm_without_sklearn
 from casefinder.progress import progress_bar
 
@@ -220,9 +229,9 @@ def models() -> None:
 
 
 def predict(
-    extract: Annotated[Path, typer.Argument(help="Extract folder (manifest.json + tables).")],
+    extract: ExtractArg,
     index_date: Annotated[str, typer.Option("--index-date", help="First of a month, YYYY-MM-DD.")],
-    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    out: Annotated[str, typer.Option("--out", help="Scores" + PARQUET_OUT_HELP)],
     model: Annotated[
         str, typer.Option("--model", help="Version number or alias (default: champion).")
     ] = "champion",
@@ -235,21 +244,29 @@ def predict(
     from models.registry import RegistryError
     from records import ExtractError
 
+    check_parquet_out(out)
     lightgbm_without_sklearn()
     from training import predict
+    from training.predict import write_predictions_on_spark
 
     day = parse_date(index_date, "--index-date")
     assert day is not None
     settings = load_settings()
     try:
         with progress_bar(console) as progress:
-            scores = predict(extract, day, settings, model_ref=model, progress=progress)
+            if settings.engine.name == "spark":  # written by Spark: no score through the driver
+                people, version = write_predictions_on_spark(
+                    extract, day, out, settings, model_ref=model, progress=progress
+                )
+            else:
+                scores = predict(Path(extract), day, settings, model_ref=model, progress=progress)
+                Path(out).parent.mkdir(parents=True, exist_ok=True)
+                scores.to_parquet(out, index=False)
+                people = len(scores)
+                version = scores["model_version"].iloc[0] if people else "?"
     except (RegistryError, FeatureError, ExtractError) as exc:
         raise fail(str(exc)) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scores.to_parquet(out, index=False)
-    version = scores["model_version"].iloc[0] if len(scores) else "?"
-    console.print(f"Scored {len(scores):,} people at {day} with model version {version}: {out}")
+    console.print(f"Scored {people:,} people at {day} with model version {version}: {out}")
 
 
 def mlflow_ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
