@@ -44,8 +44,9 @@ dictionary, and the explanation text on lists and pages.
   the Clinical Frailty Scale score and other measurements are missing (NaN) when never recorded.
 - **Codes**: categorical features are integer codes with labels (below); `neighbourhood_code`
   numbers the extract's neighbourhood names in sorted order (`features.neighbourhood_labels`).
-- **Portability**: the query is standard SQL (run by DuckDB here); `features.features_sql(...)`
-  transpiles to Spark SQL with `sqlglot` for national-scale extracts.
+- **Portability**: one query, in the SQL subset DuckDB and Spark agree on (`records.dialect`):
+  DuckDB runs it as written and Spark runs it compiled with `sqlglot` (`--engine spark`,
+  [spark.md](spark.md)); the training panel joins the outcome onto it in the same query.
 - **Model inputs**: features marked "no" under *model* are kept for eligibility and list rules
   only. Features marked *what-if* are ones a clinician could sensibly change.
 
