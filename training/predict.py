@@ -52,8 +52,8 @@ def score_extract(
     reach the driver. Rows in person_id order on both engines."""
     import features
 
-    features.check_index_date(extract.manifest, index_date)
     if extract.engine != "spark":
+        features.check_index_date(extract.manifest, index_date)
         return score_rows(model, features.build_features(extract, index_date), version)
     out = scores_df(extract, index_date, model, version).toPandas()  # type: ignore[arg-type]
     return output_frame(out, out["probability"].to_numpy(float), out["band"].to_numpy(), version)
