@@ -173,8 +173,8 @@ def write_parquet(df: DataFrame, out: str) -> DataFrame:
     `df`'s order (`part-00000` first), which `pandas.read_parquet` and `spark.read.parquet` read
     as one table. Nothing is collected to the driver. Returns the written table, read back
     lazily from its files (for counts)."""
-    if not is_hadoop_uri(out):
-        out = str(Path(out.removeprefix("file://")).resolve())
+    if (local := local_path(out)) is not None:
+        out = str(local.resolve())
     df.write.mode("overwrite").parquet(out)
     return df.sparkSession.read.parquet(out)
 
@@ -194,16 +194,18 @@ def _duck_type(spark_type: str) -> str:
     return "DECIMAL" if t.startswith("decimal") else _SPARK_TYPES.get(t, "OTHER")
 
 
-def is_hadoop_uri(path: str) -> bool:
-    """Whether `path` is a Hadoop-compatible URI (`s3a://`, `abfss://`, ...) rather than a
-    local path (`file://` counts as local)."""
-    return "://" in path and not path.startswith("file://")
+def local_path(path: str) -> Path | None:
+    """The local path `path` names (a `file://` prefix dropped), or None when it is a
+    Hadoop-compatible URI (`s3a://`, `abfss://`, ...)."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    return Path(path.removeprefix("file://"))
 
 
 def _exists(spark: SparkSession, uri: str) -> bool:
     """Whether a file exists at `uri` (local path or any Hadoop-compatible URI)."""
-    if not is_hadoop_uri(uri):
-        return Path(uri.removeprefix("file://")).is_file()
+    if (local := local_path(uri)) is not None:
+        return local.is_file()
     jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
     hadoop_path = jvm.org.apache.hadoop.fs.Path(uri)
     fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
@@ -418,8 +420,7 @@ def _manifest(spark: SparkSession, source: str) -> Manifest:
         if len(rows) != 1:
             raise ExtractError(f"{full}: expected one row, found {len(rows)}")
         return parse_manifest(rows[0][0])
-    if not is_hadoop_uri(source):
-        folder = Path(source.removeprefix("file://"))
+    if (folder := local_path(source)) is not None:
         if not folder.is_dir():
             raise ExtractError(f"{folder}: not a folder")
         return read_manifest(folder)
@@ -434,10 +435,10 @@ def _local_problem(source: _Source, folder: str | None) -> str | None:
     """For a local CSV file, what the DuckDB loader's strict read finds wrong with it, in its
     own words with the line ("line 4: expected 4 columns, found 5", "line 5: not UTF-8";
     `records.loader.csv_problem` streams the file once); None when it reads, or elsewhere."""
-    if source.kind != "csv" or folder is None or is_hadoop_uri(folder):
+    local = None if folder is None else local_path(folder)
+    if source.kind != "csv" or local is None:
         return None
-    local = Path(folder.removeprefix("file://")) / source.path.name
-    return csv_problem(replace(source, path=local))
+    return csv_problem(replace(source, path=local / source.path.name))
 
 
 def _malformed(source: _Source, folder: str | None) -> str:
@@ -476,7 +477,8 @@ def load_spark_extract(
         database = text[len(CATALOG_PREFIX) :]
         sources = [_catalog_source(spark, database, t) for t in TABLES.values()]
     else:
-        folder = text if is_hadoop_uri(text) else str(Path(text.removeprefix("file://")))
+        local = local_path(text)
+        folder = text if local is None else str(local)
         sources = [_read_source(spark, folder, t) for t in TABLES.values()]
     views: dict[str, str] = {}
     reports: dict[str, TableReport] = {}

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from features.dates import Month
 
 console = Console()
@@ -90,18 +92,26 @@ def check_parquet_out(out: str) -> None:
     DuckDB a local file, not a folder; on Spark a local path or a Hadoop URI, an existing local
     folder only if it holds a Parquet dataset (replaced, as DuckDB replaces its file)."""
     from config.settings import load_settings
-    from records.spark import is_hadoop_uri
+    from records.spark import local_path
 
     if not out.rstrip("/").lower().endswith(".parquet"):
         raise fail(f"--out {out}: give a .parquet name")
+    local = local_path(out)
     if load_settings().engine.name == "spark":
-        local = None if is_hadoop_uri(out) else Path(out.removeprefix("file://"))
         if local is not None and local.is_dir() and not _is_parquet_dataset(local):
             raise fail(f"--out {out}: a folder holding more than a Parquet dataset; not replaced")
-    elif is_hadoop_uri(out):
+    elif local is None:
         raise fail(f"--out {out}: a Hadoop URI needs --engine spark")
-    elif Path(out).is_dir():
+    elif local.is_dir():
         raise fail(
             f"--out {out}: a folder (written by --engine spark?); DuckDB writes one file: "
             "remove it or give another name"
         )
+
+
+def write_parquet_file(frame: pd.DataFrame, out: str) -> None:
+    """A command's table written by pandas as one Parquet file at `out` (checked by
+    `check_parquet_out`), its folder made when missing."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)

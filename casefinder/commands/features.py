@@ -19,11 +19,11 @@ from casefinder.commands.common import (
     fail,
     parse_date,
     use_engine,
+    write_parquet_file,
 )
 from casefinder.progress import ProgressFn, progress_bar
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import DataFrame as SparkDataFrame
 
     from records import Extract
@@ -54,12 +54,6 @@ def _load(path: str, progress: ProgressFn) -> Extract:
             f"(see `casefinder validate {path} --rejects DIR`).[/]"
         )
     return extract
-
-
-def _write(frame: pd.DataFrame, out: str) -> None:
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
 
 
 def _write_on_spark(
@@ -99,7 +93,7 @@ def features_command(
             rows, columns = written.count(), len(written.columns)
         else:
             frame = build_features(loaded, day, progress)
-            _write(frame, out)
+            write_parquet_file(frame, out)
             rows, columns = frame.shape
     console.print(f"{rows:,} people x {columns - 4} features at {day} -> {out}")
 
@@ -136,7 +130,7 @@ def panel_command(
                 frame = build_panel(
                     loaded, dates, definition, progress, include_opted_out=include_opted_out
                 )
-                _write(frame, out)
+                write_parquet_file(frame, out)
                 rows, rate = len(frame), frame["outcome"].mean()
     rate = float("nan") if rate is None else rate
     console.print(

@@ -16,6 +16,7 @@ from casefinder.commands.common import (
     fail,
     parse_date,
     use_engine,
+    write_parquet_file,
 )
 from casefinder.imports import lightgbm_without_sklearn
 from casefinder.progress import progress_bar
@@ -260,8 +261,7 @@ def predict(
                 )
             else:
                 scores = predict(Path(extract), day, settings, model_ref=model, progress=progress)
-                Path(out).parent.mkdir(parents=True, exist_ok=True)
-                scores.to_parquet(out, index=False)
+                write_parquet_file(scores, out)
                 people = len(scores)
                 version = scores["model_version"].iloc[0] if people else "?"
     except (RegistryError, FeatureError, ExtractError) as exc:
