@@ -304,15 +304,17 @@ class Reference:
 
 
 def _tilt(p: np.ndarray, target: float) -> np.ndarray:
-    """Weights (sum 1) closest to equal (exponential tilting) with weights @ p == target."""
+    """Weights (sum 1) closest to equal (exponential tilting) with weights @ p == target.
+
+    The tilted mean rises with the tilt (its derivative is the tilted variance), so bisection
+    finds it: ~100 halvings to the last bit, cheaper than importing scipy.optimize (0.4 s of
+    every scoring process)."""
     n = len(p)
     equal = np.full(n, 1.0 / n)
     if n == 0 or abs(equal @ p - target) < 1e-15:
         return equal
     if not p.min() < target < p.max():
         raise ValueError("the reference probability is outside the background's probabilities")
-    from scipy.optimize import brentq
-
     centred = p - p.mean()
 
     def weights(theta: float) -> np.ndarray:
@@ -321,10 +323,18 @@ def _tilt(p: np.ndarray, target: float) -> np.ndarray:
         return w / w.sum()
 
     hi = 1.0
-    while (weights(hi) @ p - target) * (weights(-hi) @ p - target) > 0:
+    while weights(hi) @ p < target or weights(-hi) @ p > target:
         hi *= 2.0
-    theta = brentq(lambda t: weights(t) @ p - target, -hi, hi, xtol=1e-14, rtol=1e-15)
-    return weights(theta)
+    low, high = -hi, hi
+    while True:
+        mid = 0.5 * (low + high)
+        if mid in (low, high):  # adjacent floats: nothing left to halve
+            break
+        gap = weights(mid) @ p - target
+        if gap == 0.0:
+            break
+        low, high = (mid, high) if gap < 0 else (low, mid)
+    return weights(mid)
 
 
 def _curves(values: np.ndarray, contrib: np.ndarray, weights: np.ndarray) -> tuple[Curve, ...]:
