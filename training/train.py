@@ -28,6 +28,7 @@ from models.risk_model import PlattCalibrator, RiskModel
 from synthetic import ORACLE_FILE
 from training.data import Split, TrainingError, read_oracle, split_panel, training_index_dates
 from training.fit import Fitted, fit_booster
+from training.importance import run_importance_on_thread
 from training.record import RunRecord
 
 __all__ = [
@@ -152,7 +153,7 @@ def train(
 # scikit-learn, about a second (the CLI loads LightGBM without it: casefinder.imports). `train`
 # does all that on a thread while the panel is built inside DuckDB (which releases the GIL), so
 # little of it is waited for.
-SKLEARN_MODULES = ("sklearn.linear_model", "sklearn.pipeline", "sklearn.impute", "sklearn.metrics")
+SKLEARN_MODULES = ("training.evaluation", "training.baselines")  # scikit-learn users
 LOGGING_MODULE = "training.run_log"
 
 
@@ -168,6 +169,14 @@ def _prepare_logging(settings: Settings) -> threading.Thread:
             from training.tracking import open_stores
 
             open_stores(settings)
+            # What `log_model` does first: import the pyfunc flavour (0.3 s) and map installed
+            # packages to modules (0.6 s; MLflow keeps the map) to check the model's
+            # requirements against this environment. A private MLflow function: if it goes,
+            # the suppress above skips it and `log_model` builds the map itself.
+            import mlflow.pyfunc  # noqa: F401
+            from mlflow.utils import requirements_utils
+
+            requirements_utils._init_packages_to_modules_map()
 
     thread = threading.Thread(target=prepare, name="prepare run logging", daemon=True)
     thread.start()
@@ -281,6 +290,7 @@ def train_on_panel(
         },
     )
     progress("calibrate", 1.0)
+    importance = run_importance_on_thread(fitted.booster, split.test, feature_names, cfg.seed)
 
     from training.evaluation import evaluate_model  # scikit-learn: see SKLEARN_MODULES
 
@@ -299,6 +309,7 @@ def train_on_panel(
         },
         trained_at=trained_at,
         started=started,
+        shap_importance=importance,
     )
     if prepared is not None:
         prepared.join()  # one thread opens a store at a time
