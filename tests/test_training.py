@@ -26,6 +26,7 @@ from models.registry import (
     use_tracking,
 )
 from records.contract import CASELOADS
+from training.importance import run_importance
 
 pytestmark = pytest.mark.slow
 
@@ -171,6 +172,40 @@ def test_run_logs_plots_fairness_and_model_card(run: dict[str, Any], store: Mlfl
         result.oracle["auroc"] - result.oracle["model_auroc"]
     )
     assert "model's AUROC gain (95% CI)" in card and "headroom" in card
+
+
+def test_logged_model_carries_the_runs_metrics(run: dict[str, Any], store: MlflowClient) -> None:
+    result = run["result"]
+    client = _client(run)
+    experiment = client.get_run(result.run_id).info.experiment_id
+    (model,) = [
+        m
+        for m in client.search_logged_models(experiment_ids=[experiment])
+        if m.source_run_id == result.run_id
+    ]
+    on_model = {m.key: m.value for m in model.metrics or []}
+    assert on_model == client.get_run(result.run_id).data.metrics
+    assert on_model["test_auroc"] == pytest.approx(result.metrics["auroc"])
+
+
+def test_shap_importance_computed_beside_the_evaluation_is_the_logged_models(
+    run: dict[str, Any], store: MlflowClient
+) -> None:
+    """`train` computes it on a thread: the same numbers as computing it from the logged model
+    and test set afterwards."""
+    result, settings = run["result"], run["settings"]
+
+    def artifact(path: str) -> str:
+        return mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=path)
+
+    logged = pd.read_csv(artifact(artifacts.SHAP_IMPORTANCE), index_col=0).iloc[:, 0]
+    test = pd.read_parquet(artifact(artifacts.TEST_SET))
+    model, _ = load_risk_model(settings, result.version)
+    again = run_importance(model.booster, test, model.feature_names, settings.training.seed)
+    assert len(logged) == len(model.feature_names) > 0
+    pd.testing.assert_series_equal(
+        logged, again.sort_values(ascending=False).round(6), check_names=False
+    )
 
 
 def test_registered_version_has_signature_example_and_scores_like_the_risk_model(

@@ -359,3 +359,22 @@ def test_median_imputer_gives_scikit_learns_median_imputation_with_indicators() 
         assert mine.shape == (len(rows), 6 + 5)
         np.testing.assert_array_equal(mine, theirs.transform(rows))
     assert not np.isnan(ours.transform(new_rows)).any()
+
+
+def test_shap_importance_on_a_thread_is_the_seeded_samples() -> None:
+    from training.importance import SHAP_SAMPLE, run_importance, run_importance_on_thread
+
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame(rng.normal(size=(SHAP_SAMPLE + 500, 4)), columns=list("abcd"))
+    rows["outcome"] = (rows["a"] + rng.normal(size=len(rows)) > 1).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1},
+        lgb.Dataset(rows[list("abcd")], rows["outcome"]),
+        num_boost_round=10,
+    )
+    future = run_importance_on_thread(booster, rows, list("abcd"), seed=7)
+    expected = run_importance(booster, rows, list("abcd"), seed=7)
+    pd.testing.assert_series_equal(future.result(timeout=60), expected)
+    assert expected.idxmax() == "a"
+    # the seed picks the rows: another seed, other numbers
+    assert not np.allclose(run_importance(booster, rows, list("abcd"), seed=8), expected)

@@ -80,10 +80,3 @@ def importance_plot(importance: pd.Series, path: Path, top: int = 20) -> Path:
     ax.set(xlabel="Mean |SHAP value| (log-odds)", title="Global feature importance (SHAP)")
     ax.tick_params(axis="y", labelsize=8)
     return _save(fig, path)
-
-
-def global_shap_importance(booster: object, x: pd.DataFrame) -> pd.Series:
-    """Mean absolute SHAP contribution per feature, from LightGBM's exact TreeSHAP."""
-    contributions = booster.predict(x.astype(float), pred_contrib=True)  # type: ignore[attr-defined]
-    values = np.abs(np.asarray(contributions)[:, :-1]).mean(axis=0)
-    return pd.Series(values, index=list(x.columns), name="mean_abs_shap")

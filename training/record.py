@@ -9,6 +9,10 @@ from models.risk_model import RiskModel
 from training.data import Split
 
 if TYPE_CHECKING:  # the evaluation imports scikit-learn; `train` loads it on a thread
+    from concurrent.futures import Future
+
+    import pandas as pd
+
     from training.evaluation import Evaluation
 
 
@@ -25,3 +29,6 @@ class RunRecord:
     counts: dict[str, int]
     trained_at: str
     started: float | None = None  # epoch seconds when training began (the MLflow run's start)
+    # The global SHAP importance being computed on a thread (`training.importance`); None:
+    # logging the run computes it.
+    shap_importance: Future[pd.Series] | None = None
