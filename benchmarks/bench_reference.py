@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     casefinder = [sys.executable, "-m", "casefinder.cli"]
 
     reference, out = _timed(
-        [sys.executable, str(HERE / "reference_pipeline.py"), str(extract)], env
+        [sys.executable, str(HERE / "reference_pipeline.py"), str(extract), str(args.rounds)], env
     )
     ref = json.loads(out.strip().splitlines()[-1])
     train, _ = _timed([*casefinder, "train", str(extract)], env)
