@@ -431,23 +431,20 @@ def _few_values(
     chosen = {n: cs for (n, cs), k in zip(columns.items(), sampled, strict=True) if k <= limit}
     if not chosen:
         return {}
-    lists = ", ".join(f"list(DISTINCT {_q(src)})" for _, src in chosen.values())
-    distinct = con.execute(f"SELECT {lists} FROM {raw}").fetchone()
     out = {}
-    for (name, (col, _)), values in zip(chosen.items(), distinct, strict=True):
-        if len(values) > FEW_MAX_VALUES:
-            continue
-        cleaned = _clean_text("v", "str")
+    cleaned = _clean_text("v", "str")
+    for name, (col, src) in chosen.items():
         pattern = f"NOT regexp_full_match(c, {_lit(col.pattern)})" if col.pattern else "false"
         allowed = f"NOT {_is_in('c', col.allowed)}" if col.allowed else "false"
-        needs, malformed, not_allowed = con.execute(
-            f"SELECT coalesce(bool_or(c IS DISTINCT FROM v), false), "
+        # The distinct values stay in DuckDB; past FEW_MAX_VALUES the column is left out.
+        values, needs, malformed, not_allowed = con.execute(
+            f"SELECT count(*), coalesce(bool_or(c IS DISTINCT FROM v), false), "
             f"coalesce(list(DISTINCT c ORDER BY c) FILTER (WHERE {pattern}), []), "
             f"coalesce(list(DISTINCT c ORDER BY c) FILTER (WHERE {allowed}), []) "
-            f"FROM (SELECT v, {cleaned} AS c FROM (SELECT unnest($values) AS v))",
-            {"values": values},
+            f"FROM (SELECT v, {cleaned} AS c FROM "
+            f"(SELECT DISTINCT {_q(src)} AS v FROM {raw} LIMIT {FEW_MAX_VALUES + 1}))"
         ).fetchone()
-        if len(malformed) + len(not_allowed) <= FEW_MAX_FAILING:
+        if values <= FEW_MAX_VALUES and len(malformed) + len(not_allowed) <= FEW_MAX_FAILING:
             out[name] = _FewValues(bool(needs), tuple(malformed), tuple(not_allowed))
     return out
 

@@ -76,6 +76,10 @@ def test_checking_distinct_values_loads_what_checking_rows_loads(
     monkeypatch.setattr(loader, "FEW_MIN_ROWS", 0)
     monkeypatch.setattr(loader, "FEW_MAX_FAILING", 0)  # columns with failing values: per row
     assert _held(folder) == (held, reports)
+    monkeypatch.setattr(loader, "FEW_MAX_VALUES", 1)  # columns with 2+ values: per row
+    by_value.clear()
+    assert _held(folder) == (held, reports)
+    assert not any(by_value)
 
 
 # The cases about a text value (the checks the per-value path makes).
