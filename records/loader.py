@@ -15,7 +15,8 @@ the loaded people) finds the rows that break them; only when there are any does 
 those rows' raw records again. Rejected rows then move to `rejects` and the loader's own columns
 (`__cf_...`, a prefix refused in files) are dropped. The pass keeps file order (one table in FROM,
 no join, no window, code sets as comparisons rather than IN lists, which DuckDB plans as joins); a
-check on the row number makes sure and sorts only if it did not.
+check on the row number makes sure and sorts only if it did not. `people` loads first (the other
+tables link to it), then the others two at a time, each on its own connection.
 
 A rejected row gets one reason: the first of these that applies (columns in contract order):
 
@@ -40,6 +41,7 @@ import csv
 import os
 import re
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -694,6 +696,55 @@ def _load_table(
     return TableReport(name, source.path, read, loaded, rejected, reasons)
 
 
+# Tables loaded at once after `people`, each on its own connection to the database, the largest
+# file first: one table's single-threaded steps (planning, its small statements) overlap
+# another's parallel scans. At 1,000,000 people 16.9 s against 20.2 s one at a time, peak memory
+# 6.2 against 5.6 GB; at 30,000 people 0.64 against 0.85 s.
+TABLES_AT_ONCE = 2
+# Rejects in contract table order, then file order.
+_REJECTS_ORDER = (
+    "CASE table_name "
+    + " ".join(f"WHEN {_lit(name)} THEN {i}" for i, name in enumerate(TABLES))
+    + " END, row_number"
+)
+
+
+def _load_tables(
+    con: duckdb.DuckDBPyConnection, sources: list[_Source], extract_date: date,
+    progress: ProgressFn,
+) -> dict[str, TableReport]:  # fmt: skip
+    """Load `people` first (the other tables link to the loaded people), then the others
+    `TABLES_AT_ONCE` at a time. Reports come in contract order, as do the rejects (then by row);
+    a failing table raises its error, the first in contract order when several fail."""
+    people, rest = sources[0], sources[1:]
+    assert people.table.name == "people", "the contract lists people first"
+    reports = {people.table.name: _load_table(con, people, extract_date, progress)}
+
+    def on_cursor(source: _Source) -> TableReport:
+        own = con.cursor()
+        try:
+            return _load_table(own, source, extract_date, progress)
+        finally:
+            own.close()
+
+    biggest_first = sorted(rest, key=lambda s: -s.path.stat().st_size)
+    with ThreadPoolExecutor(TABLES_AT_ONCE, thread_name_prefix="load") as pool:
+        futures = {s.table.name: pool.submit(on_cursor, s) for s in biggest_first}
+        try:
+            for source in rest:
+                reports[source.table.name] = futures[source.table.name].result()
+        except BaseException:
+            for future in futures.values():
+                future.cancel()
+            raise
+    if any(r.rejected for r in reports.values()):  # appended as each table finished
+        con.execute(
+            f"CREATE OR REPLACE TABLE {REJECTS_TABLE} AS FROM {REJECTS_TABLE} "
+            f"ORDER BY {_REJECTS_ORDER}"
+        )
+    return reports
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -766,9 +817,7 @@ def load_extract(
         f"CREATE OR REPLACE TABLE {REJECTS_TABLE} (table_name VARCHAR, row_number BIGINT, "
         "reason VARCHAR, record VARCHAR)"
     )
-    reports: dict[str, TableReport] = {}
-    for source in sources:  # people first: the other tables link to the loaded people
-        reports[source.table.name] = _load_table(con, source, manifest.extract_date, progress)
+    reports = _load_tables(con, sources, manifest.extract_date, progress)
     con.execute(
         # unnest in the select list: a fifth of the time of a lateral join WITH ORDINALITY
         f"CREATE OR REPLACE TABLE {DIAGNOSES_TABLE} AS SELECT spell_id, person_id, "
@@ -786,11 +835,8 @@ def write_rejects(extract: Extract, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "rejects.csv"
-    order = "CASE table_name " + " ".join(
-        f"WHEN {_lit(name)} THEN {i}" for i, name in enumerate(TABLES)
-    )
     extract.con.execute(
         f'COPY (SELECT table_name AS "table", row_number, reason, record FROM {REJECTS_TABLE} '
-        f"ORDER BY {order} END, row_number) TO {_lit(str(out))} (FORMAT csv, HEADER true)"
+        f"ORDER BY {_REJECTS_ORDER}) TO {_lit(str(out))} (FORMAT csv, HEADER true)"
     )
     return out

@@ -277,3 +277,21 @@ def test_load_into_a_given_connection_and_report_progress(tmp_path: Path) -> Non
         if calls[i][0] == calls[i + 1][0]
     )
     assert (("people", 1.0) in calls) and (("caseloads", 1.0) in calls)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_rejects_are_held_in_contract_table_order_then_row_order(tmp_path: Path, fmt: str) -> None:
+    # Tables after people load two at a time and append their rejects as they finish.
+    rows = valid_rows()
+    added = [
+        ("caseloads", add_row(rows, "caseloads", person_id="P999")),
+        ("gp_events", add_row(rows, "gp_events", person_id="P999")),
+        ("prescriptions", add_row(rows, "prescriptions", person_id="P999")),
+        ("gp_events", add_row(rows, "gp_events", person_id="P998")),
+        ("people", add_row(rows, "people", person_id="P100", sex="X")),
+    ]
+    loaded = load_extract(write_extract(tmp_path, rows, fmt=fmt))
+    held = loaded.con.execute("SELECT table_name, row_number FROM rejects").fetchall()
+    order = list(TABLES)
+    assert held == sorted(added, key=lambda r: (order.index(r[0]), r[1]))
+    assert list(loaded.reports) == order

@@ -228,3 +228,13 @@ def test_csv_problem_names_the_line_a_strict_read_refuses_and_passes_a_real_u_ff
     assert csv_problem(source) is None  # valid UTF-8: the column rules judge the value
     _append_bytes(path, b"P001,2024-01-01,38341003,1\xff\n")
     assert csv_problem(source) == "line 5: not UTF-8"
+
+
+def test_of_several_unreadable_tables_the_first_in_contract_order_is_named(tmp_path: Path) -> None:
+    # Tables after people load two at a time, the largest file first; the error is still the
+    # one a table-by-table load would meet first.
+    write_extract(tmp_path)
+    _append_bytes(tmp_path / "caseloads.csv", b"P001\n")
+    _append_bytes(tmp_path / "gp_events.csv", b"P001,2024-01-01\n")
+    _append_bytes(tmp_path / "caseloads.csv", b"x" * 100_000 + b"\n")  # the larger file
+    assert _load_error(tmp_path).startswith("gp_events.csv: unreadable file (line 4")
