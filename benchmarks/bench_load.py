@@ -5,13 +5,13 @@
 
 Make a big extract first, e.g. `uv run casefinder synth --people 200000 --out /tmp/ex200k`.
 Per-table times come from the loader's progress callback (from the table's first report to its
-last); the loader loads the tables after `people` two at a time, so they overlap, and the total
-is the load's wall time. The bare read is what DuckDB itself takes to materialise each file, in the same run, on
-the same files and settings: `CREATE TABLE t AS SELECT * FROM read_parquet(...)` (for CSV,
-`read_csv` of every column as text, as the loader reads it); `x bare` is the loader's time over
-it (target: within 3 times). The bare read goes one file at a time: two at a time it gained
-nothing (1,000,000 people: 6.4 and 6.8 s against 6.3 and 6.5 s). Files are read once first so neither side pays for a cold disk.
-Peak RSS is the process's high-water mark (Python, Arrow and DuckDB together).
+last); the loader loads the tables after `people` two at a time, so they overlap, and the total is
+the load's wall time. The bare read is what DuckDB itself takes to materialise each file, in the
+same run, on the same files and settings: `CREATE TABLE t AS SELECT * FROM read_parquet(...)` (for
+CSV, `read_csv` of every column as text, as the loader reads it); `x bare` is the loader's time over
+it (target: within 3 times). The bare read goes one file at a time: two at a time it gained nothing
+(1,000,000 people: 6.4 and 6.8 s against 6.3 and 6.5 s). Files are read once first so neither side
+pays for a cold disk. Peak RSS is the process's high-water mark (Python, Arrow and DuckDB together).
 """
 
 from __future__ import annotations
