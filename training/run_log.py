@@ -218,7 +218,7 @@ def log_run(
             )
         with timer.step("metrics"):
             # After the model: MLflow links metrics logged then to the run's model. Logged
-            # before, `log_model` reads each one back to link it (0.2 s for ~70 metrics).
+            # before, `log_model` reads each one back to link it (0.2 s for ~120 metrics).
             mlflow.log_metrics(metrics_of(record))
         version = str(logged.registered_model_version)
         cache_trained_model(settings, version, run_id, record.model)
