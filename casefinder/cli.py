@@ -118,10 +118,10 @@ def run() -> NoReturn:
 
     Once a command has finished, Python's own shutdown frees every module and object one by
     one: 1.8 s after `train` (some 3,700 modules with MLflow's), 1.1 s after `models`, on the
-    2-core machine, for nothing, as the process ends anyway. So, as Python would, wait for
-    non-daemon threads and run the exit handlers (MLflow's, logging's flush), flush stdout
-    and stderr, then end the process with the command's exit status. An exception other than
-    the command's exit takes Python's ordinary path."""
+    2-core machine, for nothing, as the process ends anyway. So, as Python would, stop thread
+    pools and wait for non-daemon threads, run the exit handlers (MLflow's, logging's flush),
+    flush stdout and stderr, then end the process with the command's exit status. An exception
+    other than the command's exit takes Python's ordinary path."""
     try:
         app()
     except SystemExit as exc:
@@ -131,9 +131,10 @@ def run() -> NoReturn:
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # what `sys.exit("message")` prints
         code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What Python's shutdown does first: run threading's exit hooks, which tell idle thread
+    # pools' workers (MLflow keeps one) to stop, then join every non-daemon thread. Joining
+    # those workers before their hook runs waits forever.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError):  # a reader that went away (`| head`)

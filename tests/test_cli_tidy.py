@@ -214,15 +214,18 @@ def test_help_keeps_every_bracketed_settings_section() -> None:
 
 FAST_EXIT_SCRIPT = """
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from casefinder import cli
 
 out = Path(sys.argv[1])
+POOL = ThreadPoolExecutor(1)  # kept, as MLflow keeps one: its idle worker must not hold the exit
 def late_thread():
     time.sleep(0.3)
     (out / "thread").write_text("joined")
 def command():
     atexit.register(lambda: (out / "atexit").write_text("ran"))
+    POOL.submit(time.sleep, 0.1)
     threading.Thread(target=late_thread).start()
     print("printed, not yet flushed", end="")
     raise SystemExit(sys.argv[2] if not sys.argv[2].isdigit() else int(sys.argv[2]))
@@ -236,7 +239,8 @@ def test_the_command_ends_its_process_as_python_would_but_without_teardown(
     tmp_path: Path, exit_with: str, status: int
 ) -> None:
     """`casefinder.cli.run` skips the interpreter's teardown, so it must do what that would:
-    wait for a non-daemon thread, run exit handlers, flush output, keep the exit status."""
+    stop an idle thread pool, wait for a non-daemon thread, run exit handlers, flush output,
+    keep the exit status."""
     done = subprocess.run(
         [sys.executable, "-c", FAST_EXIT_SCRIPT, str(tmp_path), exit_with],
         capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1],
