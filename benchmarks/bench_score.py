@@ -126,7 +126,7 @@ def full(args: argparse.Namespace) -> float:
     counts = result.meta["counts"]
     print(f"\nscoring run {result.run_id}: {counts['in_extract']:,} people in the extract, "
           f"{counts['eligible']:,} eligible, {counts['listed']:,} listed")  # fmt: skip
-    print("phases (from progress reports):")
+    print("phases (from progress reports; the tables after people load two at a time, so overlap):")
     timer.report()
     print(f"  {'score_month total':<34} {scored:8.1f} s")
     for name, seconds in export_times.items():
