@@ -381,7 +381,7 @@ def _load_sql(
 # pattern, code set) made once per distinct value rather than once per row: at 1,000,000 people
 # the BNF pattern alone cost 2 s of the 61.5 million prescription rows, the distinct values
 # (39) 0.2 s. The tables loaded are the same either way (`tests/test_loader_few_values.py`).
-FEW_MIN_ROWS = 2_000_000  # smaller files: per-row checks cost about what the first pass would
+FEW_MIN_ROWS = 2_000_000  # in smaller files the per-value queries cost about what they save
 FEW_SAMPLE_ROWS = 100_000  # the first rows, whose distinct values decide which columns qualify
 FEW_SAMPLE_SHARE = 0.01  # qualify: distinct values in the sample at most this share of it
 FEW_MAX_VALUES = 10_000  # and at most this many in the whole file
