@@ -173,19 +173,30 @@ def feature_table(frame: pd.DataFrame, *, some_columns: bool = False) -> pd.Data
     complete, floats with NaN where values are missing, ids as text. These are the types pandas
     reads from a Parquet file of the query's columns (an INTEGER column with a NULL anywhere in
     the file reads as float64), so a table Spark writes reads as this one. `some_columns`:
-    `frame` holds the ids and only some of the features (the others are not looked for)."""
+    `frame` holds the ids and only some of the features (the others are not looked for).
+
+    Columns already of their type are left as they are (an Arrow result converted by pandas
+    mostly is); when more than a few must change, the frame is rebuilt with one block per type,
+    so later filters and stacks do not walk 110+ one-column blocks."""
+    retyped: dict[str, pd.Series] = {}
     for f in FEATURES:
         if some_columns and f.name not in frame.columns:
             continue
         column = frame[f.name]
-        if f.kind in _INT_KINDS and not column.isna().any():
-            frame[f.name] = column.astype("int32")
-        else:
-            frame[f.name] = column.astype("float64")
-    frame["person_id"] = frame["person_id"].astype(str)
-    frame["neighbourhood"] = frame["neighbourhood"].astype(str)
-    frame["gp_practice_code"] = frame["gp_practice_code"].astype(str)
+        kind = "int32" if f.kind in _INT_KINDS and not column.isna().any() else "float64"
+        if column.dtype != kind:
+            retyped[f.name] = column.astype(kind)
+    for name in _TEXT_IDS:
+        retyped[name] = frame[name].astype(str)
+    if len(retyped) > _FEW_RETYPED:
+        return pd.DataFrame({c: retyped.get(c, frame[c]) for c in frame.columns}, index=frame.index)
+    for name, column in retyped.items():
+        frame[name] = column
     return frame
+
+
+_TEXT_IDS = ("person_id", "neighbourhood", "gp_practice_code")
+_FEW_RETYPED = 8
 
 
 def feature_query(extract: Extract, index_date: date, sample: PersonSample | None = None) -> str:

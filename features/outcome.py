@@ -14,6 +14,7 @@ from functools import reduce
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 
 from config.progress import ProgressFn, no_progress
 from config.settings import OutcomeSettings
@@ -237,18 +238,20 @@ def build_panel(
     progress = progress or no_progress
     dates = panel_dates(extract, index_dates, definition)
 
-    def one(on: Extract, day: date) -> pd.DataFrame:
-        sql = panel_query(on, day, definition, include_opted_out=include_opted_out, sample=sample)
-        return feature_table(on.frame(sql))
+    def sql(on: Extract, day: date) -> str:
+        return panel_query(on, day, definition, include_opted_out=include_opted_out, sample=sample)
 
     progress("panel", 0.0)
     if extract.engine != "duckdb" or len(dates) == 1:
         parts = []
         for i, day in enumerate(dates):
-            parts.append(one(extract, day))
+            parts.append(feature_table(extract.frame(sql(extract, day))))
             progress("panel", (i + 1) / len(dates))
         return pd.concat(parts, ignore_index=True)
-    return pd.concat(_dates_concurrently(extract, dates, one, progress), ignore_index=True)
+    # Stacked as Arrow and typed once: 8 dates of 110+ columns through pandas' concat cost
+    # 0.5 s of Python while `train` imports on another thread, against 0.05 s.
+    stacked = pa.concat_tables(_dates_concurrently(extract, dates, sql, progress))
+    return feature_table(stacked.to_pandas())
 
 
 def build_panel_df(
@@ -284,16 +287,16 @@ PANEL_DATES_AT_ONCE = 2
 def _dates_concurrently(
     extract: Extract,
     dates: list[date],
-    one: Callable[[Extract, date], pd.DataFrame],
+    sql: Callable[[Extract, date], str],
     progress: ProgressFn,
-) -> list[pd.DataFrame]:
-    """`one(extract, day)` for every date, `PANEL_DATES_AT_ONCE` at a time, each on its own
-    connection to the extract's database; the results in date order."""
+) -> list[pa.Table]:
+    """The result of `sql(extract, day)` for every date, `PANEL_DATES_AT_ONCE` at a time, each
+    on its own connection to the extract's database; the results in date order."""
     codelists.register(extract)  # once, before the threads read them
 
-    def on_cursor(day: date) -> pd.DataFrame:
+    def on_cursor(day: date) -> pa.Table:
         with extract.cursor() as own:
-            return one(own, day)
+            return own.arrow(sql(own, day))
 
     with ThreadPoolExecutor(PANEL_DATES_AT_ONCE, thread_name_prefix="panel") as pool:
         futures = [pool.submit(on_cursor, day) for day in dates]

@@ -53,6 +53,7 @@ from config.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:  # settings import the contract from this package
     import pandas as pd
+    import pyarrow as pa
 
     from config.settings import Settings
 from records.contract import BOOL_FALSE, BOOL_TRUE, TABLES, Column, Table
@@ -121,7 +122,11 @@ class Extract:
 
     def frame(self, sql: str) -> pd.DataFrame:
         """The result of `sql` (the subset of `records.dialect`) as a pandas frame."""
-        return self.con.sql(sql).to_arrow_table().to_pandas()
+        return self.arrow(sql).to_pandas()
+
+    def arrow(self, sql: str) -> pa.Table:
+        """The result of `sql` (the subset of `records.dialect`) as an Arrow table."""
+        return self.con.sql(sql).to_arrow_table()
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of `sql` (a small result: counts, names)."""

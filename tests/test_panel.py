@@ -17,6 +17,7 @@ from features import (
     build_features,
     build_outcome,
     build_panel,
+    feature_table,
     index_dates,
 )
 
@@ -61,6 +62,20 @@ def test_panel_stacks_features_and_outcome_per_date(extract) -> None:
     assert panel["outcome"].between(0, 1).all() and panel["outcome"].sum() > 0
     everyone = build_panel(extract, dates[:1], include_opted_out=True)
     assert everyone["data_opt_out"].sum() > 0
+
+
+def test_feature_table_types_any_input_the_same_way(extract) -> None:
+    """Typed features come back as they are; the same features as floats and ids as objects
+    (a frame from elsewhere) come back typed the same way, columns in the same order."""
+    typed = build_features(extract, date(2025, 7, 1))
+    ints = [f.name for f in FEATURES if typed[f.name].dtype == "int32"]
+    assert ints and len(ints) < len(FEATURES)  # both kinds are exercised
+    pd.testing.assert_frame_equal(feature_table(typed.copy()), typed)
+    loose = typed.astype({f.name: "float64" for f in FEATURES} | {"person_id": object})
+    pd.testing.assert_frame_equal(feature_table(loose), typed)
+    one_missing = typed.astype({ints[0]: "float64"})
+    one_missing.loc[0, ints[0]] = None
+    assert feature_table(one_missing)[ints[0]].dtype == "float64"
 
 
 def test_panel_refuses_dates_whose_outcome_is_not_observed(extract) -> None:
