@@ -248,8 +248,8 @@ def build_panel(
             parts.append(feature_table(extract.frame(sql(extract, day))))
             progress("panel", (i + 1) / len(dates))
         return pd.concat(parts, ignore_index=True)
-    # Stacked as Arrow and typed once: 8 dates of 110+ columns through pandas' concat cost
-    # 0.5 s of Python while `train` imports on another thread, against 0.05 s.
+    # Stacked as Arrow and typed once. In `train`, beside its import thread, pandas' concat of
+    # 8 typed frames of 117 one-column blocks took 0.47 s; this takes 0.2-0.3 s.
     stacked = pa.concat_tables(_dates_concurrently(extract, dates, sql, progress))
     return feature_table(stacked.to_pandas())
 
