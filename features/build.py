@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from records.spark import SparkExtract
 
 ID_COLUMNS = ("person_id", "index_date", "neighbourhood", "gp_practice_code")
+_TEXT_IDS = tuple(c for c in ID_COLUMNS if c != "index_date")
 _INT_KINDS = ("count", "flag", "code")
+# `feature_table` sets up to this many retyped columns in place (the text ids and a few more);
+# past it, rebuilding the frame in one block per type is cheaper than 110+ single-column blocks.
+_FEW_RETYPED = 8
 
 
 class _Dates(dict):
@@ -193,10 +197,6 @@ def feature_table(frame: pd.DataFrame, *, some_columns: bool = False) -> pd.Data
     for name, column in retyped.items():
         frame[name] = column
     return frame
-
-
-_TEXT_IDS = ("person_id", "neighbourhood", "gp_practice_code")
-_FEW_RETYPED = 8
 
 
 def feature_query(extract: Extract, index_date: date, sample: PersonSample | None = None) -> str:
